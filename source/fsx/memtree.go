@@ -176,6 +176,9 @@ func (t *MemTree) Open(name string) (fs.File, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
+	if ra, ok := rc.(io.ReaderAt); ok {
+		return &memFileAt{memFile{n: n, rc: rc}, ra}, nil
+	}
 	return &memFile{n: n, rc: rc}, nil
 }
 
@@ -232,13 +235,13 @@ func (f *memFile) Stat() (fs.FileInfo, error) { return memInfo{f.n}, nil }
 func (f *memFile) Read(p []byte) (int, error) { return f.rc.Read(p) }
 func (f *memFile) Close() error               { return f.rc.Close() }
 
-// ReadAt passes through when the kept content supports random access.
-func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
-	if ra, ok := f.rc.(io.ReaderAt); ok {
-		return ra.ReadAt(p, off)
-	}
-	return 0, &fs.PathError{Op: "readat", Path: f.n.Name, Err: fs.ErrInvalid}
+// memFileAt is a memFile whose kept content supports random access (ELF and zip readers want it).
+type memFileAt struct {
+	memFile
+	ra io.ReaderAt
 }
+
+func (f *memFileAt) ReadAt(p []byte, off int64) (int, error) { return f.ra.ReadAt(p, off) }
 
 type memDir struct {
 	t    *MemTree
