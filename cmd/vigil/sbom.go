@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-sec/vigil/inventory"
 	"github.com/vigil-sec/vigil/inventory/extractors"
 	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/report/sbom"
 	"github.com/vigil-sec/vigil/source"
 	"github.com/vigil-sec/vigil/source/sources"
 )
@@ -121,7 +122,12 @@ TARGET is KIND:REF or a local path whose kind is detected from its content. Kind
 }
 
 func writeSBOM(w io.Writer, format string, invs []*model.Inventory) error {
+	tool := sbom.Tool{Name: "vigil", Version: version}
 	switch format {
+	case "cyclonedx-json", "cyclonedx":
+		return sbom.WriteCycloneDX(w, invs, tool)
+	case "spdx-json", "spdx":
+		return sbom.WriteSPDX(w, invs, tool)
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -1,0 +1,125 @@
+package sbom
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/vigil-sec/vigil/model"
+)
+
+func sampleInventory() *model.Inventory {
+	return &model.Inventory{
+		Source: model.SourceInfo{Kind: "oci-archive", Name: "bookworm.tar", Digest: "sha256:aa"},
+		OS:     &model.OS{Family: "debian", VersionID: "12", Ecosystem: "Debian:12"},
+		Packages: []model.Package{
+			{Name: "libssl3", Version: "3.0.11-1~deb12u2", Ecosystem: "Debian:12", Arch: "amd64",
+				PURL:       "pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12",
+				SourceName: "openssl", SourceVersion: "3.0.11-1~deb12u2", Locations: []string{"/var/lib/dpkg/status"},
+				LayerDigest: "sha256:bb", Extractor: "dpkg"},
+			{Name: "lodash", Version: "4.17.15", Ecosystem: "npm", PURL: "pkg:npm/lodash@4.17.15",
+				Locations: []string{"/app/package-lock.json"}, Extractor: "npm-lockfile", Dev: true},
+			{Name: "org.apache.logging.log4j:log4j-core", Version: "2.14.1", Ecosystem: "Maven",
+				PURL: "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1", Locations: []string{"/app/app.jar!/BOOT-INF/lib/log4j-core-2.14.1.jar"}, Extractor: "java-archive"},
+		},
+	}
+}
+
+func TestCycloneDXRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	inv := sampleInventory()
+	if err := WriteCycloneDX(&buf, []*model.Inventory{inv}, Tool{"vigil", "test"}); err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if raw["specVersion"] != "1.6" || raw["bomFormat"] != "CycloneDX" {
+		t.Fatalf("not a CycloneDX 1.6 document: %v %v", raw["bomFormat"], raw["specVersion"])
+	}
+	back, err := ReadCycloneDX(&buf, "x.cdx.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSamePackages(t, inv, back, true)
+	if back.OS == nil || back.OS.Ecosystem != "Debian:12" {
+		t.Fatalf("OS lost: %+v", back.OS)
+	}
+}
+
+func TestSPDXRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	inv := sampleInventory()
+	if err := WriteSPDX(&buf, []*model.Inventory{inv}, Tool{"vigil", "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"spdxVersion": "SPDX-2.3"`) {
+		t.Fatalf("not SPDX 2.3: %.200s", buf.String())
+	}
+	back, err := ReadSPDX(&buf, "x.spdx.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSamePackages(t, inv, back, false)
+}
+
+func assertSamePackages(t *testing.T, want, got *model.Inventory, withDev bool) {
+	t.Helper()
+	if len(got.Packages) != len(want.Packages) {
+		t.Fatalf("got %d packages, want %d: %+v", len(got.Packages), len(want.Packages), got.Packages)
+	}
+	for i, w := range want.Packages {
+		g := got.Packages[i]
+		if g.Name != w.Name || g.Version != w.Version || g.Ecosystem != w.Ecosystem || g.PURL != w.PURL ||
+			g.SourceName != w.SourceName || g.SourceVersion != w.SourceVersion || g.LayerDigest != w.LayerDigest ||
+			strings.Join(g.Locations, ",") != strings.Join(w.Locations, ",") || (withDev && g.Dev != w.Dev) {
+			t.Errorf("package %d:\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+}
+
+// Foreign SBOMs (syft's, say) carry only PURLs; the ecosystem and source package come from them.
+func TestForeignCycloneDXUsesPURL(t *testing.T) {
+	doc := `{"bomFormat":"CycloneDX","specVersion":"1.5","version":1,"components":[
+	 {"type":"library","name":"libssl3","version":"3.0.11-1~deb12u2","purl":"pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&upstream=openssl&distro=debian-12"},
+	 {"type":"library","name":"requests","version":"2.28.1","purl":"pkg:pypi/requests@2.28.1"},
+	 {"type":"library","group":"org.apache.logging.log4j","name":"log4j-core","version":"2.14.1","purl":"pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"},
+	 {"type":"library","name":"musl","version":"1.2.4-r2","purl":"pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.18.4"},
+	 {"type":"library","name":"mystery","version":"1"}]}`
+	inv, err := ReadCycloneDX(strings.NewReader(doc), "syft.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"libssl3": "Debian:12", "requests": "PyPI", "org.apache.logging.log4j:log4j-core": "Maven", "musl": "Alpine:v3.18"}
+	if len(inv.Packages) != len(want) {
+		t.Fatalf("got %d packages: %+v", len(inv.Packages), inv.Packages)
+	}
+	for _, p := range inv.Packages {
+		if want[p.Name] != p.Ecosystem {
+			t.Errorf("%s: ecosystem %q, want %q", p.Name, p.Ecosystem, want[p.Name])
+		}
+		if p.Name == "libssl3" && (p.SourceName != "openssl" || p.SourceVersion != "3.0.11-1~deb12u2") {
+			t.Errorf("libssl3 source = %s %s", p.SourceName, p.SourceVersion)
+		}
+	}
+	if len(inv.Warnings) != 1 {
+		t.Errorf("the component without a purl must be reported, got warnings %v", inv.Warnings)
+	}
+}
+
+func FuzzReadCycloneDX(f *testing.F) {
+	f.Add(`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"type":"library","name":"a","version":"1","purl":"pkg:npm/a@1"}]}`)
+	f.Add(`{"components":[{"type":"container","components":[{"name":"x","version":"1","purl":"pkg:deb/debian/x@1?distro=bookworm"}]}]}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		_, _ = ReadCycloneDX(strings.NewReader(doc), "fuzz")
+	})
+}
+
+func FuzzReadSPDX(f *testing.F) {
+	f.Add(`{"spdxVersion":"SPDX-2.3","packages":[{"name":"a","versionInfo":"1","externalRefs":[{"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl","referenceLocator":"pkg:npm/a@1"}]}]}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		_, _ = ReadSPDX(strings.NewReader(doc), "fuzz")
+	})
+}
