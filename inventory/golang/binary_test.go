@@ -104,7 +104,7 @@ func TestRequired(t *testing.T) {
 
 func TestExtractNotGo(t *testing.T) {
 	fsys := fstest.MapFS{
-		"usr/bin/script": {Data: []byte("#!/bin/sh\necho hi\n" + strings.Repeat("#", 300<<10)), Mode: 0o755},
+		"usr/bin/script":  {Data: []byte("#!/bin/sh\necho hi\n" + strings.Repeat("#", 300<<10)), Mode: 0o755},
 		"usr/bin/fakeelf": {Data: append([]byte("\x7fELF\x02\x01\x01"), make([]byte, 300<<10)...), Mode: 0o755},
 	}
 	for name := range fsys {
