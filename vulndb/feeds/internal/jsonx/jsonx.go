@@ -118,6 +118,33 @@ func Array(dec *json.Decoder, fn func() error) error {
 	return Expect(dec, ']')
 }
 
+// ArrayOrEmpty is Array, except that null and "" (what YAML-to-JSON converters make of an empty
+// list) are accepted as an empty array.
+func ArrayOrEmpty(dec *json.Decoder, fn func() error) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return eof(err)
+	}
+	switch t := tok.(type) {
+	case nil:
+		return nil
+	case string:
+		if t == "" {
+			return nil
+		}
+	case json.Delim:
+		if t == '[' {
+			for dec.More() {
+				if err := fn(); err != nil {
+					return err
+				}
+			}
+			return Expect(dec, ']')
+		}
+	}
+	return fmt.Errorf("expected an array, found %v", describe(tok))
+}
+
 // Skip consumes one value token by token, so skipping a huge value costs no memory.
 func Skip(dec *json.Decoder) error {
 	depth := 0
