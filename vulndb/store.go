@@ -1,0 +1,349 @@
+// Package vulndb is Vigil's vulnerability database: a standalone SQLite file (pure-Go
+// modernc.org/sqlite, WAL) holding advisories and enrichments per source, versioned so that every
+// import says which advisories it added, changed, withdrew or removed, plus an in-memory index for
+// package lookups.
+//
+// Consistency model (why a failed update never hurts): every source is imported inside ONE SQLite
+// transaction that replaces that source's rows. Readers keep seeing the previous committed state
+// until the commit (WAL snapshot isolation); a failed, cancelled or killed import rolls back (SQLite
+// recovers the WAL on the next open), so the previous data stays fully usable. Whole-database
+// switches (bundle Import) write a new file beside the live one, verify it, and rename it over the
+// live path.
+package vulndb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// SchemaVersion is the layout of the tables below. A database with another value is refused.
+const SchemaVersion = 1
+
+// Tables are prefixed "vdb_" so the schema can live inside the server's own database.
+const schema = `
+CREATE TABLE IF NOT EXISTS vdb_meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vdb_sources (
+	name          TEXT PRIMARY KEY,
+	url           TEXT NOT NULL DEFAULT '',
+	etag          TEXT NOT NULL DEFAULT '',
+	last_modified TEXT NOT NULL DEFAULT '',
+	last_attempt  INTEGER NOT NULL DEFAULT 0,
+	last_success  INTEGER NOT NULL DEFAULT 0,
+	last_change   INTEGER NOT NULL DEFAULT 0,
+	advisories    INTEGER NOT NULL DEFAULT 0,
+	enrichments   INTEGER NOT NULL DEFAULT 0,
+	skipped       INTEGER NOT NULL DEFAULT 0,
+	last_error    TEXT NOT NULL DEFAULT '',
+	version       INTEGER NOT NULL DEFAULT 0
+);
+-- One row per (source, record ID): the fields every affected entry of a record shares.
+-- summary holds what lookups need (aliases, summary, CWEs, dates), body the long texts.
+CREATE TABLE IF NOT EXISTS vdb_records (
+	rowid     INTEGER PRIMARY KEY,
+	source    TEXT NOT NULL,
+	id        TEXT NOT NULL,
+	vuln_id   TEXT NOT NULL,
+	withdrawn INTEGER NOT NULL DEFAULT 0,
+	hash      BLOB NOT NULL,
+	summary   BLOB NOT NULL,
+	body      BLOB NOT NULL,
+	UNIQUE (source, id)
+);
+-- One row per affected package of a record; hash covers the entry and its record.
+CREATE TABLE IF NOT EXISTS vdb_advisories (
+	rowid     INTEGER PRIMARY KEY,
+	record    INTEGER NOT NULL,
+	source    TEXT NOT NULL,
+	ecosystem TEXT NOT NULL,
+	package   TEXT NOT NULL,
+	name_key  TEXT NOT NULL,
+	seq       INTEGER NOT NULL,
+	hash      BLOB NOT NULL,
+	body      BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vdb_advisories_source ON vdb_advisories (source);
+CREATE INDEX IF NOT EXISTS vdb_advisories_record ON vdb_advisories (record);
+CREATE INDEX IF NOT EXISTS vdb_advisories_pkg ON vdb_advisories (ecosystem, name_key);
+-- Every ID a record answers to: its own, its vulnerability ID, its aliases.
+CREATE TABLE IF NOT EXISTS vdb_ids (
+	id     TEXT NOT NULL,
+	record INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vdb_ids_id ON vdb_ids (id);
+CREATE INDEX IF NOT EXISTS vdb_ids_record ON vdb_ids (record);
+CREATE TABLE IF NOT EXISTS vdb_enrichments (
+	source TEXT NOT NULL,
+	id     TEXT NOT NULL,
+	hash   BLOB NOT NULL,
+	body   BLOB NOT NULL,
+	PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS vdb_enrichments_id ON vdb_enrichments (id);
+CREATE TABLE IF NOT EXISTS vdb_changes (
+	version   INTEGER NOT NULL,
+	kind      TEXT NOT NULL,
+	source    TEXT NOT NULL,
+	id        TEXT NOT NULL,
+	vuln_id   TEXT NOT NULL,
+	ecosystem TEXT NOT NULL,
+	package   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vdb_changes_version ON vdb_changes (version);
+`
+
+// DB is an open vulnerability database. It is safe for concurrent use.
+type DB struct {
+	path string
+	own  bool // the *sql.DB was opened here and is closed by Close
+
+	mu sync.RWMutex // write-held while the handle is swapped (bundle Import)
+	db *sql.DB
+
+	writeMu sync.Mutex // one import at a time per process
+
+	idxMu sync.Mutex
+	idx   *index // nil until the first Lookup after open or after a change
+
+	// Now is the clock (tests replace it).
+	Now func() time.Time
+}
+
+// Open opens (creating if needed) the database file at path.
+func Open(ctx context.Context, path string) (*DB, error) {
+	sdb, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	d, err := New(ctx, sdb)
+	if err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("vulndb: %s: %w", path, err)
+	}
+	d.path, d.own = path, true
+	return d, nil
+}
+
+func openFile(path string) (*sql.DB, error) {
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	sdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("vulndb: open %s: %w", path, err)
+	}
+	return sdb, nil
+}
+
+// New uses an already open SQLite handle (the server's own database): the vdb_ tables are created
+// there. The caller keeps ownership of sdb.
+func New(ctx context.Context, sdb *sql.DB) (*DB, error) {
+	if _, err := sdb.ExecContext(ctx, schema); err != nil {
+		return nil, fmt.Errorf("vulndb: create schema: %w", err)
+	}
+	var v string
+	err := sdb.QueryRowContext(ctx, `SELECT value FROM vdb_meta WHERE key='schema'`).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := sdb.ExecContext(ctx, `INSERT INTO vdb_meta(key,value) VALUES('schema',?),('version','0')`, fmt.Sprint(SchemaVersion)); err != nil {
+			return nil, fmt.Errorf("vulndb: init meta: %w", err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("vulndb: read meta: %w", err)
+	case v != fmt.Sprint(SchemaVersion):
+		return nil, fmt.Errorf("vulndb: schema version %s, this build reads %d", v, SchemaVersion)
+	}
+	return &DB{db: sdb, Now: time.Now}, nil
+}
+
+// Close closes the database (only the handle Open made).
+func (d *DB) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.idx = nil
+	if d.own && d.db != nil {
+		err := d.db.Close()
+		d.db = nil
+		return err
+	}
+	return nil
+}
+
+// Path is the database file ("" when embedded through New).
+func (d *DB) Path() string { return d.path }
+
+// handle returns the current *sql.DB under the read lock; release must be called after use.
+func (d *DB) handle() (*sql.DB, func(), error) {
+	d.mu.RLock()
+	if d.db == nil {
+		d.mu.RUnlock()
+		return nil, nil, errors.New("vulndb: database is closed")
+	}
+	return d.db, d.mu.RUnlock, nil
+}
+
+// Version numbers the database state: every import that changes something increments it.
+type Version int64
+
+// Version returns the current version.
+func (d *DB) Version(ctx context.Context) (Version, error) {
+	db, release, err := d.handle()
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	return readVersion(ctx, db)
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func readVersion(ctx context.Context, q queryer) (Version, error) {
+	var v int64
+	if err := q.QueryRowContext(ctx, `SELECT CAST(value AS INTEGER) FROM vdb_meta WHERE key='version'`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("vulndb: read version: %w", err)
+	}
+	return Version(v), nil
+}
+
+// Change kinds.
+const (
+	ChangeAdded      = "added"
+	ChangeChanged    = "changed"
+	ChangeWithdrawn  = "withdrawn"
+	ChangeRemoved    = "removed"    // the source no longer lists the advisory
+	ChangeEnrichment = "enrichment" // an enrichment of VulnID was added, changed or removed
+)
+
+// AdvisoryKey names one advisory (one affected package of one record of one source). For
+// ChangeEnrichment, Ecosystem and Package are empty and Source is the enrichment's source.
+type AdvisoryKey struct {
+	Source    string `json:"source"`
+	ID        string `json:"id"`
+	VulnID    string `json:"vulnId"`
+	Ecosystem string `json:"ecosystem,omitempty"`
+	Package   string `json:"package,omitempty"`
+}
+
+// Change is one entry of the change log.
+type Change struct {
+	Version Version `json:"version"`
+	Kind    string  `json:"kind"`
+	AdvisoryKey
+}
+
+// Changes returns every change made after version since (oldest first) and the current version;
+// the server re-evaluates only resources holding the (Ecosystem, Package) pairs listed, and rescores
+// findings of the VulnIDs of enrichment changes.
+func (d *DB) Changes(ctx context.Context, since Version) ([]Change, Version, error) {
+	db, release, err := d.handle()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer release()
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, fmt.Errorf("vulndb: changes: %w", err)
+	}
+	defer tx.Rollback()
+	cur, err := readVersion(ctx, tx)
+	if err != nil {
+		return nil, 0, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT version, kind, source, id, vuln_id, ecosystem, package FROM vdb_changes WHERE version > ? ORDER BY version, rowid`, int64(since))
+	if err != nil {
+		return nil, 0, fmt.Errorf("vulndb: changes: %w", err)
+	}
+	defer rows.Close()
+	var out []Change
+	for rows.Next() {
+		var c Change
+		if err := rows.Scan(&c.Version, &c.Kind, &c.Source, &c.ID, &c.VulnID, &c.Ecosystem, &c.Package); err != nil {
+			return nil, 0, fmt.Errorf("vulndb: changes: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("vulndb: changes: %w", err)
+	}
+	return out, cur, nil
+}
+
+// PruneChanges drops change-log entries at or below version upTo (once every consumer has seen them).
+func (d *DB) PruneChanges(ctx context.Context, upTo Version) error {
+	db, release, err := d.handle()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if _, err := db.ExecContext(ctx, `DELETE FROM vdb_changes WHERE version <= ?`, int64(upTo)); err != nil {
+		return fmt.Errorf("vulndb: prune changes: %w", err)
+	}
+	return nil
+}
+
+// VulnID picks the vulnerability ID of a record: the CVE among its own ID and its aliases (OSV
+// aliases + upstream) when there is exactly one, else the record's own ID. Two CVEs mean the record
+// is not about one CVE (a distro errata fixing several), so its own ID is the honest name.
+func VulnID(id string, aliases []string) string {
+	cve := ""
+	n := 0
+	for _, s := range append([]string{id}, aliases...) {
+		if strings.HasPrefix(s, "CVE-") && s != cve {
+			cve = s
+			n++
+		}
+	}
+	if n == 1 {
+		return cve
+	}
+	return id
+}
+
+// NormalizeName returns the key a package name is indexed under in its ecosystem, as OSV compares
+// names: PyPI per PEP 503 (lower case, runs of "-_." become "-"); everything else as written (Go
+// module paths, npm and Maven names are case-sensitive).
+func NormalizeName(ecosystem, name string) string {
+	if ecosystem == "PyPI" {
+		var b strings.Builder
+		b.Grow(len(name))
+		inSep := false
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			if c == '-' || c == '_' || c == '.' {
+				if !inSep {
+					b.WriteByte('-')
+				}
+				inSep = true
+				continue
+			}
+			inSep = false
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b.WriteByte(c)
+		}
+		return b.String()
+	}
+	return name
+}
+
+// FileSize reports the size of the database file plus its WAL.
+func (d *DB) FileSize() int64 {
+	var n int64
+	for _, p := range []string{d.path, d.path + "-wal"} {
+		if st, err := os.Stat(p); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
+}
