@@ -1,0 +1,179 @@
+package version
+
+import (
+	"strconv"
+	"strings"
+)
+
+// semverScheme implements Semantic Versioning 2.0.0 precedence, used by npm,
+// crates.io, Go modules, Bitnami, Hex and Pub advisories: MAJOR.MINOR.PATCH
+// compared numerically, a pre-release sorts before its release, pre-release
+// identifiers compare numerically when all digits and by ASCII otherwise
+// (numeric < alphanumeric; a longer list wins on a common prefix), build
+// metadata is ignored. Go's "+incompatible" is build metadata and Go
+// pseudo-versions (v0.0.0-20191109021931-daa7c04131f5) are pre-releases, so
+// both order correctly with no special case.
+//
+// Like node-semver, Parse accepts surrounding whitespace and a leading "v" or
+// "=" prefix, optionally followed by spaces ("v1.2.3", "= 1.2.3", " v 1.2.3"):
+// like its loose mode, any run of "v", "=" and spaces is skipped.
+//
+// Parse rejects: empty input, input over MaxLen bytes, control characters,
+// fewer or more than three core numbers ("1.2", "1.2.3.4"), leading zeros in a
+// core number or a numeric pre-release identifier ("01.2.3", "1.2.3-01"), core
+// numbers above 2^64-1, empty identifiers ("1.2.3-", "1.2.3-a..b", "1.2.3+"),
+// and characters outside [0-9A-Za-z-] in identifiers.
+type semverScheme struct{}
+
+func (semverScheme) Name() string { return "semver" }
+
+// SemVersion is a parsed semantic version.
+type SemVersion struct {
+	orig                string
+	major, minor, patch uint64
+	pre                 []string // dot-separated pre-release identifiers
+	build               string
+}
+
+func (semverScheme) Parse(s string) (Version, error) {
+	if err := checkCommon("semver", s); err != nil {
+		return nil, err
+	}
+	t := strings.TrimSpace(s)
+	for t != "" && (t[0] == 'v' || t[0] == '=' || t[0] == ' ') {
+		t = t[1:]
+	}
+	v := &SemVersion{orig: s}
+	core := t
+	if i := strings.IndexByte(core, '+'); i >= 0 {
+		core, v.build = core[:i], core[i+1:]
+		if !validIdents(v.build, false) {
+			return nil, parseErr("semver", s, "invalid build metadata")
+		}
+	}
+	if i := strings.IndexByte(core, '-'); i >= 0 {
+		pre := core[i+1:]
+		core = core[:i]
+		if !validIdents(pre, true) {
+			return nil, parseErr("semver", s, "invalid pre-release")
+		}
+		v.pre = strings.Split(pre, ".")
+	}
+	parts := strings.Split(core, ".")
+	if len(parts) != 3 {
+		return nil, parseErr("semver", s, "want MAJOR.MINOR.PATCH")
+	}
+	nums := [3]*uint64{&v.major, &v.minor, &v.patch}
+	for k, p := range parts {
+		if !allDigits(p) {
+			return nil, parseErr("semver", s, "version core is not numeric")
+		}
+		if len(p) > 1 && p[0] == '0' {
+			return nil, parseErr("semver", s, "leading zero in version core")
+		}
+		n, err := strconv.ParseUint(p, 10, 64)
+		if err != nil {
+			return nil, parseErr("semver", s, "version core number out of range")
+		}
+		*nums[k] = n
+	}
+	return v, nil
+}
+
+// validIdents checks dot-separated identifiers of [0-9A-Za-z-]; numeric
+// pre-release identifiers must not have leading zeros.
+func validIdents(s string, pre bool) bool {
+	if s == "" {
+		return false
+	}
+	for _, id := range strings.Split(s, ".") {
+		if id == "" {
+			return false
+		}
+		for i := 0; i < len(id); i++ {
+			if c := id[i]; !isDigit(c) && !isAlpha(c) && c != '-' {
+				return false
+			}
+		}
+		if pre && len(id) > 1 && id[0] == '0' && allDigits(id) {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *SemVersion) String() string     { return v.orig }
+func (v *SemVersion) schemeName() string { return "semver" }
+
+// Prerelease returns the pre-release part without the leading '-'.
+func (v *SemVersion) Prerelease() string { return strings.Join(v.pre, ".") }
+
+func (v *SemVersion) Compare(other Version) int {
+	o, ok := other.(*SemVersion)
+	if !ok {
+		return crossCompare("semver", v, other)
+	}
+	if c := cmpInt(v.major, o.major); c != 0 {
+		return c
+	}
+	if c := cmpInt(v.minor, o.minor); c != 0 {
+		return c
+	}
+	if c := cmpInt(v.patch, o.patch); c != 0 {
+		return c
+	}
+	return comparePrerelease(v.pre, o.pre, false)
+}
+
+// comparePrerelease orders SemVer pre-release identifier lists; no list sorts
+// after any list. With fold, alphanumeric identifiers compare
+// case-insensitively (NuGet).
+func comparePrerelease(a, b []string, fold bool) int {
+	switch {
+	case len(a) == 0 && len(b) == 0:
+		return 0
+	case len(a) == 0:
+		return 1
+	case len(b) == 0:
+		return -1
+	}
+	for i := 0; i < len(a) && i < len(b); i++ {
+		x, y := a[i], b[i]
+		xn, yn := allDigits(x), allDigits(y)
+		var c int
+		switch {
+		case xn && yn:
+			c = cmpDigits(x, y)
+		case xn:
+			c = -1
+		case yn:
+			c = 1
+		case fold:
+			c = compareFold(x, y)
+		default:
+			c = strings.Compare(x, y)
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return cmpInt(len(a), len(b))
+}
+
+// compareFold compares ASCII strings ignoring case, without allocating.
+func compareFold(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		x, y := lowerASCII(a[i]), lowerASCII(b[i])
+		if x != y {
+			return cmpInt(x, y)
+		}
+	}
+	return cmpInt(len(a), len(b))
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
