@@ -1,0 +1,249 @@
+// Package disk reads VM disk snapshots ("disk:PATH") without mounting them and without root: raw
+// images (sparse or not) with an MBR or GPT partition table or a bare file system, and qcow2 images.
+// ext2/3/4 and xfs volumes are read with go-ext4-filesystem and go-xfs-filesystem, wrapped as
+// fsx.Trees so that links resolve inside the volume. The root file system is found on its own: the
+// first volume holding etc/os-release (or usr/lib/os-release).
+package disk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	extlog "github.com/masahiro331/go-ext4-filesystem/log"
+	xfslog "github.com/masahiro331/go-xfs-filesystem/log"
+	"go.uber.org/zap"
+
+	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/source"
+	"github.com/vigil-sec/vigil/source/disk/partition"
+	"github.com/vigil-sec/vigil/source/disk/qcow2"
+	"github.com/vigil-sec/vigil/source/fsx"
+)
+
+// Opener opens disk images.
+type Opener struct{}
+
+// Kind implements source.Opener.
+func (Opener) Kind() string { return "disk" }
+
+// Detect implements source.Opener: a regular file that starts like a qcow2 image, a partition table
+// or an ext or xfs file system.
+func (Opener) Detect(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	var b [1536]byte
+	n, _ := io.ReadFull(f, b[:])
+	return sniff(b[:n]) != ""
+}
+
+// sniff names what the first bytes of a file look like, or "".
+func sniff(b []byte) string {
+	switch {
+	case len(b) >= 4 && string(b[:4]) == qcow2.Magic:
+		return "qcow2"
+	case len(b) >= 4 && string(b[:4]) == "XFSB":
+		return "xfs"
+	case len(b) >= 520 && string(b[512:520]) == "EFI PART":
+		return "gpt"
+	case len(b) >= 1082 && b[1080] == 0x53 && b[1081] == 0xEF:
+		return "ext"
+	case len(b) >= 512 && b[510] == 0x55 && b[511] == 0xAA:
+		return "mbr"
+	}
+	return ""
+}
+
+// Open implements source.Opener.
+func (Opener) Open(ctx context.Context, ref string, opts source.Options) ([]*source.Target, error) {
+	t, err := Open(ctx, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	return []*source.Target{t}, nil
+}
+
+var quietLibs sync.Once
+
+// silence stops the libraries' debug logging to stderr: libraries never print.
+func silence() {
+	quietLibs.Do(func() {
+		nop := zap.NewNop().Sugar()
+		extlog.SetLogger(nop)
+		xfslog.SetLogger(nop)
+	})
+}
+
+// Volume is a file system found on a disk.
+type Volume struct {
+	Partition  string // "p1 (GPT 'root')", or "whole disk"
+	Filesystem string // ext2, ext3, ext4, xfs
+	FS         *fsx.FS
+}
+
+// Open opens the disk image at path and returns a target over its root file system.
+func Open(ctx context.Context, path string, opts source.Options) (*source.Target, error) {
+	silence()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", abs)
+	}
+	vols, problems, err := Volumes(ctx, f, fi.Size(), abs, opts.OnProgress)
+	if err != nil {
+		return nil, err
+	}
+	root := pickRoot(vols)
+	if root == nil {
+		if len(problems) > 0 {
+			return nil, fmt.Errorf("%s: no readable file system: %w", abs, errors.Join(problems...))
+		}
+		return nil, fmt.Errorf("%s: no ext2/3/4 or xfs file system found", abs)
+	}
+	ok = true
+	info := model.SourceInfo{Kind: "disk", Name: abs, Partition: root.Partition, Filesystem: root.Filesystem}
+	return source.NewTarget(info, root.FS, f.Close), nil
+}
+
+// pickRoot returns the first volume with an os-release file, else the first volume.
+func pickRoot(vols []Volume) *Volume {
+	for i, v := range vols {
+		for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
+			if fi, err := v.FS.Stat(p); err == nil && fi.Mode().IsRegular() {
+				return &vols[i]
+			}
+		}
+	}
+	if len(vols) > 0 {
+		return &vols[0]
+	}
+	return nil
+}
+
+// Volumes opens every ext or xfs file system on the disk in r (size bytes, named name in errors):
+// those of each partition, or the bare disk when it has no partition table. Problems with single
+// partitions (unknown content, a corrupt superblock, a partition past the end of the disk) are
+// returned in problems; err is set only when the disk itself cannot be read.
+func Volumes(ctx context.Context, r io.ReaderAt, size int64, name string, progress func(source.Progress)) (vols []Volume, problems []error, err error) {
+	var head [4]byte
+	if _, err := r.ReadAt(head[:], 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if string(head[:]) == qcow2.Magic {
+		img, err := qcow2.Open(r, size)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		r, size = img, img.Size()
+	}
+	// A bare file system first: its own magic rules out a partition table at the same place.
+	var first [1536]byte
+	n, _ := r.ReadAt(first[:], 0)
+	kind := sniff(first[:n])
+	scheme, parts, err := partition.Read(r, size)
+	switch {
+	case kind == "ext" || kind == "xfs" || errors.Is(err, partition.ErrNoTable):
+		v, err := openVolume(r, size, name, "whole disk")
+		if err != nil {
+			return nil, []error{err}, nil
+		}
+		return []Volume{*v}, nil, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("%s: %s partition table: %w", name, scheme, err)
+	}
+	for _, p := range parts {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if progress != nil {
+			progress(source.Progress{Stage: "disk", Item: p.Label(), Total: -1})
+		}
+		if p.Start < 0 || p.End() > size || p.End() < p.Start {
+			problems = append(problems, fmt.Errorf("%s %s: partition (bytes %d to %d) lies past the end of the %d-byte disk",
+				name, p.Label(), p.Start, p.End(), size))
+			continue
+		}
+		v, err := openVolume(io.NewSectionReader(r, p.Start, p.Size), p.Size, name, p.Label())
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		vols = append(vols, *v)
+	}
+	return vols, problems, nil
+}
+
+// openVolume opens the ext or xfs file system in r, turning library panics into errors.
+func openVolume(r io.ReaderAt, size int64, disk, part string) (v *Volume, err error) {
+	what := disk + " " + part
+	defer func() {
+		if p := recover(); p != nil {
+			v, err = nil, fmt.Errorf("%s: corrupt file system (library panic: %v)", what, p)
+		}
+	}()
+	var head [1536]byte
+	n, _ := r.ReadAt(head[:], 0)
+	switch sniff(head[:n]) {
+	case "ext":
+		b, sb, err := newExt4(r, size)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		vol := newVolume(b, what+" "+sb.kind())
+		if _, err := vol.Lstat("."); err != nil {
+			return nil, err
+		}
+		return &Volume{Partition: part, Filesystem: sb.kind(), FS: fsx.New(vol)}, nil
+	case "xfs":
+		b, err := newXFS(r, size)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		vol := newVolume(b, what+" xfs")
+		if _, err := vol.Lstat("."); err != nil {
+			return nil, err
+		}
+		return &Volume{Partition: part, Filesystem: "xfs", FS: fsx.New(vol)}, nil
+	}
+	return nil, fmt.Errorf("%s: no ext2/3/4 or xfs file system (%s)", what, describe(head[:n]))
+}
+
+func describe(b []byte) string {
+	if len(b) == 0 {
+		return "empty"
+	}
+	for _, c := range b {
+		if c != 0 {
+			return "unknown content"
+		}
+	}
+	return "all zeros"
+}
+
+var _ source.Opener = Opener{}

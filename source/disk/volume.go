@@ -1,0 +1,331 @@
+package disk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-sec/vigil/source/fsx"
+)
+
+// backend is what volume needs from a file-system library. Names are io/fs names ("." is the root).
+// Calls are serialised by volume: both libraries move one shared seek offset while they read.
+type backend interface {
+	rootInfo() (fs.FileInfo, error)
+	readDir(dir string) ([]fs.DirEntry, error)
+	open(name string) (fs.File, error)
+	readLink(name string, fi fs.FileInfo) (string, error)
+}
+
+// maxCachedEntries bounds the directory cache: a listing holds each entry's inode, so a volume with
+// millions of files would otherwise keep them all. When full, the cache starts over.
+const maxCachedEntries = 1 << 18
+
+// volume is an fsx.Tree over a file-system library. The libraries look every path up from the root
+// and re-read each directory on the way, so volume caches listings per directory: a walk then reads
+// each directory once, and Lstat of a name is a map lookup in its parent's listing.
+type volume struct {
+	b    backend
+	what string // "PATH p1 (GPT 'root') ext4", for errors
+
+	mu      sync.Mutex
+	dirs    map[string]*listing
+	entries int
+	root    fs.FileInfo
+}
+
+type listing struct {
+	sorted []fs.DirEntry
+	byName map[string]fs.DirEntry
+}
+
+var _ fsx.Tree = (*volume)(nil)
+
+func newVolume(b backend, what string) *volume {
+	return &volume{b: b, what: what, dirs: map[string]*listing{}}
+}
+
+// guard runs a library call, turning a panic (the libraries index slices with on-disk values) into
+// an error that names the volume.
+func (v *volume) guard(op, name string, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%s: corrupt file system (library panic: %v)", v.what, r)}
+		}
+	}()
+	return f()
+}
+
+func (v *volume) list(dir string) (*listing, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.listLocked(dir)
+}
+
+func (v *volume) listLocked(dir string) (*listing, error) {
+	if l, ok := v.dirs[dir]; ok {
+		return l, nil
+	}
+	// Check the parent first: it tells a missing directory from a file, which the libraries conflate,
+	// and fills the cache along the path.
+	if dir != "." {
+		parent, base := path.Split(dir)
+		pl, err := v.listLocked(cleanDir(parent))
+		if err != nil {
+			return nil, err
+		}
+		e, ok := pl.byName[base]
+		if !ok {
+			return nil, &fs.PathError{Op: "readdir", Path: dir, Err: fs.ErrNotExist}
+		}
+		if !e.IsDir() {
+			return nil, &fs.PathError{Op: "readdir", Path: dir, Err: errors.New("not a directory")}
+		}
+	}
+	var ents []fs.DirEntry
+	err := v.guard("readdir", dir, func() error {
+		var err error
+		ents, err = v.b.readDir(dir)
+		return err
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "readdir", Path: dir, Err: fmt.Errorf("%s: %w", v.what, unwrapPathErr(err))}
+	}
+	l := &listing{byName: make(map[string]fs.DirEntry, len(ents))}
+	for _, e := range ents {
+		n := e.Name()
+		if n == "" || n == "." || n == ".." || strings.Contains(n, "/") {
+			continue // a corrupt entry would make an invalid io/fs name
+		}
+		if _, dup := l.byName[n]; dup {
+			continue
+		}
+		l.byName[n] = e
+		l.sorted = append(l.sorted, e)
+	}
+	slices.SortFunc(l.sorted, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	if v.entries+len(l.sorted) > maxCachedEntries {
+		clear(v.dirs)
+		v.entries = 0
+	}
+	v.dirs[dir] = l
+	v.entries += len(l.sorted)
+	return l, nil
+}
+
+func cleanDir(d string) string {
+	d = strings.TrimSuffix(d, "/")
+	if d == "" {
+		return "."
+	}
+	return d
+}
+
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func (v *volume) entry(name string) (fs.DirEntry, error) {
+	parent, base := path.Split(name)
+	l, err := v.list(cleanDir(parent))
+	if err != nil {
+		return nil, err
+	}
+	e, ok := l.byName[base]
+	if !ok {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: fs.ErrNotExist}
+	}
+	return e, nil
+}
+
+// Lstat implements fsx.Tree.
+func (v *volume) Lstat(name string) (fs.FileInfo, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: fs.ErrInvalid}
+	}
+	if name == "." {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.root == nil {
+			var fi fs.FileInfo
+			if err := v.guard("lstat", ".", func() error {
+				var err error
+				fi, err = v.b.rootInfo()
+				return err
+			}); err != nil {
+				return nil, &fs.PathError{Op: "lstat", Path: ".", Err: fmt.Errorf("%s: root directory: %w", v.what, unwrapPathErr(err))}
+			}
+			if !fi.IsDir() {
+				return nil, &fs.PathError{Op: "lstat", Path: ".", Err: fmt.Errorf("%s: root inode is not a directory", v.what)}
+			}
+			v.root = renamed{fi, "."}
+		}
+		return v.root, nil
+	}
+	e, err := v.entry(name)
+	if err != nil {
+		return nil, err
+	}
+	var fi fs.FileInfo
+	err = v.guard("lstat", name, func() error {
+		var err error
+		fi, err = e.Info()
+		return err
+	})
+	return fi, err
+}
+
+// ReadLink implements fsx.Tree.
+func (v *volume) ReadLink(name string) (string, error) {
+	fi, err := v.Lstat(name)
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode()&fs.ModeSymlink == 0 {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: errors.New("not a symbolic link")}
+	}
+	var target string
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	err = v.guard("readlink", name, func() error {
+		var err error
+		target, err = v.b.readLink(name, fi)
+		return err
+	})
+	if err != nil {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: fmt.Errorf("%s: %w", v.what, unwrapPathErr(err))}
+	}
+	return target, nil
+}
+
+// ReadDir implements fsx.Tree.
+func (v *volume) ReadDir(name string) ([]fs.DirEntry, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrInvalid}
+	}
+	l, err := v.list(name)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(l.sorted), nil
+}
+
+// Open implements fsx.Tree: directories and regular files only.
+func (v *volume) Open(name string) (fs.File, error) {
+	fi, err := v.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case fi.IsDir():
+		l, err := v.list(name)
+		if err != nil {
+			return nil, err
+		}
+		return &dirFile{info: fi, ents: l.sorted}, nil
+	case !fi.Mode().IsRegular():
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var f fs.File
+	err = v.guard("open", name, func() error {
+		var err error
+		f, err = v.b.open(name)
+		return err
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%s: %w", v.what, unwrapPathErr(err))}
+	}
+	return &file{v: v, f: f, name: name, info: fi}, nil
+}
+
+// file serialises reads through the volume's lock and turns library panics into errors.
+type file struct {
+	v    *volume
+	f    fs.File
+	name string
+	info fs.FileInfo
+	err  error
+}
+
+func (f *file) Stat() (fs.FileInfo, error) { return f.info, nil }
+func (f *file) Close() error               { return nil }
+
+func (f *file) Read(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	f.v.mu.Lock()
+	defer f.v.mu.Unlock()
+	var n int
+	err := f.v.guard("read", f.name, func() error {
+		var err error
+		// Fill p from several library reads: each returns at most one block.
+		for n < len(p) && err == nil {
+			var m int
+			m, err = f.f.Read(p[n:])
+			n += m
+			if m == 0 && err == nil {
+				break
+			}
+		}
+		if n > 0 && err == io.EOF {
+			f.err, err = io.EOF, nil
+		}
+		return err
+	})
+	if err != nil && err != io.EOF {
+		err = &fs.PathError{Op: "read", Path: f.name, Err: fmt.Errorf("%s: %w", f.v.what, unwrapPathErr(err))}
+		f.err = err
+	}
+	return n, err
+}
+
+// dirFile is an open directory.
+type dirFile struct {
+	info fs.FileInfo
+	ents []fs.DirEntry
+	off  int
+}
+
+func (d *dirFile) Stat() (fs.FileInfo, error) { return d.info, nil }
+func (d *dirFile) Close() error               { return nil }
+func (d *dirFile) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: d.info.Name(), Err: errors.New("is a directory")}
+}
+
+func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
+	rest := d.ents[d.off:]
+	if n <= 0 {
+		d.off = len(d.ents)
+		return slices.Clone(rest), nil
+	}
+	if len(rest) == 0 {
+		return nil, io.EOF
+	}
+	if n > len(rest) {
+		n = len(rest)
+	}
+	d.off += n
+	return slices.Clone(rest[:n]), nil
+}
+
+// renamed gives the root directory the name "." whatever the library calls it.
+type renamed struct {
+	fs.FileInfo
+	name string
+}
+
+func (r renamed) Name() string       { return r.name }
+func (r renamed) ModTime() time.Time { return r.FileInfo.ModTime() }
