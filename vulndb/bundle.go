@@ -217,7 +217,9 @@ func (d *DB) Import(ctx context.Context, path string) (BundleManifest, error) {
 	if err := verifyFile(ctx, tmpName); err != nil {
 		return m, fmt.Errorf("vulndb: import %s: %w", path, err)
 	}
-	if err := d.swap(ctx, tmpName); err != nil {
+	err = d.swap(ctx, tmpName)
+	d.invalidate() // after swap released d.mu: loadIndex takes idxMu before d.mu
+	if err != nil {
 		return m, err
 	}
 	return m, nil
@@ -287,9 +289,6 @@ func (d *DB) swap(ctx context.Context, newPath string) error {
 	if err := reopen(); err != nil {
 		return fmt.Errorf("vulndb: import: reopen: %w", err)
 	}
-	d.idxMu.Lock()
-	d.idx = nil
-	d.idxMu.Unlock()
 	if renameErr != nil {
 		return fmt.Errorf("vulndb: import: %w", renameErr)
 	}
