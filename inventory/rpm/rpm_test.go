@@ -110,7 +110,11 @@ func TestReadPackageErrors(t *testing.T) {
 		"int past the end":  corrupt(func(b []byte) []byte { binary.BigEndian.PutUint32(b[8+3*16+8:], uint32(len(b)-8-8*16-2)); return b }),
 		"string not string": corrupt(func(b []byte) []byte { binary.BigEndian.PutUint32(b[8+4:], typeInt32); return b }),
 		"no name":           buildHeader([]tagVal{{TagVersion, "1"}, {TagRelease, "1"}}),
-		"unterminated":      corrupt(func(b []byte) []byte { b = b[:len(b)-1]; binary.BigEndian.PutUint32(b[4:], binary.BigEndian.Uint32(b[4:])-1); return b }),
+		"unterminated": corrupt(func(b []byte) []byte {
+			b = b[:len(b)-1]
+			binary.BigEndian.PutUint32(b[4:], binary.BigEndian.Uint32(b[4:])-1)
+			return b
+		}),
 	}
 	for name, blob := range tests {
 		if _, err := ReadPackage(blob); !errors.Is(err, ErrBadHeader) {
@@ -292,7 +296,7 @@ func writeNDB(blobs [][]byte) []byte {
 	le := binary.LittleEndian
 	out := make([]byte, ndbPageSize)
 	copy(out, "RpmP")
-	le.PutUint32(out[12:], 1)                     // slot pages
+	le.PutUint32(out[12:], 1)                    // slot pages
 	le.PutUint32(out[16:], uint32(len(blobs)+1)) // next package index
 	for o := ndbHeaderSize; o < ndbPageSize; o += ndbSlotSize {
 		copy(out[o:], "Slot")
