@@ -203,7 +203,8 @@ func (l *limitReader) Read(p []byte) (int, error) {
 }
 
 func (b *Builder) applyTar(ctx context.Context, r io.Reader, s Stream) error {
-	tr := tar.NewReader(r)
+	tail := &tailReader{r: r}
+	tr := tar.NewReader(tail)
 	var touched map[string]struct{}
 	if s.Whiteouts {
 		touched = map[string]struct{}{}
@@ -216,6 +217,11 @@ func (b *Builder) applyTar(ctx context.Context, r io.Reader, s Stream) error {
 		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			// archive/tar takes a stream that stops at an entry boundary for a complete one; a real
+			// end has a zero block.
+			if tail.eof && !tail.zeroBlock() {
+				return fmt.Errorf("%s: after entry %d: %w (no end-of-archive marker)", s.Label, i, io.ErrUnexpectedEOF)
+			}
 			return nil
 		}
 		if err != nil {
@@ -225,6 +231,43 @@ func (b *Builder) applyTar(ctx context.Context, r io.Reader, s Stream) error {
 			return err
 		}
 	}
+}
+
+// tailReader remembers the last block read and whether the source ended.
+type tailReader struct {
+	r    io.Reader
+	last [512]byte
+	n    int
+	eof  bool
+}
+
+func (t *tailReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n >= len(t.last) {
+		copy(t.last[:], p[n-len(t.last):n])
+		t.n = len(t.last)
+	} else if n > 0 {
+		keep := min(t.n, len(t.last)-n)
+		copy(t.last[:keep], t.last[t.n-keep:t.n])
+		copy(t.last[keep:], p[:n])
+		t.n = keep + n
+	}
+	if err == io.EOF {
+		t.eof = true
+	}
+	return n, err
+}
+
+func (t *tailReader) zeroBlock() bool {
+	if t.n < len(t.last) {
+		return t.n == 0
+	}
+	for _, c := range t.last {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func truncated(err error) error {
