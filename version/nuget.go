@@ -32,7 +32,7 @@ func (nugetScheme) Parse(s string) (Version, error) {
 	t := strings.TrimSpace(s)
 	v := &NuGetVersion{orig: s}
 	if i := strings.IndexByte(t, '+'); i >= 0 {
-		if !validIdents(t[i+1:], false) {
+		if !validIdents(t[i+1:]) {
 			return nil, parseErr("nuget", s, "invalid build metadata")
 		}
 		t = t[:i]
@@ -40,7 +40,7 @@ func (nugetScheme) Parse(s string) (Version, error) {
 	if i := strings.IndexByte(t, '-'); i >= 0 {
 		pre := t[i+1:]
 		t = t[:i]
-		if !validIdents(pre, false) {
+		if !validIdents(pre) {
 			return nil, parseErr("nuget", s, "invalid pre-release label")
 		}
 		v.pre = strings.Split(pre, ".")

@@ -18,11 +18,14 @@ import (
 // "=" prefix, optionally followed by spaces ("v1.2.3", "= 1.2.3", " v 1.2.3"):
 // like its loose mode, any run of "v", "=" and spaces is skipped.
 //
+// Leading zeros, which SemVer forbids, are accepted and ignored
+// ("2018.08.18" = "2018.8.18", "1.0.0-rc.01" = "1.0.0-rc.1"): Bitnami
+// advisories use date versions, and node-semver's loose mode reads them so.
+//
 // Parse rejects: empty input, input over MaxLen bytes, control characters,
-// fewer or more than three core numbers ("1.2", "1.2.3.4"), leading zeros in a
-// core number or a numeric pre-release identifier ("01.2.3", "1.2.3-01"), core
-// numbers above 2^64-1, empty identifiers ("1.2.3-", "1.2.3-a..b", "1.2.3+"),
-// and characters outside [0-9A-Za-z-] in identifiers.
+// fewer or more than three core numbers ("1.2", "1.2.3.4"), core numbers above
+// 2^64-1, empty identifiers ("1.2.3-", "1.2.3-a..b", "1.2.3+"), and characters
+// outside [0-9A-Za-z-] in identifiers ("1.2.3-a_b", "nightly.2026-03-10.0").
 type semverScheme struct{}
 
 func (semverScheme) Name() string { return "semver" }
@@ -47,14 +50,14 @@ func (semverScheme) Parse(s string) (Version, error) {
 	core := t
 	if i := strings.IndexByte(core, '+'); i >= 0 {
 		core, v.build = core[:i], core[i+1:]
-		if !validIdents(v.build, false) {
+		if !validIdents(v.build) {
 			return nil, parseErr("semver", s, "invalid build metadata")
 		}
 	}
 	if i := strings.IndexByte(core, '-'); i >= 0 {
 		pre := core[i+1:]
 		core = core[:i]
-		if !validIdents(pre, true) {
+		if !validIdents(pre) {
 			return nil, parseErr("semver", s, "invalid pre-release")
 		}
 		v.pre = strings.Split(pre, ".")
@@ -68,9 +71,6 @@ func (semverScheme) Parse(s string) (Version, error) {
 		if !allDigits(p) {
 			return nil, parseErr("semver", s, "version core is not numeric")
 		}
-		if len(p) > 1 && p[0] == '0' {
-			return nil, parseErr("semver", s, "leading zero in version core")
-		}
 		n, err := strconv.ParseUint(p, 10, 64)
 		if err != nil {
 			return nil, parseErr("semver", s, "version core number out of range")
@@ -80,9 +80,8 @@ func (semverScheme) Parse(s string) (Version, error) {
 	return v, nil
 }
 
-// validIdents checks dot-separated identifiers of [0-9A-Za-z-]; numeric
-// pre-release identifiers must not have leading zeros.
-func validIdents(s string, pre bool) bool {
+// validIdents checks dot-separated identifiers of [0-9A-Za-z-].
+func validIdents(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -94,9 +93,6 @@ func validIdents(s string, pre bool) bool {
 			if c := id[i]; !isDigit(c) && !isAlpha(c) && c != '-' {
 				return false
 			}
-		}
-		if pre && len(id) > 1 && id[0] == '0' && allDigits(id) {
-			return false
 		}
 	}
 	return true
