@@ -156,18 +156,17 @@ func (d *DB) buildIndex(ctx context.Context) (*index, error) {
 // Lookup returns the advisories (of every source, withdrawn ones excluded) for a package of an
 // ecosystem. OS packages are looked up by their SOURCE package name and release ecosystem
 // ("Debian:12", "openssl"). Details and References are left empty here (the index keeps only what
-// matching and listing need); Vulnerability() returns them. The returned slice is the caller's, but
-// the slices inside each Advisory are shared with the index and must not be modified.
+// matching and listing need); Vulnerability() returns them.
+//
+// The result is the index's own slice, READ-ONLY: callers must not modify its elements (its
+// capacity is clipped, so append copies). Copying it would cost more than the lookup itself: a
+// package like Go's stdlib has hundreds of advisories.
 func (d *DB) Lookup(ctx context.Context, ecosystem, name string) ([]model.Advisory, error) {
 	idx, err := d.loadIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
-	v := idx.byPkg[pkgKey(ecosystem, name)]
-	if len(v) == 0 {
-		return nil, nil
-	}
-	return slices.Clone(v), nil
+	return idx.byPkg[pkgKey(ecosystem, name)], nil
 }
 
 // IndexStats describes the in-memory index.

@@ -1,0 +1,88 @@
+package vulndb
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBundleRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	src := newDB(t)
+	importOSV(t, src, "osv/Go", fixture(t, "GO-2022-0969.json"))
+	importOSV(t, src, "osv/Maven", fixture(t, "GHSA-jfh8-c2jp-5v3q.json"))
+	bundle := filepath.Join(t.TempDir(), "vulndb.bundle")
+	m, err := src.Export(ctx, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Version != 2 || len(m.Sources) != 2 || len(m.SHA256) != 64 {
+		t.Fatalf("manifest = %+v", m)
+	}
+
+	// The target already has (other) data and a warm index.
+	dst := newDB(t)
+	importOSV(t, dst, "osv/PyPI", fixture(t, "PYSEC-2021-59.json"))
+	if advs, _ := dst.Lookup(ctx, "PyPI", "urllib3"); len(advs) != 1 {
+		t.Fatal("setup")
+	}
+	if _, err := dst.Import(ctx, bundle); err != nil {
+		t.Fatal(err)
+	}
+	if advs, _ := dst.Lookup(ctx, "Go", "stdlib"); len(advs) != 1 {
+		t.Error("bundle data not visible after import")
+	}
+	if advs, _ := dst.Lookup(ctx, "PyPI", "urllib3"); len(advs) != 0 {
+		t.Error("index still serves the replaced database")
+	}
+	if v, _ := dst.Version(ctx); v != 2 {
+		t.Errorf("version = %d", v)
+	}
+	// The swapped-in database is writable as usual.
+	importOSV(t, dst, "osv/PyPI", fixture(t, "PYSEC-2021-59.json"))
+	if advs, _ := dst.Lookup(ctx, "PyPI", "urllib3"); len(advs) != 1 {
+		t.Error("import after swap")
+	}
+}
+
+func TestBundleRejectsDamage(t *testing.T) {
+	ctx := context.Background()
+	src := newDB(t)
+	importOSV(t, src, "osv/Go", fixture(t, "GO-2022-0969.json"))
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "b")
+	if _, err := src.Export(ctx, bundle); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(bundle)
+
+	dst := newDB(t)
+	importOSV(t, dst, "osv/PyPI", fixture(t, "PYSEC-2021-59.json"))
+	cases := map[string][]byte{
+		"truncated": good[:len(good)/2],
+		"empty":     {},
+		"not gzip":  []byte("SQLite format 3\x00"),
+	}
+	// Flip a byte deep inside the compressed database: gzip's CRC or our SHA-256 must catch it.
+	flipped := append([]byte(nil), good...)
+	flipped[len(flipped)*2/3] ^= 0x55
+	cases["flipped"] = flipped
+	for name, data := range cases {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, data, 0o644)
+		if _, err := dst.Import(ctx, p); err == nil {
+			t.Errorf("%s bundle accepted", name)
+		}
+		if advs, _ := dst.Lookup(ctx, "PyPI", "urllib3"); len(advs) != 1 {
+			t.Fatalf("%s: current database damaged", name)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Dir(dst.Path()))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".vulndb-import") {
+			t.Errorf("temporary file left behind: %s", e.Name())
+		}
+	}
+}
