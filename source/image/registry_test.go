@@ -3,10 +3,10 @@ package image
 import (
 	"context"
 	"encoding/base64"
-	"io"
-	"log"
 	"fmt"
+	"io"
 	"io/fs"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
