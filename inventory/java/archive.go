@@ -5,9 +5,10 @@
 // Names are "groupId:artifactId" (OSV's Maven naming) and PURLs pkg:maven/groupId/artifactId@version.
 // Precision, best first: pom.properties (exact coordinates Maven wrote at build time); the manifest
 // with Implementation-Vendor-Id (groupId as maven-jar-plugin writes it, though some projects put an
-// organisation id there); the manifest or file name alone, which gives no groupId: such packages are
-// named by the bare artifactId, with a PURL without namespace, and cannot match OSV's Maven records
-// exactly.
+// organisation id there); a groupId from a short table of well-known Gradle-built families (Spring,
+// Kotlin, OkHttp), used only when the jar holds classes under that group's package; the manifest or
+// file name alone, which gives no groupId: such packages are named by the bare artifactId, with a PURL
+// without namespace, and cannot match OSV's Maven records exactly.
 package java
 
 import (
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"strings"
 
@@ -36,8 +38,9 @@ type Limits struct {
 	MaxEntries int
 	// MaxArchives bounds the archives opened for one file (overlapping entries make fan-out cheap).
 	MaxArchives int
-	// MaxNested is the largest compressed nested archive inflated into memory; stored (uncompressed)
-	// nested archives, the Spring Boot norm, are read in place and need no copy.
+	// MaxNested is the largest compressed nested archive inflated (into memory up to 16 MiB, else
+	// into a temporary file); stored (uncompressed) nested archives, the Spring Boot norm, are read
+	// in place and need no copy.
 	MaxNested int64
 	// MaxInflated bounds all bytes decompressed for one file.
 	MaxInflated int64
@@ -48,7 +51,7 @@ var DefaultLimits = Limits{
 	MaxDepth:    4,
 	MaxEntries:  500_000,
 	MaxArchives: 5_000,
-	MaxNested:   128 << 20,
+	MaxNested:   512 << 20,
 	MaxInflated: 1 << 30,
 }
 
@@ -129,7 +132,7 @@ func (a *Archive) Extract(ctx context.Context, in *inventory.Input) ([]model.Pac
 // locations and errors; nested archives are named "loc!/entry". Packages found before an error are
 // returned with it.
 func (a *Archive) Walk(ctx context.Context, ra io.ReaderAt, size int64, loc string) ([]model.Package, error) {
-	w := &walker{ctx: ctx, lim: a.lim, budget: a.lim.MaxInflated}
+	w := &walker{ctx: ctx, lim: a.lim, budget: a.lim.MaxInflated, rootSize: size}
 	w.walk(ra, size, loc, 0)
 	return w.pkgs, errors.Join(w.errs...)
 }
@@ -138,6 +141,7 @@ type walker struct {
 	ctx      context.Context
 	lim      Limits
 	budget   int64 // bytes that may still be inflated
+	rootSize int64
 	archives int
 	pkgs     []model.Package
 	errs     []error
@@ -211,7 +215,15 @@ func (w *walker) walk(ra io.ReaderAt, size int64, loc string, depth int) {
 			}
 			m = ParseManifest(b)
 		}
-		if p, ok := fromManifest(m, path.Base(loc)); ok {
+		hasPackage := func(dir string) bool {
+			for _, f := range zr.File {
+				if strings.HasPrefix(f.Name, dir) {
+					return true
+				}
+			}
+			return false
+		}
+		if p, ok := fromManifest(m, path.Base(loc), hasPackage); ok {
 			w.pkgs = append(w.pkgs, p.pkg(loc))
 		}
 	}
@@ -222,37 +234,88 @@ func (w *walker) walk(ra io.ReaderAt, size int64, loc string, depth int) {
 			w.fail(inner, fmt.Errorf("nested deeper than %d archives: not opened", w.lim.MaxDepth))
 			continue
 		}
-		r, n, err := w.nested(ra, f)
+		r, n, release, err := w.nested(ra, f)
 		if err != nil {
 			w.fail(inner, err)
 			continue
 		}
 		w.walk(r, n, inner, depth+1)
+		release()
 	}
 }
 
-// nested gives random access to a nested archive: in place when stored, else inflated into memory
-// within the limits.
-func (w *walker) nested(ra io.ReaderAt, f *zip.File) (io.ReaderAt, int64, error) {
+// nested gives random access to a nested archive: in place when stored; else inflated into memory
+// when small, or into a temporary file, within the limits. The returned func releases it.
+func (w *walker) nested(ra io.ReaderAt, f *zip.File) (io.ReaderAt, int64, func(), error) {
 	if f.Method == zip.Store && f.Flags&0x1 == 0 && f.CompressedSize64 == f.UncompressedSize64 {
 		off, err := f.DataOffset()
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		n := int64(f.CompressedSize64)
-		if n < 0 {
-			return nil, 0, errors.New("entry size overflows")
+		if n < 0 || off+n > w.sizeOf(ra) {
+			return nil, 0, nil, errors.New("entry extends past the end of its archive")
 		}
-		return io.NewSectionReader(ra, off, n), n, nil
+		return io.NewSectionReader(ra, off, n), n, func() {}, nil
 	}
 	if f.UncompressedSize64 > uint64(w.lim.MaxNested) {
-		return nil, 0, fmt.Errorf("compressed nested archive of %d bytes is over the %d-byte limit", f.UncompressedSize64, w.lim.MaxNested)
+		return nil, 0, nil, fmt.Errorf("compressed nested archive of %d bytes is over the %d-byte limit", f.UncompressedSize64, w.lim.MaxNested)
 	}
-	b, err := w.read(f, w.lim.MaxNested)
+	if f.UncompressedSize64 <= memNestedSize {
+		b, err := w.read(f, min(w.lim.MaxNested, memNestedSize))
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		return bytesReaderAt(b), int64(len(b)), func() {}, nil
+	}
+	return w.spool(f)
+}
+
+// memNestedSize is the largest nested archive inflated into memory; larger ones go to a temporary
+// file, so that memory stays small however deep the nesting.
+const memNestedSize = 16 << 20
+
+func (w *walker) spool(f *zip.File) (io.ReaderAt, int64, func(), error) {
+	if w.budget <= 0 {
+		return nil, 0, nil, fmt.Errorf("decompression budget of %d bytes exhausted (zip bomb?)", w.lim.MaxInflated)
+	}
+	rc, err := f.Open()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
-	return bytesReaderAt(b), int64(len(b)), nil
+	defer rc.Close()
+	tmp, err := os.CreateTemp("", "vigil-jar-*")
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("spool: %w", err)
+	}
+	os.Remove(tmp.Name()) // unlinked: the open file is all that remains, and closing frees it
+	release := func() { tmp.Close() }
+	lim := min(w.lim.MaxNested, w.budget)
+	n, err := io.Copy(tmp, io.LimitReader(rc, lim+1))
+	w.budget -= n
+	if err != nil {
+		release()
+		return nil, 0, nil, fmt.Errorf("spool: %w", err)
+	}
+	if n > lim {
+		release()
+		if lim < w.lim.MaxNested {
+			return nil, 0, nil, fmt.Errorf("decompression budget of %d bytes exhausted (zip bomb?)", w.lim.MaxInflated)
+		}
+		return nil, 0, nil, fmt.Errorf("nested archive inflates to more than %d bytes", w.lim.MaxNested)
+	}
+	return tmp, n, release, nil
+}
+
+// sizeOf returns the size of a reader the walker made (or was given), for bounds checks.
+func (w *walker) sizeOf(ra io.ReaderAt) int64 {
+	switch r := ra.(type) {
+	case *io.SectionReader:
+		return r.Size()
+	case bytesReaderAt:
+		return int64(len(r))
+	}
+	return w.rootSize
 }
 
 // read inflates a whole entry, bounded by max and by the walk's remaining budget.

@@ -173,6 +173,19 @@ func TestWalk(t *testing.T) {
 			want: []gav{{"com.fasterxml.jackson.core:x", "2.9.10", "pkg:maven/com.fasterxml.jackson.core/x@2.9.10", "/lib/x.jar"}},
 		},
 		{
+			name: "Gradle-built Spring jar: no pom.properties, groupId from the known families",
+			loc:  "/app/app.jar!/BOOT-INF/lib/spring-beans-5.3.17.jar",
+			zip: makeZip(t, manifest("Implementation-Title: spring-beans", "Implementation-Version: 5.3.17", "Automatic-Module-Name: spring.beans"),
+				entry{name: "org/springframework/beans/BeanWrapperImpl.class", data: []byte{0xca, 0xfe}}),
+			want: []gav{{"org.springframework:spring-beans", "5.3.17", "pkg:maven/org.springframework/spring-beans@5.3.17", "/app/app.jar!/BOOT-INF/lib/spring-beans-5.3.17.jar"}},
+		},
+		{
+			name: "known family name without the family's classes: no groupId guessed",
+			loc:  "/lib/spring-dance-1.0.jar",
+			zip:  makeZip(t, manifest(), entry{name: "com/example/dance/Dance.class", data: []byte{0xca, 0xfe}}),
+			want: []gav{{"spring-dance", "1.0", "pkg:maven/spring-dance@1.0", "/lib/spring-dance-1.0.jar"}},
+		},
+		{
 			name: "unversioned file and no metadata: nothing",
 			loc:  "/lib/handler.jar",
 			zip:  makeZip(t, manifest("Main-Class: Handler"), entry{name: "Handler.class", data: []byte{1}}),
@@ -254,6 +267,19 @@ func TestWalkLimits(t *testing.T) {
 		_, err := walkBytes(t, NewArchiveWithLimits(Limits{MaxDepth: 3, MaxEntries: 100, MaxArchives: 100, MaxNested: 1 << 20, MaxInflated: 64 << 20}), bomb, "/b.jar")
 		if err == nil || !strings.Contains(err.Error(), "/b.jar!/lib/bomb.jar: compressed nested archive of 16777216 bytes is over") {
 			t.Fatalf("error = %v", err)
+		}
+	})
+
+	t.Run("large deflated nested jar goes through a temporary file", func(t *testing.T) {
+		inner := makeZip(t, pomProps("org.apache.logging.log4j", "log4j-core", "2.14.1"), entry{name: "pad.bin", data: make([]byte, memNestedSize+1), store: true})
+		outer := makeZip(t, entry{name: "WEB-INF/lib/log4j-core-2.14.1.jar", data: inner})
+		pkgs, err := walkBytes(t, NewArchive(), outer, "/x.war")
+		if err != nil || len(pkgs) != 1 || pkgs[0].Locations[0] != "/x.war!/WEB-INF/lib/log4j-core-2.14.1.jar" {
+			t.Fatalf("pkgs=%v err=%v", pkgs, err)
+		}
+		_, err = walkBytes(t, NewArchiveWithLimits(Limits{MaxDepth: 3, MaxEntries: 100, MaxArchives: 100, MaxNested: 64 << 20, MaxInflated: memNestedSize}), outer, "/x.war")
+		if err == nil || !strings.Contains(err.Error(), "decompression budget") {
+			t.Fatalf("err = %v", err)
 		}
 	})
 

@@ -104,3 +104,21 @@ func compareSets(t *testing.T, what string, got, want map[string]bool) {
 	}
 	t.Logf("%s: %d expected, %d found", what, len(want), len(got))
 }
+
+// BenchmarkWalkFatJar walks the corpus's Spring-Boot-style fat jar (11 nested jars, 8 MiB).
+func BenchmarkWalkFatJar(b *testing.B) {
+	f, err := os.Open(filepath.Join(benchTargets(), "java", "app-fat.jar"))
+	if err != nil {
+		b.Skipf("no fat jar: %v", err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	a := NewArchive()
+	b.ReportAllocs()
+	for b.Loop() {
+		pkgs, err := a.Walk(context.Background(), f, fi.Size(), "/app-fat.jar")
+		if err != nil || len(pkgs) != 12 {
+			b.Fatalf("%d packages, %v", len(pkgs), err)
+		}
+	}
+}

@@ -22,7 +22,7 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add([]byte(" leading continuation\n:\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m := ParseManifest(b)
-		if p, ok := fromManifest(m, "log4j-api-2.14.1.jar"); ok && (p.ArtifactID == "" || p.Version == "") {
+		if p, ok := fromManifest(m, "log4j-api-2.14.1.jar", nil); ok && (p.ArtifactID == "" || p.Version == "") {
 			t.Fatalf("incomplete coordinates accepted: %+v", p)
 		}
 	})

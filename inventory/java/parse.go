@@ -117,8 +117,10 @@ func splitFileName(base string) (artifact, version string) {
 // versions like "31.1.0.jre" are not Maven versions, so the file name wins over them). The artifact is
 // the file name's, else Implementation-Title when it is a single token, else Bundle-SymbolicName. The
 // groupId is Implementation-Vendor-Id only (what maven-jar-plugin writes there); OSGi symbolic names
-// are not split into a guessed groupId, as that is wrong too often (com.google.guava:guava).
-func fromManifest(m Manifest, base string) (Properties, bool) {
+// are not split into a guessed groupId, as that is wrong too often (com.google.guava:guava). Failing
+// those, a few well-known Gradle-built families get their groupId from knownGroups, checked with
+// hasPackage (whether the archive holds entries under a directory); hasPackage may be nil.
+func fromManifest(m Manifest, base string, hasPackage func(dir string) bool) (Properties, bool) {
 	artifact, fileVersion := splitFileName(base)
 	p := Properties{GroupID: m["Implementation-Vendor-Id"], ArtifactID: artifact}
 	for _, v := range []string{m["Implementation-Version"], fileVersion, m["Bundle-Version"], m["Specification-Version"]} {
@@ -137,7 +139,34 @@ func fromManifest(m Manifest, base string) (Properties, bool) {
 	if !validCoord(p.GroupID) {
 		p.GroupID = ""
 	}
+	if p.GroupID == "" && hasPackage != nil {
+		if g := knownGroup(p.ArtifactID); g != "" && hasPackage(strings.ReplaceAll(g, ".", "/")+"/") {
+			p.GroupID = g
+		}
+	}
 	return p, p.ArtifactID != "" && p.Version != "" && validCoord(p.ArtifactID)
+}
+
+// knownGroups names the groupIds of widely deployed artifacts built with Gradle, which writes no
+// pom.properties and, for these, no groupId in the manifest either (spring-core-5.3.18.jar holds only
+// Implementation-Title and -Version). Longest prefix first. A guess is used only when the jar holds
+// classes under the group's package (org/springframework/...), so a same-named jar of another
+// project is not given it.
+var knownGroups = []struct{ prefix, group string }{
+	{"spring-boot", "org.springframework.boot"},
+	{"spring-security-", "org.springframework.security"},
+	{"spring-", "org.springframework"},
+	{"kotlin-", "org.jetbrains.kotlin"},
+	{"okhttp", "com.squareup.okhttp3"},
+}
+
+func knownGroup(artifact string) string {
+	for _, k := range knownGroups {
+		if strings.HasPrefix(artifact, k.prefix) {
+			return k.group
+		}
+	}
+	return ""
 }
 
 // validCoord rejects values that cannot be Maven coordinates (unresolved "${...}" placeholders,
