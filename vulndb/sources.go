@@ -7,6 +7,9 @@ import (
 	"github.com/vigil-sec/vigil/vulndb/feed"
 	"github.com/vigil-sec/vigil/vulndb/feeds/alpine"
 	"github.com/vigil-sec/vigil/vulndb/feeds/debian"
+	"github.com/vigil-sec/vigil/vulndb/feeds/epss"
+	"github.com/vigil-sec/vigil/vulndb/feeds/kev"
+	"github.com/vigil-sec/vigil/vulndb/feeds/nvd"
 	"github.com/vigil-sec/vigil/vulndb/osv"
 )
 
@@ -34,7 +37,7 @@ const (
 	DefaultOSVBase    = "https://osv-vulnerabilities.storage.googleapis.com"
 	DefaultDebianURL  = "https://security-tracker.debian.org/tracker/data/json"
 	DefaultAlpineBase = "https://secdb.alpinelinux.org"
-	DefaultNVDURL     = "https://services.nvd.nist.gov/rest/json/cves/2.0"
+	DefaultNVDURL     = nvd.DefaultBaseURL
 	DefaultKEVURL     = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
 	DefaultEPSSURL    = "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz"
 )
@@ -98,13 +101,15 @@ func DefaultSources(o SourceOptions) []Source {
 	return out
 }
 
-// DefaultParsers maps each kind to its parser.
-// TODO(feeds): add KindNVD, KindKEV and KindEPSS when vulndb/feeds/{nvd,kev,epss} land; until then
-// those sources fail with "no parser for kind" and leave their previous data untouched.
+// DefaultParsers maps each kind to its parser. (KindNVD sources pointing at the API are fetched
+// by nvd.Client, which uses the same parser page by page.)
 func DefaultParsers() map[string]feed.Parser {
 	return map[string]feed.Parser{
 		KindOSV:    osv.ZipParser{},
 		KindDebian: &debian.Parser{},
 		KindAlpine: &alpine.Parser{},
+		KindNVD:    &nvd.Parser{},
+		KindKEV:    &kev.Parser{},
+		KindEPSS:   &epss.Parser{},
 	}
 }

@@ -9,9 +9,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/vigil-sec/vigil/vulndb/feed"
+	"github.com/vigil-sec/vigil/vulndb/feeds/fetch"
+	"github.com/vigil-sec/vigil/vulndb/feeds/nvd"
 )
 
 // UpdateConfig drives Update.
@@ -19,20 +20,22 @@ type UpdateConfig struct {
 	Sources []Source
 	// Parsers by kind; nil means DefaultParsers().
 	Parsers map[string]feed.Parser
-	// Client is the HTTP client (nil: a client with a 30-minute overall timeout).
+	// Fetcher downloads single-file sources (conditional GET, retries, size cap); nil means one
+	// built from Client, UserAgent and TempDir.
+	Fetcher *fetch.Fetcher
+	// NVD pages through the NVD CVE API for KindNVD sources whose URL is the API; nil means one
+	// built from Client and NVDAPIKey. Update sets its BaseURL (the source's URL) and Progress.
+	NVD *nvd.Client
+	// Client is the HTTP client for the default Fetcher and NVD client (nil: http.DefaultClient).
 	Client    *http.Client
 	UserAgent string
 	// TempDir holds downloads until they are imported ("" = os.TempDir()).
 	TempDir string
-	// MaxDownload caps one download in bytes (0 = 4 GiB).
+	// MaxDownload caps one download in bytes (0 = the fetcher's default, 4 GiB).
 	MaxDownload int64
-	// Force ignores ETag / Last-Modified and downloads everything.
-	Force bool
-	// NVD API settings: key (header "apiKey"), page size (max 2000) and the pause between pages
-	// (NVD asks for 6 s without a key).
-	NVDAPIKey   string
-	NVDPageSize int
-	NVDDelay    time.Duration
+	// Force ignores ETag / Last-Modified and NVD's last window: everything is fetched in full.
+	Force     bool
+	NVDAPIKey string
 }
 
 // Progress reports what an update or mirror import is doing. Phases: "download", "import",
@@ -81,11 +84,8 @@ func (d *DB) Update(ctx context.Context, cfg UpdateConfig, progress ProgressFunc
 	if cfg.Parsers == nil {
 		cfg.Parsers = DefaultParsers()
 	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 30 * time.Minute}
-	}
-	if cfg.MaxDownload <= 0 {
-		cfg.MaxDownload = 4 << 30
+	if cfg.Fetcher == nil {
+		cfg.Fetcher = &fetch.Fetcher{Client: cfg.Client, Dir: cfg.TempDir, UserAgent: cfg.UserAgent}
 	}
 	states, err := d.sourceStates(ctx)
 	if err != nil {
@@ -109,7 +109,7 @@ func (d *DB) Update(ctx context.Context, cfg UpdateConfig, progress ProgressFunc
 		var res ImportResult
 		var notMod bool
 		if src.Kind == KindNVD && isNVDAPI(src.URL) {
-			res, err = d.updateNVD(ctx, cfg, src, st, parser, progress)
+			res, err = d.updateNVD(ctx, cfg, src, st, progress)
 		} else {
 			res, notMod, err = d.updateOne(ctx, cfg, src, st, parser, progress)
 		}
@@ -129,114 +129,33 @@ func (d *DB) Update(ctx context.Context, cfg UpdateConfig, progress ProgressFunc
 }
 
 func (d *DB) updateOne(ctx context.Context, cfg UpdateConfig, src Source, st SourceState, parser feed.Parser, progress ProgressFunc) (ImportResult, bool, error) {
-	cond := st
-	if cfg.Force || st.URL != src.URL {
-		cond = SourceState{} // a different URL's validators say nothing about this one
+	req := fetch.Request{URL: src.URL, MaxBytes: cfg.MaxDownload,
+		Progress: func(done, total int64) {
+			progress(Progress{Source: src.Name, Phase: "download", Bytes: done, Total: total})
+		}}
+	// Validators of another URL say nothing about this one.
+	if !cfg.Force && st.URL == src.URL {
+		req.ETag, req.LastModified = st.ETag, st.LastModified
 	}
-	dl, err := download(ctx, cfg, src, cond.ETag, cond.LastModified, progress)
+	if src.Kind == KindNVD && cfg.NVDAPIKey != "" {
+		req.Header = http.Header{"apiKey": {cfg.NVDAPIKey}}
+	}
+	dl, err := cfg.Fetcher.Get(ctx, req)
 	if err != nil {
+		err = fmt.Errorf("vulndb: source %s: %w", src.Name, err)
 		d.recordFailure(src.Name, src.URL, d.Now(), err)
 		return ImportResult{}, false, err
 	}
-	if dl.notModified {
+	if dl.NotModified {
 		return ImportResult{}, true, d.MarkNotModified(ctx, src.Name, src.URL)
 	}
-	defer os.Remove(dl.path)
+	defer os.Remove(dl.Path)
 	progress(Progress{Source: src.Name, Phase: "import"})
-	meta := SourceMeta{URL: src.URL, ETag: dl.etag, LastModified: dl.lastModified}
+	meta := SourceMeta{URL: src.URL, ETag: dl.ETag, LastModified: dl.LastModified}
 	res, err := d.ImportSource(ctx, src.Name, meta, func(ctx context.Context, sink feed.Sink) error {
-		return parseFile(ctx, parser, src.Kind, src.URL, dl.path, sink)
+		return parseFile(ctx, parser, src.Kind, src.URL, dl.Path, sink)
 	})
 	return res, false, err
-}
-
-type downloaded struct {
-	path               string
-	etag, lastModified string
-	notModified        bool
-}
-
-// download fetches src.URL into a temporary file. A short body (connection cut), a status other
-// than 200/304 or a body above the cap is an error and leaves no file behind.
-func download(ctx context.Context, cfg UpdateConfig, src Source, etag, lastMod string, progress ProgressFunc) (dl downloaded, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.URL, nil)
-	if err != nil {
-		return dl, fmt.Errorf("vulndb: source %s: %w", src.Name, err)
-	}
-	if etag != "" {
-		req.Header.Set("If-None-Match", etag)
-	}
-	if lastMod != "" {
-		req.Header.Set("If-Modified-Since", lastMod)
-	}
-	if cfg.UserAgent != "" {
-		req.Header.Set("User-Agent", cfg.UserAgent)
-	}
-	if src.Kind == KindNVD && cfg.NVDAPIKey != "" {
-		req.Header.Set("apiKey", cfg.NVDAPIKey)
-	}
-	resp, err := cfg.Client.Do(req)
-	if err != nil {
-		return dl, fmt.Errorf("vulndb: source %s: GET %s: %w", src.Name, src.URL, err)
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusNotModified:
-		dl.notModified = true
-		return dl, nil
-	default:
-		return dl, fmt.Errorf("vulndb: source %s: GET %s: %s", src.Name, src.URL, resp.Status)
-	}
-	if resp.ContentLength > cfg.MaxDownload {
-		return dl, fmt.Errorf("vulndb: source %s: %d bytes exceed the %d-byte limit", src.Name, resp.ContentLength, cfg.MaxDownload)
-	}
-	f, err := os.CreateTemp(cfg.TempDir, "vigil-feed-*")
-	if err != nil {
-		return dl, fmt.Errorf("vulndb: source %s: %w", src.Name, err)
-	}
-	defer func() {
-		f.Close()
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	pw := &progressWriter{w: f, src: src.Name, total: resp.ContentLength, fn: progress, last: time.Now()}
-	n, err := io.Copy(pw, io.LimitReader(resp.Body, cfg.MaxDownload+1))
-	if err != nil {
-		return dl, fmt.Errorf("vulndb: source %s: download %s after %d bytes: %w", src.Name, src.URL, n, err)
-	}
-	if n > cfg.MaxDownload {
-		return dl, fmt.Errorf("vulndb: source %s: body exceeds the %d-byte limit", src.Name, cfg.MaxDownload)
-	}
-	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		return dl, fmt.Errorf("vulndb: source %s: got %d of %d bytes", src.Name, n, resp.ContentLength)
-	}
-	if err := f.Close(); err != nil {
-		return dl, fmt.Errorf("vulndb: source %s: %w", src.Name, err)
-	}
-	progress(Progress{Source: src.Name, Phase: "download", Bytes: n, Total: resp.ContentLength})
-	dl.path, dl.etag, dl.lastModified = f.Name(), resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
-	return dl, nil
-}
-
-type progressWriter struct {
-	w     io.Writer
-	src   string
-	n     int64
-	total int64
-	fn    ProgressFunc
-	last  time.Time
-}
-
-func (p *progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.n += int64(n)
-	if time.Since(p.last) > 250*time.Millisecond {
-		p.last = time.Now()
-		p.fn(Progress{Source: p.src, Phase: "download", Bytes: p.n, Total: p.total})
-	}
-	return n, err
 }
 
 // maxDecompressed bounds what a gzipped feed may expand to (the EPSS file is ~10 MB, NVD yearly

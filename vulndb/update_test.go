@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigil-sec/vigil/vulndb/feeds/fetch"
+	"github.com/vigil-sec/vigil/vulndb/feeds/nvd"
 )
 
 func zipOf(t testing.TB, records map[string][]byte) []byte {
@@ -113,7 +116,8 @@ func TestUpdateOverHTTP(t *testing.T) {
 
 	cfg := UpdateConfig{
 		Sources: DefaultSources(SourceOptions{OSVBase: srv.URL, OSVEcosystems: []string{"Go", "Maven"}}),
-		TempDir: t.TempDir(),
+		// No retries: each failure mode must surface on the first attempt.
+		Fetcher: &fetch.Fetcher{Dir: t.TempDir(), Retries: -1},
 	}
 	var phases []string
 	var pmu sync.Mutex
@@ -256,5 +260,59 @@ func TestImportMirror(t *testing.T) {
 		if advs, _ := db.Lookup(ctx, c[0], c[1]); len(advs) == 0 {
 			t.Errorf("Lookup(%s, %s) empty", c[0], c[1])
 		}
+	}
+}
+
+func TestUpdateNVDAPI(t *testing.T) {
+	ctx := context.Background()
+	page, err := os.ReadFile("testdata/nvd-page-log4shell.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := []byte(`{"resultsPerPage":0,"startIndex":0,"totalResults":0,"format":"NVD_CVE","version":"2.0","timestamp":"2026-11-23T10:00:00.000","vulnerabilities":[]}`)
+	var mu sync.Mutex
+	var queries []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		queries = append(queries, r.URL.RawQuery)
+		mu.Unlock()
+		if r.URL.Query().Get("lastModStartDate") != "" {
+			w.Write(empty)
+			return
+		}
+		w.Write(page)
+	}))
+	defer srv.Close()
+
+	db := newDB(t)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return now }
+	noSleep := func(ctx context.Context, d time.Duration) error { return nil }
+	cfg := UpdateConfig{
+		Sources: []Source{{Name: "nvd", Kind: KindNVD, URL: srv.URL + "/rest/json/cves/2.0"}},
+		NVD:     &nvd.Client{Sleep: noSleep, Now: func() time.Time { return now }},
+	}
+	rep, err := db.Update(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Enrichments != 1 {
+		t.Fatalf("first run: %+v", rep)
+	}
+	v, err := db.Vulnerability(ctx, "CVE-2021-44228")
+	if err != nil || v == nil || !strings.HasPrefix(v.Description, "Apache Log4j2") || len(v.CVSS) == 0 {
+		t.Fatalf("nvd enrichment = %+v, %v", v, err)
+	}
+	// The second run asks only for what changed since the first, and keeps what it does not
+	// mention.
+	now = now.Add(24 * time.Hour)
+	if _, err := db.Update(ctx, cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(queries) != 2 || !strings.Contains(queries[1], "lastModStartDate=2026-11-23T12%3A00%3A00.000Z") {
+		t.Fatalf("queries = %v", queries)
+	}
+	if v, _ := db.Vulnerability(ctx, "CVE-2021-44228"); v == nil {
+		t.Fatal("incremental run removed data")
 	}
 }
