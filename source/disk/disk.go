@@ -1,7 +1,7 @@
 // Package disk reads VM disk snapshots ("disk:PATH") without mounting them and without root: raw
 // images (sparse or not) with an MBR or GPT partition table or a bare file system, and qcow2 images.
-// ext2/3/4 and xfs volumes are read with go-ext4-filesystem and go-xfs-filesystem, wrapped as
-// fsx.Trees so that links resolve inside the volume. The root file system is found on its own: the
+// xfs volumes are read with go-xfs-filesystem and ext2/3/4 volumes with this package's own reader
+// (see ext4.go for why), both wrapped as fsx.Trees so that links resolve inside the volume. The root file system is found on its own: the
 // first volume holding etc/os-release (or usr/lib/os-release).
 package disk
 
@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"sync"
 
-	extlog "github.com/masahiro331/go-ext4-filesystem/log"
 	xfslog "github.com/masahiro331/go-xfs-filesystem/log"
 	"go.uber.org/zap"
 
@@ -75,11 +74,11 @@ func (Opener) Open(ctx context.Context, ref string, opts source.Options) ([]*sou
 
 var quietLibs sync.Once
 
-// silence stops the libraries' debug logging to stderr: libraries never print.
+// silence stops go-xfs-filesystem's logging to stderr (its default logger prints at debug level):
+// libraries never print.
 func silence() {
 	quietLibs.Do(func() {
 		nop := zap.NewNop().Sugar()
-		extlog.SetLogger(nop)
 		xfslog.SetLogger(nop)
 	})
 }

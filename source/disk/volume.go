@@ -18,9 +18,13 @@ import (
 // Calls are serialised by volume: both libraries move one shared seek offset while they read.
 type backend interface {
 	rootInfo() (fs.FileInfo, error)
-	readDir(dir string) ([]fs.DirEntry, error)
-	open(name string) (fs.File, error)
+	// readDir lists dir; e is its entry in its parent's listing (nil for the root).
+	readDir(dir string, e fs.DirEntry) ([]fs.DirEntry, error)
+	// open opens the regular file name, whose entry info is fi.
+	open(name string, fi fs.FileInfo) (fs.File, error)
 	readLink(name string, fi fs.FileInfo) (string, error)
+	// concurrent reports whether open files may be read without the volume lock.
+	concurrent() bool
 }
 
 // maxCachedEntries bounds the directory cache: a listing holds each entry's inode, so a volume with
@@ -74,6 +78,7 @@ func (v *volume) listLocked(dir string) (*listing, error) {
 	}
 	// Check the parent first: it tells a missing directory from a file, which the libraries conflate,
 	// and fills the cache along the path.
+	var self fs.DirEntry
 	if dir != "." {
 		parent, base := path.Split(dir)
 		pl, err := v.listLocked(cleanDir(parent))
@@ -87,11 +92,12 @@ func (v *volume) listLocked(dir string) (*listing, error) {
 		if !e.IsDir() {
 			return nil, &fs.PathError{Op: "readdir", Path: dir, Err: errors.New("not a directory")}
 		}
+		self = e
 	}
 	var ents []fs.DirEntry
 	err := v.guard("readdir", dir, func() error {
 		var err error
-		ents, err = v.b.readDir(dir)
+		ents, err = v.b.readDir(dir, self)
 		return err
 	})
 	if err != nil {
@@ -236,12 +242,19 @@ func (v *volume) Open(name string) (fs.File, error) {
 	case !fi.Mode().IsRegular():
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())}
 	}
+	if v.b.concurrent() {
+		f, err := v.b.open(name, fi)
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%s: %w", v.what, unwrapPathErr(err))}
+		}
+		return f, nil
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var f fs.File
 	err = v.guard("open", name, func() error {
 		var err error
-		f, err = v.b.open(name)
+		f, err = v.b.open(name, fi)
 		return err
 	})
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/masahiro331/go-xfs-filesystem/xfs"
 )
 
-// inodeCache is the inode cache both libraries accept. It is bounded: when full it starts over.
+// inodeCache is the inode cache go-xfs-filesystem accepts. It is bounded: when full it starts over.
 // Callers hold the volume lock, so it needs none of its own.
 type inodeCache struct{ m map[string]any }
 
@@ -82,9 +82,12 @@ func newXFS(r io.ReaderAt, size int64) (*xfsBackend, error) {
 	return &xfsBackend{fs: f, r: r, size: size}, nil
 }
 
-func (b *xfsBackend) rootInfo() (fs.FileInfo, error)            { return b.fs.ReadDirInfo("/") }
-func (b *xfsBackend) readDir(dir string) ([]fs.DirEntry, error) { return b.fs.ReadDir(dir) }
-func (b *xfsBackend) open(name string) (fs.File, error)         { return b.fs.Open(name) }
+func (b *xfsBackend) rootInfo() (fs.FileInfo, error) { return b.fs.ReadDirInfo("/") }
+func (b *xfsBackend) readDir(dir string, _ fs.DirEntry) ([]fs.DirEntry, error) {
+	return b.fs.ReadDir(dir)
+}
+func (b *xfsBackend) open(name string, _ fs.FileInfo) (fs.File, error) { return b.fs.Open(name) }
+func (b *xfsBackend) concurrent() bool                                 { return false }
 
 const (
 	xfsFmtLocal   = 1
