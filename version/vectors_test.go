@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -90,3 +91,37 @@ func TestVectorsPEP440(t *testing.T)      { runVectors(t, PEP440, "pep440.tsv") 
 func TestVectorsSemVer(t *testing.T)      { runVectors(t, SemVer, "semver.tsv") }
 func TestVectorsSemVerLoose(t *testing.T) { runVectors(t, SemVer, "semver-loose.tsv") }
 func TestVectorsMaven(t *testing.T)       { runVectors(t, Maven, "maven.tsv") }
+
+// TestVectorsTotalOrder sorts the distinct versions of each vector file and
+// checks that the result is consistent for every pair, which fails if
+// Compare is not transitive on them.
+func TestVectorsTotalOrder(t *testing.T) {
+	for file, s := range map[string]Scheme{
+		"dpkg.tsv": Dpkg, "rpm.tsv": RPM, "apk.tsv": APK, "pep440.tsv": PEP440,
+		"semver.tsv": SemVer, "semver-loose.tsv": SemVer, "maven.tsv": Maven,
+	} {
+		seen := map[string]bool{}
+		var vs []Version
+		for _, r := range loadVectors(t, file) {
+			for _, in := range []string{r.a, r.b} {
+				if seen[in] {
+					continue
+				}
+				seen[in] = true
+				v, err := s.Parse(in)
+				if err != nil {
+					t.Fatalf("%s: %v", file, err)
+				}
+				vs = append(vs, v)
+			}
+		}
+		sort.SliceStable(vs, func(i, j int) bool { return vs[i].Compare(vs[j]) < 0 })
+		for i := range vs {
+			for j := i + 1; j < len(vs); j++ {
+				if vs[i].Compare(vs[j]) > 0 {
+					t.Errorf("%s: after sorting, %q > %q: order not transitive", file, vs[i], vs[j])
+				}
+			}
+		}
+	}
+}
