@@ -47,6 +47,7 @@ func (*Extractor) Finish(pkgs []model.Package) []model.Package {
 	})
 	declDev := map[int]bool{} // installed index → every declaring source says dev
 	var rest []model.Package
+	restByKey := map[string][]int{}
 	for _, d := range declared {
 		dir := path.Dir(first(d))
 		merged := false
@@ -64,11 +65,8 @@ func (*Extractor) Finish(pkgs []model.Package) []model.Package {
 		if merged {
 			continue
 		}
-		for j := range rest {
+		for _, j := range restByKey[key(d)] {
 			r := &rest[j]
-			if key(*r) != key(d) {
-				continue
-			}
 			if rd := path.Dir(first(*r)); under(rd, first(d)) || under(dir, first(*r)) {
 				r.Locations = appendUnique(r.Locations, d.Locations...)
 				r.Dev = r.Dev && d.Dev
@@ -77,6 +75,7 @@ func (*Extractor) Finish(pkgs []model.Package) []model.Package {
 			}
 		}
 		if !merged {
+			restByKey[key(d)] = append(restByKey[key(d)], len(rest))
 			rest = append(rest, d)
 		}
 	}

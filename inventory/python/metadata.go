@@ -30,7 +30,7 @@ func ParseMetadata(r io.Reader) (Metadata, error) {
 		if read > maxHeaderSize {
 			return m, fmt.Errorf("metadata headers longer than %d bytes", maxHeaderSize)
 		}
-		line = strings.TrimRight(line, "\r\n")
+		line = strings.TrimPrefix(strings.TrimRight(line, "\r\n"), "\ufeff")
 		if line == "" {
 			break // the blank line before the description, or the end of the file
 		}

@@ -100,6 +100,13 @@ func TestRequirements(t *testing.T) {
 	})
 }
 
+func TestRequirementsBOMAndCRLF(t *testing.T) {
+	reqs, _ := ParseRequirements([]byte("\xef\xbb\xbfrequests==2.28.1\r\nurllib3==1.26.12 \\\r\n    --hash=sha256:00\r\n"))
+	if len(reqs) != 2 || reqs[0].Name != "requests" || reqs[1].Version != "1.26.12" {
+		t.Errorf("got %+v", reqs)
+	}
+}
+
 func TestParseMetadata(t *testing.T) {
 	m, err := ParseMetadata(strings.NewReader("Metadata-Version: 2.1\r\nName: charset-normalizer\r\nVersion: 3.0.1\r\n" +
 		"License: MIT\r\nClassifier: Programming Language :: Python\r\n\r\nName: not-a-header\r\nVersion: 9\r\n"))

@@ -31,6 +31,7 @@ type Requirement struct {
 // ending in a backslash continue on the next line; "#" starts a comment at the start of a line or
 // after white space.
 func ParseRequirements(data []byte) (reqs []Requirement, includes []string) {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a BOM from Windows editors
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	var logical strings.Builder
