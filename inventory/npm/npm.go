@@ -68,7 +68,8 @@ func inNodeModules(p string) bool {
 // inside a package (dist/package.json, test fixtures) are not installed packages.
 func InstalledManifest(p string) bool {
 	i := strings.Index("/"+p, "/node_modules/")
-	if i < 0 {
+	if i < 0 || strings.Contains("/"+p[:i], "/.yarn/") {
+		// Yarn Plug'n'Play's unplugged copies (.yarn/unplugged/...) are entries of yarn.lock already.
 		return false
 	}
 	segs := strings.Split(p[i:], "/") // node_modules, x, ..., package.json
