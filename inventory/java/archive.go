@@ -5,7 +5,8 @@
 // Names are "groupId:artifactId" (OSV's Maven naming) and PURLs pkg:maven/groupId/artifactId@version.
 // Precision, best first: pom.properties (exact coordinates Maven wrote at build time); the manifest
 // with Implementation-Vendor-Id (groupId as maven-jar-plugin writes it, though some projects put an
-// organisation id there); a groupId from a short table of well-known Gradle-built families (Spring,
+// organisation id there); the path of a jar in a Maven repository layout (~/.m2/repository,
+// /usr/share/maven-repo); a groupId from a short table of well-known Gradle-built families (Spring,
 // Kotlin, OkHttp), used only when the jar holds classes under that group's package; the manifest or
 // file name alone, which gives no groupId: such packages are named by the bare artifactId, with a PURL
 // without namespace, and cannot match OSV's Maven records exactly.
@@ -223,7 +224,9 @@ func (w *walker) walk(ra io.ReaderAt, size int64, loc string, depth int) {
 			}
 			return false
 		}
-		if p, ok := fromManifest(m, path.Base(loc), hasPackage); ok {
+		if p, ok := fromRepoLayout(loc); ok && depth == 0 {
+			w.pkgs = append(w.pkgs, p.pkg(loc))
+		} else if p, ok := fromManifest(m, path.Base(loc), hasPackage); ok {
 			w.pkgs = append(w.pkgs, p.pkg(loc))
 		}
 	}

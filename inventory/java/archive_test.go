@@ -186,6 +186,19 @@ func TestWalk(t *testing.T) {
 			want: []gav{{"spring-dance", "1.0", "pkg:maven/spring-dance@1.0", "/lib/spring-dance-1.0.jar"}},
 		},
 		{
+			name: "Maven repository layout gives the groupId",
+			loc:  "/root/.m2/repository/org/ow2/asm/asm/9.7.1/asm-9.7.1.jar",
+			zip:  makeZip(t, manifest("Implementation-Version: 9.7.1", "Bundle-SymbolicName: org.objectweb.asm")),
+			want: []gav{{"org.ow2.asm:asm", "9.7.1", "pkg:maven/org.ow2.asm/asm@9.7.1", "/root/.m2/repository/org/ow2/asm/asm/9.7.1/asm-9.7.1.jar"}},
+		},
+		{
+			name: "ASM outside a repository: known family, checked against org/objectweb/asm",
+			loc:  "/opt/jetty/lib/annotations/asm-commons-9.7.1.jar",
+			zip: makeZip(t, manifest("Implementation-Title: ASM, a very small and fast Java bytecode manipulat", " ion framework", "Implementation-Version: 9.7.1"),
+				entry{name: "org/objectweb/asm/commons/Remapper.class", data: []byte{0xca, 0xfe}}),
+			want: []gav{{"org.ow2.asm:asm-commons", "9.7.1", "pkg:maven/org.ow2.asm/asm-commons@9.7.1", "/opt/jetty/lib/annotations/asm-commons-9.7.1.jar"}},
+		},
+		{
 			name: "unversioned file and no metadata: nothing",
 			loc:  "/lib/handler.jar",
 			zip:  makeZip(t, manifest("Main-Class: Handler"), entry{name: "Handler.class", data: []byte{1}}),

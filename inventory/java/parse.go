@@ -140,7 +140,7 @@ func fromManifest(m Manifest, base string, hasPackage func(dir string) bool) (Pr
 		p.GroupID = ""
 	}
 	if p.GroupID == "" && hasPackage != nil {
-		if g := knownGroup(p.ArtifactID); g != "" && hasPackage(strings.ReplaceAll(g, ".", "/")+"/") {
+		if g, pkg := knownGroup(p.ArtifactID); g != "" && hasPackage(pkg) {
 			p.GroupID = g
 		}
 	}
@@ -150,23 +150,41 @@ func fromManifest(m Manifest, base string, hasPackage func(dir string) bool) (Pr
 // knownGroups names the groupIds of widely deployed artifacts built with Gradle, which writes no
 // pom.properties and, for these, no groupId in the manifest either (spring-core-5.3.18.jar holds only
 // Implementation-Title and -Version). Longest prefix first. A guess is used only when the jar holds
-// classes under the group's package (org/springframework/...), so a same-named jar of another
+// classes under the family's package (org/springframework/...), so a same-named jar of another
 // project is not given it.
-var knownGroups = []struct{ prefix, group string }{
-	{"spring-boot", "org.springframework.boot"},
-	{"spring-security-", "org.springframework.security"},
-	{"spring-", "org.springframework"},
-	{"kotlin-", "org.jetbrains.kotlin"},
-	{"okhttp", "com.squareup.okhttp3"},
+var knownGroups = []struct{ prefix, group, pkg string }{
+	{"spring-boot", "org.springframework.boot", "org/springframework/boot/"},
+	{"spring-security-", "org.springframework.security", "org/springframework/security/"},
+	{"spring-", "org.springframework", "org/springframework/"},
+	{"kotlin-", "org.jetbrains.kotlin", "kotlin/"},
+	{"okhttp", "com.squareup.okhttp3", "okhttp3/"},
+	{"asm", "org.ow2.asm", "org/objectweb/asm/"},
 }
 
-func knownGroup(artifact string) string {
+// knownGroup returns the family's groupId and the package directory its classes live in.
+func knownGroup(artifact string) (group, pkg string) {
 	for _, k := range knownGroups {
-		if strings.HasPrefix(artifact, k.prefix) {
-			return k.group
+		if artifact == k.prefix || strings.HasPrefix(artifact, k.prefix) && (strings.HasSuffix(k.prefix, "-") || strings.HasPrefix(artifact[len(k.prefix):], "-")) {
+			return k.group, k.pkg
 		}
 	}
-	return ""
+	return "", ""
+}
+
+// repoLayoutRE matches a jar in a Maven repository layout (~/.m2/repository, Debian's
+// /usr/share/maven-repo): <root>/<group path>/<artifact>/<version>/<artifact>-<version>[-classifier].jar.
+var repoLayoutRE = regexp.MustCompile(`(?:^|/)(?:\.m2/repository|maven-repo)/((?:[^/]+/)+?)([^/]+)/([^/]+)/([^/]+)$`)
+
+// fromRepoLayout returns the coordinates a Maven repository path gives, when the file name agrees
+// with the artifact and version directories.
+func fromRepoLayout(p string) (Properties, bool) {
+	m := repoLayoutRE.FindStringSubmatch(p)
+	if m == nil || !strings.HasPrefix(m[4], m[2]+"-"+m[3]) {
+		return Properties{}, false
+	}
+	g := strings.ReplaceAll(strings.TrimSuffix(m[1], "/"), "/", ".")
+	pr := Properties{GroupID: g, ArtifactID: m[2], Version: m[3]}
+	return pr, pr.complete()
 }
 
 // validCoord rejects values that cannot be Maven coordinates (unresolved "${...}" placeholders,

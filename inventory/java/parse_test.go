@@ -96,3 +96,23 @@ func TestGradleRequired(t *testing.T) {
 		}
 	}
 }
+
+func TestFromRepoLayout(t *testing.T) {
+	for in, want := range map[string]string{
+		"/root/.m2/repository/org/springframework/spring-core/5.3.18/spring-core-5.3.18.jar": "org.springframework:spring-core:5.3.18",
+		"/usr/share/maven-repo/com/google/guava/guava/31.1-jre/guava-31.1-jre.jar":           "com.google.guava:guava:31.1-jre",
+		"/home/u/.m2/repository/junit/junit/4.13.2/junit-4.13.2-sources.jar":                 "junit:junit:4.13.2",
+		"/root/.m2/repository/org/springframework/spring-core/5.3.18/other-5.3.18.jar":       "",
+		"/opt/app/lib/org/springframework/spring-core/5.3.18/spring-core-5.3.18.jar":         "",
+		"/usr/share/maven-repo/spring-core/5.3.18/spring-core-5.3.18.jar":                    "",
+	} {
+		p, ok := fromRepoLayout(in)
+		got := ""
+		if ok {
+			got = p.GroupID + ":" + p.ArtifactID + ":" + p.Version
+		}
+		if got != want {
+			t.Errorf("fromRepoLayout(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
