@@ -84,3 +84,7 @@ func FuzzNuGet(f *testing.F) {
 func FuzzComposer(f *testing.F) {
 	fuzzScheme(f, Composer, []string{"1.0", "v5.4.0-BETA1", "1.0.0-beta1-dev", "2010-01-02", "1.0.0-pl3", "1.0.0+build5", "1.0RC2"})
 }
+
+func FuzzPub(f *testing.F) {
+	fuzzScheme(f, Pub, []string{"1.0.0", "1.0.0+1", "1.0.0+a.2", "2.0.0-dev.1+3", "v1.2.3"})
+}

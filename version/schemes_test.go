@@ -152,6 +152,23 @@ func TestSemVerTable(t *testing.T) {
 	})
 }
 
+func TestPubTable(t *testing.T) {
+	// pub_semver orders build metadata (Flutter plugins publish "+N" builds).
+	checkOrder(t, Pub, []string{"1.0.0-dev.1", "1.0.0", "1.0.0+1", "1.0.0+2", "1.0.0+10", "1.0.0+a", "1.0.1"})
+	checkOrder(t, Pub, []string{"6.0.0", "6.0.0+1", "6.0.0+1.1", "6.1.0"})
+	checkEqual(t, Pub, [][2]string{{"1.0.0+01", "1.0.0+1"}, {"v1.0.0", "1.0.0"}})
+	checkInvalid(t, Pub, []string{"", "1.0", "1.0.0+", "1.0.0+a..b"})
+	if n := Pub.Name(); n != "pub" {
+		t.Errorf("Pub.Name() = %q", n)
+	}
+	// Plain SemVer ignores builds; a pub and a semver version never compare equal.
+	a, _ := SemVer.Parse("1.0.0")
+	b, _ := Pub.Parse("1.0.0")
+	if a.Compare(b) == 0 || a.Compare(b) != -b.Compare(a) {
+		t.Errorf("semver vs pub: %d, %d", a.Compare(b), b.Compare(a))
+	}
+}
+
 func TestMavenTable(t *testing.T) {
 	// Real Maven Central versions from advisories (log4j, jackson, spring).
 	checkOrder(t, Maven, []string{
@@ -245,7 +262,7 @@ func TestLookup(t *testing.T) {
 		"Alpine:v3.20": APK, "AlmaLinux:9": RPM, "Rocky Linux:9": RPM, "Red Hat": RPM,
 		"Red Hat:enterprise_linux:9::appstream": RPM, "openSUSE": RPM, "openSUSE:Leap 15.5": RPM,
 		"SUSE:Linux Enterprise Server 15 SP5": RPM, "Amazon Linux": RPM, "Amazon Linux:2023": RPM,
-		"npm": SemVer, "crates.io": SemVer, "Go": SemVer, "Bitnami": SemVer, "Hex": SemVer, "Pub": SemVer,
+		"npm": SemVer, "crates.io": SemVer, "Go": SemVer, "Bitnami": SemVer, "Hex": SemVer, "Pub": Pub,
 		"PyPI": PEP440, "Maven": Maven, "RubyGems": Gem, "NuGet": NuGet, "Packagist": Composer,
 		"pypi": PEP440, " Go ": SemVer,
 	} {

@@ -26,54 +26,67 @@ import (
 // fewer or more than three core numbers ("1.2", "1.2.3.4"), core numbers above
 // 2^64-1, empty identifiers ("1.2.3-", "1.2.3-a..b", "1.2.3+"), and characters
 // outside [0-9A-Za-z-] in identifiers ("1.2.3-a_b", "nightly.2026-03-10.0").
-type semverScheme struct{}
+//
+// The "pub" variant (Dart's pub_semver, used for the Pub ecosystem) differs in
+// one rule: build metadata takes part in the order, after the pre-release: no
+// build < any build, and builds compare like pre-release lists
+// ("1.2.3" < "1.2.3+1" < "1.2.3+2" < "1.2.3+a").
+type semverScheme struct {
+	name       string
+	orderBuild bool
+}
 
-func (semverScheme) Name() string { return "semver" }
+func (s semverScheme) Name() string { return s.name }
 
 // SemVersion is a parsed semantic version.
 type SemVersion struct {
 	orig                string
 	major, minor, patch uint64
 	pre                 []string // dot-separated pre-release identifiers
-	build               string
+	build               []string // build identifiers, ordered only by "pub"
+	orderBuild          bool
 }
 
-func (semverScheme) Parse(s string) (Version, error) {
-	if err := checkCommon("semver", s); err != nil {
+func (sc semverScheme) Parse(s string) (Version, error) {
+	if err := checkCommon(sc.name, s); err != nil {
 		return nil, err
 	}
 	t := strings.TrimSpace(s)
 	for t != "" && (t[0] == 'v' || t[0] == '=' || t[0] == ' ') {
 		t = t[1:]
 	}
-	v := &SemVersion{orig: s}
+	v := &SemVersion{orig: s, orderBuild: sc.orderBuild}
 	core := t
 	if i := strings.IndexByte(core, '+'); i >= 0 {
-		core, v.build = core[:i], core[i+1:]
-		if !validIdents(v.build) {
-			return nil, parseErr("semver", s, "invalid build metadata")
+		build := core[i+1:]
+		core = core[:i]
+		if !validIdents(build) {
+			return nil, parseErr(sc.name, s, "invalid build metadata")
+		}
+		if sc.orderBuild {
+			v.build = strings.Split(build, ".")
 		}
 	}
 	if i := strings.IndexByte(core, '-'); i >= 0 {
 		pre := core[i+1:]
 		core = core[:i]
 		if !validIdents(pre) {
-			return nil, parseErr("semver", s, "invalid pre-release")
+			return nil, parseErr(sc.name, s, "invalid pre-release")
 		}
 		v.pre = strings.Split(pre, ".")
 	}
 	parts := strings.Split(core, ".")
 	if len(parts) != 3 {
-		return nil, parseErr("semver", s, "want MAJOR.MINOR.PATCH")
+		return nil, parseErr(sc.name, s, "want MAJOR.MINOR.PATCH")
 	}
 	nums := [3]*uint64{&v.major, &v.minor, &v.patch}
 	for k, p := range parts {
 		if !allDigits(p) {
-			return nil, parseErr("semver", s, "version core is not numeric")
+			return nil, parseErr(sc.name, s, "version core is not numeric")
 		}
 		n, err := strconv.ParseUint(p, 10, 64)
 		if err != nil {
-			return nil, parseErr("semver", s, "version core number out of range")
+			return nil, parseErr(sc.name, s, "version core number out of range")
 		}
 		*nums[k] = n
 	}
@@ -98,16 +111,21 @@ func validIdents(s string) bool {
 	return true
 }
 
-func (v *SemVersion) String() string     { return v.orig }
-func (v *SemVersion) schemeName() string { return "semver" }
+func (v *SemVersion) String() string { return v.orig }
+func (v *SemVersion) schemeName() string {
+	if v.orderBuild {
+		return "pub"
+	}
+	return "semver"
+}
 
 // Prerelease returns the pre-release part without the leading '-'.
 func (v *SemVersion) Prerelease() string { return strings.Join(v.pre, ".") }
 
 func (v *SemVersion) Compare(other Version) int {
 	o, ok := other.(*SemVersion)
-	if !ok {
-		return crossCompare("semver", v, other)
+	if !ok || o.orderBuild != v.orderBuild {
+		return crossCompare(v.schemeName(), v, other)
 	}
 	if c := cmpInt(v.major, o.major); c != 0 {
 		return c
@@ -118,7 +136,19 @@ func (v *SemVersion) Compare(other Version) int {
 	if c := cmpInt(v.patch, o.patch); c != 0 {
 		return c
 	}
-	return comparePrerelease(v.pre, o.pre, false)
+	if c := comparePrerelease(v.pre, o.pre, false); c != 0 || !v.orderBuild {
+		return c
+	}
+	// pub: no build sorts first.
+	switch {
+	case len(v.build) == 0 && len(o.build) == 0:
+		return 0
+	case len(v.build) == 0:
+		return -1
+	case len(o.build) == 0:
+		return 1
+	}
+	return comparePrerelease(v.build, o.build, false)
 }
 
 // comparePrerelease orders SemVer pre-release identifier lists; no list sorts

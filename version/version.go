@@ -1,7 +1,8 @@
 // Package version parses and compares package versions with the rules of each
 // ecosystem: dpkg (Debian, Ubuntu), rpm (Red Hat family, SUSE, Amazon Linux),
-// apk (Alpine), PEP 440 (PyPI), SemVer 2.0 (npm, crates.io, Go, Bitnami, Hex,
-// Pub), Maven ComparableVersion, RubyGems, NuGet and Composer.
+// apk (Alpine), PEP 440 (PyPI), SemVer 2.0 (npm, crates.io, Go, Bitnami, Hex),
+// Dart's pub_semver (Pub), Maven ComparableVersion, RubyGems, NuGet and
+// Composer.
 //
 // Parsing is done once per stored advisory bound; Compare on two parsed values
 // does not allocate, so the matcher can compare an installed version against
@@ -102,7 +103,8 @@ var (
 	RPM      Scheme = rpmScheme{}
 	APK      Scheme = apkScheme{}
 	PEP440   Scheme = pep440Scheme{}
-	SemVer   Scheme = semverScheme{}
+	SemVer   Scheme = semverScheme{name: "semver"}
+	Pub      Scheme = semverScheme{name: "pub", orderBuild: true}
 	Maven    Scheme = mavenScheme{}
 	Gem      Scheme = gemScheme{}
 	NuGet    Scheme = nugetScheme{}
@@ -111,7 +113,7 @@ var (
 
 // Schemes lists every scheme of this package.
 func Schemes() []Scheme {
-	return []Scheme{Dpkg, RPM, APK, PEP440, SemVer, Maven, Gem, NuGet, Composer}
+	return []Scheme{Dpkg, RPM, APK, PEP440, SemVer, Pub, Maven, Gem, NuGet, Composer}
 }
 
 // ecosystems maps an OSV ecosystem name (without release suffix, lower case)
@@ -138,7 +140,7 @@ var ecosystems = map[string]Scheme{
 	"go":           SemVer,
 	"bitnami":      SemVer,
 	"hex":          SemVer,
-	"pub":          SemVer,
+	"pub":          Pub,
 	"pypi":         PEP440,
 	"maven":        Maven,
 	"rubygems":     Gem,
