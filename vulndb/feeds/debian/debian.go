@@ -23,6 +23,7 @@ package debian
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -81,11 +82,18 @@ func (p *Parser) Parse(ctx context.Context, name string, r io.Reader, sink feed.
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			raw, err := jsonx.Raw(dec)
-			if err != nil {
-				return err
+			// Decode straight into the record: the decoder consumes the whole value even when its
+			// shape is wrong, so a type error only costs this record, while syntax errors stay fatal.
+			var e entry
+			if err := dec.Decode(&e); err != nil {
+				var te *json.UnmarshalTypeError
+				if !errors.As(err, &te) {
+					return jsonx.EOF(err)
+				}
+				sink.Skip(pkg+"/"+id, err)
+				return nil
 			}
-			return p.entry(pkg, id, raw, sink)
+			return p.entry(pkg, id, &e, sink)
 		})
 	})
 	if err == nil {
@@ -114,18 +122,13 @@ type release struct {
 	NoDSAReason  string            `json:"nodsa_reason"`
 }
 
-func (p *Parser) entry(pkg, id string, raw json.RawMessage, sink feed.Sink) error {
+func (p *Parser) entry(pkg, id string, e *entry, sink feed.Sink) error {
 	record := pkg + "/" + id
 	if pkg == "" || id == "" {
 		sink.Skip(record, fmt.Errorf("empty package or issue ID"))
 		return nil
 	}
 	if p.SkipTemp && strings.HasPrefix(id, "TEMP-") {
-		return nil
-	}
-	var e entry
-	if err := json.Unmarshal(raw, &e); err != nil {
-		sink.Skip(record, err)
 		return nil
 	}
 	codenames := make([]string, 0, len(e.Releases))

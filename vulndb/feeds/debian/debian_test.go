@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/vulndb/feeds/internal/feedtest"
@@ -186,11 +187,14 @@ func TestStreamingMemory(t *testing.T) {
 		t.Skip("large input")
 	}
 	const entries = 200_000
-	r := io.MultiReader(strings.NewReader("{"), &synthetic{n: entries}, strings.NewReader("}"))
+	gen := &synthetic{n: entries}
+	r := io.MultiReader(strings.NewReader("{"), gen, strings.NewReader("}"))
 	var count countSink
+	start := time.Now()
 	if err := (&Parser{}).Parse(context.Background(), "synthetic.json", r, &count); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%d MB, %d entries in %v (10 forced GCs included), peak heap %d MiB", gen.bytes>>20, entries, time.Since(start), count.maxHeap>>20)
 	if count.n != entries {
 		t.Fatalf("advisories = %d, want %d", count.n, entries)
 	}
@@ -205,4 +209,27 @@ func gzipped(b []byte) []byte {
 	zw.Write(b)
 	zw.Close()
 	return buf.Bytes()
+}
+
+// TestBenchFixture parses the benchmark corpus's tracker-format file when it exists (it is built
+// outside this repository from bookworm changelogs; all 754 issues are resolved in bookworm).
+func TestBenchFixture(t *testing.T) {
+	f, err := os.Open("/root/vigil-bench/debian-fixture/mirror/debian/tracker.json")
+	if err != nil {
+		t.Skip("benchmark corpus not present")
+	}
+	defer f.Close()
+	var sink feedtest.Sink
+	if err := (&Parser{}).Parse(context.Background(), f.Name(), f, &sink); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.Skips) != 0 || len(sink.Advisories) == 0 {
+		t.Fatalf("%d advisories, skips %q", len(sink.Advisories), sink.Skips)
+	}
+	for _, a := range sink.Advisories {
+		if a.Ecosystem != "Debian:12" || a.Unfixed || len(a.Ranges) != 1 {
+			t.Fatalf("unexpected %+v", a)
+		}
+	}
+	t.Logf("%d advisories", len(sink.Advisories))
 }

@@ -10,8 +10,9 @@ import (
 
 // synthetic generates tracker packages on the fly, one resolved bookworm issue each.
 type synthetic struct {
-	n, i int
-	buf  []byte
+	n, i  int
+	buf   []byte
+	bytes int64
 }
 
 func (s *synthetic) Read(p []byte) (int, error) {
@@ -28,6 +29,7 @@ func (s *synthetic) Read(p []byte) (int, error) {
 	}
 	n := copy(p, s.buf)
 	s.buf = s.buf[n:]
+	s.bytes += int64(n)
 	return n, nil
 }
 

@@ -188,8 +188,10 @@ func End(dec *json.Decoder) error {
 	return nil
 }
 
-// eof turns a bare io.EOF in the middle of a value into io.ErrUnexpectedEOF: truncated JSON is an
+// EOF turns a bare io.EOF in the middle of a value into io.ErrUnexpectedEOF: truncated JSON is an
 // error, not an empty feed.
+func EOF(err error) error { return eof(err) }
+
 func eof(err error) error {
 	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF
