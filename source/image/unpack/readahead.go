@@ -40,10 +40,7 @@ func newReadahead(r io.Reader) *readahead {
 			case <-ra.done:
 				return
 			}
-			n, err := io.ReadFull(r, buf)
-			if err == io.ErrUnexpectedEOF {
-				err = io.EOF
-			}
+			n, err := fill(r, buf)
 			select {
 			case ra.full <- chunk{buf[:n], err}:
 			case <-ra.done:
@@ -86,4 +83,18 @@ func (ra *readahead) stop() {
 		close(ra.done)
 	}
 	<-ra.exit
+}
+
+// fill reads until buf is full or r fails; unlike io.ReadFull it passes r's own errors through
+// unchanged (a decompressor's io.ErrUnexpectedEOF must stay one).
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -291,7 +291,8 @@ func EntryName(raw string) (string, error) {
 	if strings.IndexByte(n, 0) >= 0 {
 		return "", fmt.Errorf("%w: NUL in name", ErrUnsafeName)
 	}
-	return fsx.Clean(n), nil
+	// io/fs names are UTF-8; a Latin-1 or CP437 name stays reachable with its bad bytes replaced.
+	return fsx.Clean(strings.ToValidUTF8(n, "\uFFFD")), nil
 }
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }

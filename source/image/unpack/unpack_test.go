@@ -335,6 +335,7 @@ func TestEntryName(t *testing.T) {
 		{`C:\x`, "", true},
 		{"a\x00b", "", true},
 		{"..foo/bar..", "..foo/bar..", false},
+		{"usr/share/doc/caf\xe9", "usr/share/doc/caf\ufffd", false},
 	} {
 		got, err := EntryName(tc.raw)
 		if (err != nil) != tc.bad || got != tc.want {
