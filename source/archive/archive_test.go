@@ -211,7 +211,9 @@ func TestNestedJarIsAFileWithReadAt(t *testing.T) {
 }
 
 func TestWant(t *testing.T) {
-	want := func(name string, fi fs.FileInfo) bool { return strings.HasSuffix(name, "/METADATA") || fi.Name() == "package.json" }
+	want := func(name string, fi fs.FileInfo) bool {
+		return strings.HasSuffix(name, "/METADATA") || fi.Name() == "package.json"
+	}
 	for _, tc := range []struct {
 		file       string
 		data       []byte
