@@ -243,7 +243,12 @@ func (v *volume) Open(name string) (fs.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())}
 	}
 	if v.b.concurrent() {
-		f, err := v.b.open(name, fi)
+		var f fs.File
+		err := v.guard("open", name, func() error {
+			var err error
+			f, err = v.b.open(name, fi)
+			return err
+		})
 		if err != nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%s: %w", v.what, unwrapPathErr(err))}
 		}
