@@ -1,6 +1,11 @@
 package version
 
-import "testing"
+import (
+	"testing"
+
+	pep440 "github.com/aquasecurity/go-pep440-version"
+	rpmver "github.com/knqyf263/go-rpm-version"
+)
 
 // Representative pairs: an installed version and an advisory bound that
 // differ late, so the comparison walks most of the string.
@@ -75,4 +80,29 @@ func BenchmarkMatchLookup(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkLibraryCompare measures the two libraries that pass their vectors,
+// on the same pairs, for a side-by-side ratio with BenchmarkCompare.
+func BenchmarkLibraryCompare(b *testing.B) {
+	b.Run("go-rpm-version", func(b *testing.B) {
+		x := rpmver.NewVersion(benchCases[1].a)
+		y := rpmver.NewVersion(benchCases[1].b)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if x.Compare(y) != -1 {
+				b.Fatal("wrong order")
+			}
+		}
+	})
+	b.Run("go-pep440-version", func(b *testing.B) {
+		x, _ := pep440.Parse(benchCases[3].a)
+		y, _ := pep440.Parse(benchCases[3].b)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if x.Compare(y) != -1 {
+				b.Fatal("wrong order")
+			}
+		}
+	})
 }
