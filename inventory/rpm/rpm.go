@@ -2,17 +2,15 @@
 // (rpmdb.sqlite: RHEL 9+, Fedora 33+, Amazon Linux 2023), Berkeley DB hash (Packages: RHEL/CentOS 7-8,
 // Amazon Linux 2) and ndb (Packages.db: SUSE, openSUSE).
 //
-// The header-blob parser and the Berkeley DB and ndb page readers are Vigil's own, not
-// knqyf263/go-rpmdb: the only version the module proxy serves (2021) reads Berkeley DB alone, opens
-// its database by host path (so not from an fs.FS, an image layer or a disk snapshot), and pulls
-// go-restruct in; sqlite and ndb support came later in versions we cannot use. Every offset and count
-// read from the files is bounds-checked, and memory stays at one page plus the largest header.
+// The formats are read by the rpmdb subpackage, Vigil's own code rather than knqyf263/go-rpmdb: the
+// only version the module proxy serves (2021) reads Berkeley DB alone, opens its database by host path
+// (so not from an fs.FS, an image layer or a disk snapshot) and pulls go-restruct in; its sqlite and
+// ndb support came in versions we cannot use. Every offset and count read from the files is
+// bounds-checked, and memory stays at one page plus the largest header.
 package rpm
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +23,7 @@ import (
 	"github.com/package-url/packageurl-go"
 
 	"github.com/vigil-sec/vigil/inventory"
+	"github.com/vigil-sec/vigil/inventory/rpm/rpmdb"
 	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/source/fsx"
 )
@@ -54,29 +53,6 @@ func (Extractor) Required(p string, _ fs.FileInfo) bool {
 	return dbDirs[dir] && dbNames[base]
 }
 
-// Format names an rpm database format.
-type Format string
-
-// The database formats, told apart by their content, not their names.
-const (
-	FormatSQLite Format = "sqlite"
-	FormatBDB    Format = "bdb"
-	FormatNDB    Format = "ndb"
-)
-
-// DetectFormat tells the format from the first 32 bytes of a database file.
-func DetectFormat(head []byte) (Format, bool) {
-	switch {
-	case bytes.HasPrefix(head, []byte("SQLite format 3\x00")):
-		return FormatSQLite, true
-	case len(head) >= 4 && binary.LittleEndian.Uint32(head) == ndbMagic:
-		return FormatNDB, true
-	case len(head) >= 16 && (binary.LittleEndian.Uint32(head[12:]) == bdbHashMagic || binary.BigEndian.Uint32(head[12:]) == bdbHashMagic):
-		return FormatBDB, true
-	}
-	return "", false
-}
-
 // Extract implements inventory.Extractor.
 func (Extractor) Extract(ctx context.Context, in *inventory.Input) ([]model.Package, error) {
 	if strings.HasSuffix(in.Path, "-wal") {
@@ -96,7 +72,7 @@ func (Extractor) Extract(ctx context.Context, in *inventory.Input) ([]model.Pack
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: %w", in.Location(), err)
 	}
-	format, ok := DetectFormat(head[:n])
+	format, ok := rpmdb.DetectFormat(head[:n])
 	if !ok {
 		if n == 0 {
 			return nil, nil // an empty placeholder (rpm leaves some behind)
@@ -110,7 +86,7 @@ func (Extractor) Extract(ctx context.Context, in *inventory.Input) ([]model.Pack
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rp, err := ReadPackage(blob)
+		rp, err := rpmdb.ReadPackage(blob)
 		if err != nil {
 			// One broken header does not hide the others; it is reported with the result.
 			if len(bad) < 10 {
@@ -125,7 +101,7 @@ func (Extractor) Extract(ctx context.Context, in *inventory.Input) ([]model.Pack
 	}
 
 	switch format {
-	case FormatSQLite:
+	case rpmdb.FormatSQLite:
 		f.Close()
 		err = readSQLite(ctx, in.FS, in.Path, limit, collect)
 	default:
@@ -145,10 +121,10 @@ func (Extractor) Extract(ctx context.Context, in *inventory.Input) ([]model.Pack
 			return nil, fmt.Errorf("%s: %w", in.Location(), rerr)
 		}
 		defer release()
-		if format == FormatBDB {
-			err = ReadBDB(ra, size, collect)
+		if format == rpmdb.FormatBDB {
+			err = rpmdb.ReadBDB(ra, size, collect)
 		} else {
-			err = ReadNDB(ra, size, collect)
+			err = rpmdb.ReadNDB(ra, size, collect)
 		}
 	}
 	if err == nil && len(bad) > 0 {
@@ -191,7 +167,7 @@ func dbRoot(p model.Package) (string, int) {
 	return root, rank
 }
 
-func toPackage(rp Package, os *model.OS) (model.Package, bool) {
+func toPackage(rp rpmdb.Package, os *model.OS) (model.Package, bool) {
 	// gpg-pubkey "packages" are the imported signing keys, not software.
 	if rp.Name == "" || rp.Name == "gpg-pubkey" {
 		return model.Package{}, false
@@ -257,7 +233,7 @@ var distTagRe = regexp.MustCompile(`\.(el|amzn)(\d+)`)
 // from the package's vendor and dist tag ("Rocky Enterprise Software Foundation" + ".el9" →
 // "Rocky Linux:9", ".amzn2023" → "Amazon Linux:2023"); failing that, "rpm", which names no advisory
 // source, so such packages are listed but never matched.
-func Ecosystem(os *model.OS, rp Package) string {
+func Ecosystem(os *model.OS, rp rpmdb.Package) string {
 	if os != nil && os.Ecosystem != "" {
 		return os.Ecosystem
 	}
@@ -286,7 +262,7 @@ func Ecosystem(os *model.OS, rp Package) string {
 // PURL returns the package URL of an rpm per the purl spec's rpm type:
 // pkg:rpm/amzn/openssl-libs@3.0.8-1.amzn2023.0.1?arch=x86_64&distro=amzn-2023&epoch=1. The namespace is
 // the os-release ID ("redhat" for RHEL, as in the spec's examples); without one it is left out.
-func PURL(rp Package, os *model.OS) string {
+func PURL(rp rpmdb.Package, os *model.OS) string {
 	q := map[string]string{}
 	if rp.Arch != "" {
 		q["arch"] = rp.Arch

@@ -4,9 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
-	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -17,111 +14,10 @@ import (
 
 	"github.com/vigil-sec/vigil/inventory"
 	"github.com/vigil-sec/vigil/inventory/osrelease"
+	"github.com/vigil-sec/vigil/inventory/rpm/rpmdb"
 	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/source/dir"
 )
-
-// --- header blob builder, the layout rpm's headerExport writes ---
-
-type tagVal struct {
-	tag uint32
-	val any // string, []string, int32
-}
-
-func buildHeader(tags []tagVal) []byte {
-	var index, data bytes.Buffer
-	for _, t := range tags {
-		var typ, count uint32
-		switch v := t.val.(type) {
-		case string:
-			typ, count = typeString, 1
-			fmt.Fprintf(&data, "%s\x00", v)
-		case []string:
-			typ, count = typeStringArray, uint32(len(v))
-			for _, s := range v {
-				fmt.Fprintf(&data, "%s\x00", s)
-			}
-		case int32:
-			for data.Len()%4 != 0 {
-				data.WriteByte(0)
-			}
-			typ, count = typeInt32, 1
-			binary.Write(&data, binary.BigEndian, v)
-		}
-		off := data.Len() - dataLen(t.val)
-		binary.Write(&index, binary.BigEndian, [4]uint32{t.tag, typ, uint32(off), count})
-	}
-	out := binary.BigEndian.AppendUint32(nil, uint32(len(tags)))
-	out = binary.BigEndian.AppendUint32(out, uint32(data.Len()))
-	return append(append(out, index.Bytes()...), data.Bytes()...)
-}
-
-func dataLen(v any) int {
-	switch v := v.(type) {
-	case string:
-		return len(v) + 1
-	case []string:
-		n := 0
-		for _, s := range v {
-			n += len(s) + 1
-		}
-		return n
-	}
-	return 4
-}
-
-func rockyOpenSSL() []byte {
-	return buildHeader([]tagVal{
-		{TagName, "openssl-libs"}, {TagVersion, "3.0.7"}, {TagRelease, "27.el9"}, {TagEpoch, int32(1)},
-		{TagArch, "x86_64"}, {TagSourceRPM, "openssl-3.0.7-27.el9.src.rpm"}, {TagLicense, "ASL 2.0"},
-		{TagVendor, "Rocky Enterprise Software Foundation"},
-	})
-}
-
-func TestReadPackage(t *testing.T) {
-	p, err := ReadPackage(rockyOpenSSL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Package{Name: "openssl-libs", Version: "3.0.7", Release: "27.el9", Arch: "x86_64", SourceRPM: "openssl-3.0.7-27.el9.src.rpm",
-		License: "ASL 2.0", Vendor: "Rocky Enterprise Software Foundation", Epoch: 1, HasEpoch: true}
-	if p != want {
-		t.Errorf("got %+v", p)
-	}
-	// I18N summary-style array: the first string is used.
-	p, err = ReadPackage(buildHeader([]tagVal{{TagName, []string{"bash", "x"}}, {TagVersion, "5.1.8"}, {TagRelease, "9.el9"}}))
-	if err != nil || p.Name != "bash" || p.HasEpoch {
-		t.Errorf("got %+v, %v", p, err)
-	}
-}
-
-func TestReadPackageErrors(t *testing.T) {
-	good := rockyOpenSSL()
-	corrupt := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
-	tests := map[string][]byte{
-		"empty":             {},
-		"short":             {0, 0, 0, 1},
-		"zero index":        {0, 0, 0, 0, 0, 0, 0, 0},
-		"huge index":        {0, 1, 0, 0, 0, 0, 0, 0},
-		"huge data":         {0, 0, 0, 1, 0x7f, 0, 0, 0},
-		"truncated":         good[:len(good)-5],
-		"offset outside":    corrupt(func(b []byte) []byte { binary.BigEndian.PutUint32(b[8+8:], 1<<30); return b }),
-		"negative offset":   corrupt(func(b []byte) []byte { binary.BigEndian.PutUint32(b[8+8:], 0xfffffff0); return b }),
-		"int past the end":  corrupt(func(b []byte) []byte { binary.BigEndian.PutUint32(b[8+3*16+8:], uint32(len(b)-8-8*16-2)); return b }),
-		"string not string": corrupt(func(b []byte) []byte { binary.BigEndian.PutUint32(b[8+4:], typeInt32); return b }),
-		"no name":           buildHeader([]tagVal{{TagVersion, "1"}, {TagRelease, "1"}}),
-		"unterminated": corrupt(func(b []byte) []byte {
-			b = b[:len(b)-1]
-			binary.BigEndian.PutUint32(b[4:], binary.BigEndian.Uint32(b[4:])-1)
-			return b
-		}),
-	}
-	for name, blob := range tests {
-		if _, err := ReadPackage(blob); !errors.Is(err, ErrBadHeader) {
-			t.Errorf("%s: err = %v, want ErrBadHeader", name, err)
-		}
-	}
-}
 
 func TestSplitSourceRPM(t *testing.T) {
 	for _, tc := range []struct{ in, n, v, r string }{
@@ -138,7 +34,7 @@ func TestSplitSourceRPM(t *testing.T) {
 }
 
 func TestEcosystemAndPURL(t *testing.T) {
-	rp, _ := ReadPackage(rockyOpenSSL())
+	rp := rpmdb.Package{Name: "openssl-libs", Version: "3.0.7", Release: "27.el9", Arch: "x86_64", Epoch: 1, HasEpoch: true}
 	rocky := &model.OS{Family: "rocky", VersionID: "9.3", Ecosystem: "Rocky Linux:9"}
 	if got := PURL(rp, rocky); got != "pkg:rpm/rocky/openssl-libs@3.0.7-27.el9?arch=x86_64&distro=rocky-9.3&epoch=1" {
 		t.Errorf("PURL = %s", got)
@@ -161,7 +57,7 @@ func TestEcosystemAndPURL(t *testing.T) {
 		{nil, "SUSE LLC <https://www.suse.com/>", "150400.3.1", "rpm"},
 		{&model.OS{Family: "fedora"}, "Fedora Project", "1.fc40", "rpm"},
 	} {
-		rp := Package{Vendor: tc.vendor, Release: tc.release}
+		rp := rpmdb.Package{Vendor: tc.vendor, Release: tc.release}
 		if got := Ecosystem(tc.os, rp); got != tc.want {
 			t.Errorf("Ecosystem(%v, %q %q) = %q, want %q", tc.os, tc.vendor, tc.release, got, tc.want)
 		}
@@ -249,6 +145,22 @@ func TestEngineSQLite(t *testing.T) {
 	}
 }
 
+// blobsOf returns the header blobs of the Berkeley DB fixture.
+func blobsOf(t testing.TB) [][]byte {
+	b, err := os.ReadFile("testdata/bdb/Packages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blobs [][]byte
+	if err := rpmdb.ReadBDB(bytes.NewReader(b), int64(len(b)), func(blob []byte) error {
+		blobs = append(blobs, append([]byte(nil), blob...))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return blobs
+}
+
 func extractFile(t *testing.T, fsys fs.FS, name string, o *model.OS) ([]model.Package, error) {
 	t.Helper()
 	fi, err := fs.Stat(fsys, name)
@@ -275,57 +187,9 @@ func TestBDBFixture(t *testing.T) {
 	}
 }
 
-// blobsOf returns the header blobs of the BDB fixture.
-func blobsOf(t testing.TB) [][]byte {
-	b, err := os.ReadFile("testdata/bdb/Packages")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var blobs [][]byte
-	if err := ReadBDB(bytes.NewReader(b), int64(len(b)), func(blob []byte) error {
-		blobs = append(blobs, append([]byte(nil), blob...))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return blobs
-}
-
-// writeNDB lays blobs out in rpm's ndb format (see ndb.go), with a free slot and padding blocks.
-func writeNDB(blobs [][]byte) []byte {
-	le := binary.LittleEndian
-	out := make([]byte, ndbPageSize)
-	copy(out, "RpmP")
-	le.PutUint32(out[12:], 1)                    // slot pages
-	le.PutUint32(out[16:], uint32(len(blobs)+1)) // next package index
-	for o := ndbHeaderSize; o < ndbPageSize; o += ndbSlotSize {
-		copy(out[o:], "Slot")
-	}
-	for i, blob := range blobs {
-		idx := uint32(i + 1)
-		blkOff := uint32(len(out) / ndbBlockSize)
-		n := ndbBlobHead + len(blob) + ndbBlobTail
-		blkCnt := uint32((n + ndbBlockSize - 1) / ndbBlockSize)
-		rec := make([]byte, int(blkCnt)*ndbBlockSize)
-		copy(rec, "BlbS")
-		le.PutUint32(rec[4:], idx)
-		le.PutUint32(rec[12:], uint32(len(blob)))
-		copy(rec[ndbBlobHead:], blob)
-		tail := rec[len(rec)-ndbBlobTail:]
-		le.PutUint32(tail[4:], uint32(len(blob)))
-		copy(tail[8:], "BlbE")
-		out = append(out, rec...)
-		slot := out[ndbHeaderSize+(i+1)*ndbSlotSize:] // slot 0 stays free
-		le.PutUint32(slot[4:], idx)
-		le.PutUint32(slot[8:], blkOff)
-		le.PutUint32(slot[12:], blkCnt)
-	}
-	return out
-}
-
 func TestNDB(t *testing.T) {
 	blobs := blobsOf(t)
-	db := writeNDB(blobs)
+	db := rpmdb.WriteNDB(blobs)
 	dirName := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dirName, "usr/lib/sysimage/rpm"), 0o755); err != nil {
 		t.Fatal(err)
@@ -337,69 +201,9 @@ func TestNDB(t *testing.T) {
 	if got, want := rows(inv.Packages, true), readExpected(t, "testdata/expected.tsv"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	// Corruptions are errors, never panics or silent partial results.
-	for name, mut := range map[string]func(b []byte){
-		"slot magic":   func(b []byte) { b[ndbHeaderSize+16] = 'X' },
-		"blob magic":   func(b []byte) { b[ndbPageSize] = 'X' },
-		"blob index":   func(b []byte) { b[ndbPageSize+4] = 9 },
-		"blob length":  func(b []byte) { binary.LittleEndian.PutUint32(b[ndbPageSize+12:], 1<<30) },
-		"slot outside": func(b []byte) { binary.LittleEndian.PutUint32(b[ndbHeaderSize+16+8:], 1<<30) },
-		"slot pages":   func(b []byte) { binary.LittleEndian.PutUint32(b[12:], 1<<20) },
-		"version":      func(b []byte) { b[4] = 1 },
-	} {
-		b := append([]byte(nil), db...)
-		mut(b)
-		if err := ReadNDB(bytes.NewReader(b), int64(len(b)), func([]byte) error { return nil }); !errors.Is(err, ErrBadNDB) {
-			t.Errorf("%s: err = %v", name, err)
-		}
-	}
 }
 
-func TestBDBCorruptions(t *testing.T) {
-	db, err := os.ReadFile("testdata/bdb/Packages")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := int(binary.LittleEndian.Uint32(db[20:]))
-	for name, mut := range map[string]func(b []byte){
-		"magic":     func(b []byte) { b[12] = 0 },
-		"page size": func(b []byte) { binary.LittleEndian.PutUint32(b[20:], 1000) },
-		"encrypted": func(b []byte) { b[24] = 1 },
-		"entries": func(b []byte) {
-			for pg := 1; pg*ps < len(b); pg++ {
-				if t := b[pg*ps+25]; t == pHash || t == pHashUnsorted {
-					binary.LittleEndian.PutUint16(b[pg*ps+20:], 0xffff)
-				}
-			}
-		},
-		"overflow chain": func(b []byte) {
-			for pg := 1; pg*ps < len(b); pg++ {
-				if b[pg*ps+25] == pOverflow {
-					binary.LittleEndian.PutUint32(b[pg*ps+16:], uint32(pg)) // a loop onto itself
-					binary.LittleEndian.PutUint16(b[pg*ps+22:], 1)
-				}
-			}
-		},
-	} {
-		b := append([]byte(nil), db...)
-		mut(b)
-		if err := ReadBDB(bytes.NewReader(b), int64(len(b)), func([]byte) error { return nil }); !errors.Is(err, ErrBadBDB) {
-			t.Errorf("%s: err = %v", name, err)
-		}
-	}
-	// The fixture really exercises overflow pages.
-	overflow := 0
-	for pg := 1; pg*ps < len(db); pg++ {
-		if db[pg*ps+25] == pOverflow {
-			overflow++
-		}
-	}
-	if overflow == 0 {
-		t.Error("fixture has no overflow pages")
-	}
-}
-
-func TestRequiredAndFormat(t *testing.T) {
+func TestRequired(t *testing.T) {
 	for p, want := range map[string]bool{
 		"var/lib/rpm/Packages": true, "var/lib/rpm/rpmdb.sqlite": true, "usr/lib/sysimage/rpm/rpmdb.sqlite": true,
 		"usr/lib/sysimage/rpm/Packages.db": true, "var/lib/rpm/rpmdb.sqlite-wal": true, "var/lib/rpm/rpmdb.sqlite-shm": false,
@@ -408,16 +212,6 @@ func TestRequiredAndFormat(t *testing.T) {
 		if got := (Extractor{}).Required(p, nil); got != want {
 			t.Errorf("Required(%q) = %v", p, got)
 		}
-	}
-	mt := map[string]Format{"SQLite format 3\x00xxxxxxxxxxxxxxxx": FormatSQLite, "RpmP": FormatNDB,
-		"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x61\x15\x06\x00": FormatBDB}
-	for head, want := range mt {
-		if got, ok := DetectFormat([]byte(head)); !ok || got != want {
-			t.Errorf("DetectFormat(%q) = %v", head, got)
-		}
-	}
-	if _, ok := DetectFormat([]byte("garbage")); ok {
-		t.Error("garbage detected as a database")
 	}
 }
 
@@ -529,36 +323,4 @@ func TestBenchRPMDB(t *testing.T) {
 		}
 	}
 	t.Logf("%d packages match the ground truth", len(inv.Packages))
-}
-
-func FuzzReadPackage(f *testing.F) {
-	f.Add(rockyOpenSSL())
-	for _, b := range blobsOf(f) {
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if p, err := ReadPackage(b); err == nil {
-			_, _ = toPackage(p, nil)
-		}
-	})
-}
-
-func FuzzReadBDB(f *testing.F) {
-	db, err := os.ReadFile("testdata/bdb/Packages")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(db)
-	f.Add(db[:2048])
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_ = ReadBDB(bytes.NewReader(b), int64(len(b)), func(blob []byte) error { _, _ = ReadPackage(blob); return nil })
-	})
-}
-
-func FuzzReadNDB(f *testing.F) {
-	f.Add(writeNDB(blobsOf(f)))
-	f.Add(writeNDB(nil))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_ = ReadNDB(bytes.NewReader(b), int64(len(b)), func(blob []byte) error { _, _ = ReadPackage(blob); return nil })
-	})
 }

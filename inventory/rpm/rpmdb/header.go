@@ -1,4 +1,7 @@
-package rpm
+// Package rpmdb reads rpm databases without rpm or cgo: header blobs, Berkeley DB hash files and ndb
+// files (SQLite databases are read through database/sql by the rpm extractor). It is separate from
+// the extractor so that it links nothing but the standard library: its fuzz targets stay fast.
+package rpmdb
 
 import (
 	"bytes"
@@ -191,4 +194,27 @@ func ReadPackage(blob []byte) (Package, error) {
 		return p, err
 	}
 	return p, nil
+}
+
+// Format names an rpm database format.
+type Format string
+
+// The database formats, told apart by their content, not their names.
+const (
+	FormatSQLite Format = "sqlite"
+	FormatBDB    Format = "bdb"
+	FormatNDB    Format = "ndb"
+)
+
+// DetectFormat tells the format from the first 32 bytes of a database file.
+func DetectFormat(head []byte) (Format, bool) {
+	switch {
+	case bytes.HasPrefix(head, []byte("SQLite format 3\x00")):
+		return FormatSQLite, true
+	case len(head) >= 4 && binary.LittleEndian.Uint32(head) == ndbMagic:
+		return FormatNDB, true
+	case len(head) >= 16 && (binary.LittleEndian.Uint32(head[12:]) == bdbHashMagic || binary.BigEndian.Uint32(head[12:]) == bdbHashMagic):
+		return FormatBDB, true
+	}
+	return "", false
 }

@@ -1,4 +1,4 @@
-package rpm
+package rpmdb
 
 import (
 	"encoding/binary"
@@ -101,4 +101,40 @@ func ndbBlob(r io.ReaderAt, size int64, pkgIdx, blkOff, blkCnt uint32) ([]byte, 
 		return nil, fmt.Errorf("%w: package %d: %v", ErrBadNDB, pkgIdx, err)
 	}
 	return blob, nil
+}
+
+// WriteNDB lays header blobs out in the ndb format, as rpm's rpmpkgPut does (one slot page; slot 0 left
+// free to exercise free-slot handling). Tests and fixture generators use it; rpm's own ndb backend is not
+// available on Debian to write real ones.
+func WriteNDB(blobs [][]byte) []byte {
+	le := binary.LittleEndian
+	out := make([]byte, ndbPageSize)
+	le.PutUint32(out, ndbMagic)
+	le.PutUint32(out[12:], 1)                    // slot pages
+	le.PutUint32(out[16:], uint32(len(blobs)+1)) // next package index
+	for o := ndbHeaderSize; o < ndbPageSize; o += ndbSlotSize {
+		le.PutUint32(out[o:], ndbSlotMagic)
+	}
+	for i, blob := range blobs {
+		slot := ndbHeaderSize + (i+1)*ndbSlotSize
+		if slot+ndbSlotSize > ndbPageSize {
+			break // one slot page is enough for tests
+		}
+		idx := uint32(i + 1)
+		blkOff := uint32(len(out) / ndbBlockSize)
+		blkCnt := uint32((ndbBlobHead + len(blob) + ndbBlobTail + ndbBlockSize - 1) / ndbBlockSize)
+		rec := make([]byte, int(blkCnt)*ndbBlockSize)
+		le.PutUint32(rec, ndbBlobMagic)
+		le.PutUint32(rec[4:], idx)
+		le.PutUint32(rec[12:], uint32(len(blob)))
+		copy(rec[ndbBlobHead:], blob)
+		tail := rec[len(rec)-ndbBlobTail:]
+		le.PutUint32(tail[4:], uint32(len(blob)))
+		le.PutUint32(tail[8:], 'B'|'l'<<8|'b'<<16|'E'<<24)
+		out = append(out, rec...)
+		le.PutUint32(out[slot+4:], idx)
+		le.PutUint32(out[slot+8:], blkOff)
+		le.PutUint32(out[slot+12:], blkCnt)
+	}
+	return out
 }

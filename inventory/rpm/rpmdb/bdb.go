@@ -1,4 +1,4 @@
-package rpm
+package rpmdb
 
 import (
 	"encoding/binary"
@@ -137,8 +137,8 @@ func (b *bdbReader) item(page []byte, entries, i int) ([]byte, error) {
 
 // overflow reads a record of length tlen stored in the overflow chain that starts at page pg.
 func (b *bdbReader) overflow(pg, tlen uint32) ([]byte, error) {
-	if tlen > maxBlobSize {
-		return nil, fmt.Errorf("%w: record of %d bytes is over the %d-byte limit", ErrBadBDB, tlen, maxBlobSize)
+	if tlen > maxBlobSize || uint64(tlen) > uint64(b.lastPage)*uint64(b.pageSize) {
+		return nil, fmt.Errorf("%w: record of %d bytes is over the %d-byte limit or the file's size", ErrBadBDB, tlen, maxBlobSize)
 	}
 	out := make([]byte, 0, tlen)
 	page := make([]byte, b.pageSize)
