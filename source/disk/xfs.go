@@ -407,6 +407,9 @@ func (b *xfsBackend) parseShortform(in *xfsInode, add func(string, uint64, byte)
 // parseDataBlock reads the entries of one directory data block (block or data form, v4 or v5).
 func (b *xfsBackend) parseDataBlock(blk []byte, dirIno uint64, at int64, add func(string, uint64, byte) error) error {
 	be := binary.BigEndian
+	if len(blk) < 512 {
+		return fmt.Errorf("directory inode %d: block of %d bytes", dirIno, len(blk))
+	}
 	hdr, end := 16, len(blk)
 	switch string(blk[:4]) {
 	case "XDB3", "XDD3":
