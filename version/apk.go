@@ -4,7 +4,7 @@ import (
 	"strings"
 )
 
-// apkScheme implements apk-tools (v3) version comparison:
+// APKScheme implements apk-tools (v3) version comparison:
 // digit{.digit}...{letter}{_suffix{number}}...{~hash}{-rN}. Pre-release
 // suffixes _alpha < _beta < _pre < _rc sort before the bare version;
 // _cvs < _svn < _git < _hg < _p sort after it. A digit group with a leading
@@ -16,9 +16,9 @@ import (
 // same point after equal prefixes compare equal. Parse therefore only rejects:
 // empty input, input over MaxLen bytes, control characters, whitespace, and
 // input that does not start with an ASCII digit (no comparable prefix at all).
-type apkScheme struct{}
+type APKScheme struct{}
 
-func (apkScheme) Name() string { return "apk" }
+func (APKScheme) Name() string { return "apk" }
 
 type apkTokKind uint8
 
@@ -62,7 +62,7 @@ type APKVersion struct {
 	tokens []apkToken // ends with an apkEnd or apkInvalid token
 }
 
-func (apkScheme) Parse(s string) (Version, error) {
+func (APKScheme) Parse(s string) (Version, error) {
 	if err := checkCommon("apk", s); err != nil {
 		return nil, err
 	}

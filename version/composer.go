@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// composerScheme implements Composer (Packagist) version ordering: the version
+// ComposerScheme implements Composer (Packagist) version ordering: the version
 // is normalised as Composer's VersionParser does (optional "v", up to four
 // numeric parts padded with zeros, or a date version "2010-01-02"; stability
 // suffixes a|alpha, b|beta, RC, p|pl|patch with an optional number, "stable"
@@ -16,9 +16,9 @@ import (
 // branch names ("dev-main", "1.x-dev", "dev-feature/x"), aliases
 // ("1.0 as 2.0"), constraints ("^1.2", ">=1.0"), more than four numeric parts
 // in a classical version, and any other text Composer would not normalise.
-type composerScheme struct{}
+type ComposerScheme struct{}
 
-func (composerScheme) Name() string { return "composer" }
+func (ComposerScheme) Name() string { return "composer" }
 
 const composerModifier = `(?:[._-]?(stable|beta|b|rc|alpha|a|patch|pl|p)((?:[.-]?\d+)*)?)?([.-]?dev)?(?:\+[^\s]+)?`
 
@@ -53,7 +53,7 @@ type ComposerVersion struct {
 // Normalized returns Composer's normalised form, e.g. "1.0.0.0-beta2".
 func (v *ComposerVersion) Normalized() string { return v.norm }
 
-func (composerScheme) Parse(s string) (Version, error) {
+func (ComposerScheme) Parse(s string) (Version, error) {
 	if err := checkCommon("composer", s); err != nil {
 		return nil, err
 	}

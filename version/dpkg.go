@@ -2,7 +2,7 @@ package version
 
 import "strings"
 
-// dpkgScheme implements Debian's version comparison (deb-version(7), dpkg's
+// DpkgScheme implements Debian's version comparison (deb-version(7), dpkg's
 // verrevcmp): [epoch:]upstream[-revision], '~' sorts before everything, even
 // the end of the string; letters sort before other characters; digit runs
 // compare numerically.
@@ -15,9 +15,9 @@ import "strings"
 // upstream versions that do not start with a digit, and characters outside
 // dpkg's allowed set: dpkg compares all of these and real package databases
 // occasionally hold them.
-type dpkgScheme struct{}
+type DpkgScheme struct{}
 
-func (dpkgScheme) Name() string { return "dpkg" }
+func (DpkgScheme) Name() string { return "dpkg" }
 
 // DpkgVersion is a parsed Debian version.
 type DpkgVersion struct {
@@ -27,7 +27,7 @@ type DpkgVersion struct {
 	revision string
 }
 
-func (dpkgScheme) Parse(s string) (Version, error) {
+func (DpkgScheme) Parse(s string) (Version, error) {
 	if err := checkCommon("dpkg", s); err != nil {
 		return nil, err
 	}

@@ -2,7 +2,7 @@ package version
 
 import "strings"
 
-// gemScheme implements RubyGems' Gem::Version ordering: the version is split
+// GemScheme implements RubyGems' Gem::Version ordering: the version is split
 // into numeric and letter runs ("1.0.b1" → 1, 0, "b", 1; "-" means ".pre.");
 // trailing zeros of the release part and of the pre-release part are dropped;
 // segments compare pairwise with a missing segment read as 0; a string
@@ -15,9 +15,9 @@ import "strings"
 // characters, and anything not matching
 // `[0-9]+(\.[0-9A-Za-z]+)*(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?` after trimming
 // surrounding whitespace ("a1", "1..2", "1.2 3", "1.0-", "1_0").
-type gemScheme struct{}
+type GemScheme struct{}
 
-func (gemScheme) Name() string { return "gem" }
+func (GemScheme) Name() string { return "gem" }
 
 type gemSeg struct {
 	num   bool
@@ -73,7 +73,7 @@ func validGem(t string) bool {
 	return true
 }
 
-func (gemScheme) Parse(s string) (Version, error) {
+func (GemScheme) Parse(s string) (Version, error) {
 	if err := checkCommon("gem", s); err != nil {
 		return nil, err
 	}

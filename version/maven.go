@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// mavenScheme implements Maven's ComparableVersion (Maven 4, including
+// MavenScheme implements Maven's ComparableVersion (Maven 4, including
 // MNG-5568, MNG-6572, MNG-6964 and MNG-7714): '.' and '-' separators and
 // letter/digit transitions split items; '-' (and a qualifier after '.') opens
 // a nested list; trailing zeros and "null" qualifiers are normalised away;
@@ -23,9 +23,9 @@ import (
 // Known differences: lower-casing uses Go's Unicode tables rather than Java's
 // English locale, and unknown qualifiers compare by UTF-8 bytes rather than
 // UTF-16 code units; both only matter for exotic non-ASCII qualifiers.
-type mavenScheme struct{}
+type MavenScheme struct{}
 
-func (mavenScheme) Name() string { return "maven" }
+func (MavenScheme) Name() string { return "maven" }
 
 type mvnKind uint8
 
@@ -107,7 +107,7 @@ func stripZeros(d string) string {
 // characters are surrogates there and never digits.
 func javaDigit(r rune) bool { return r <= 0xFFFF && unicode.IsDigit(r) }
 
-func (mavenScheme) Parse(s string) (Version, error) {
+func (MavenScheme) Parse(s string) (Version, error) {
 	if err := checkCommon("maven", s); err != nil {
 		return nil, err
 	}

@@ -2,7 +2,7 @@ package version
 
 import "strings"
 
-// nugetScheme implements NuGet's NuGetVersion ordering (SemVer 2.0 plus the
+// NuGetScheme implements NuGet's NuGetVersion ordering (SemVer 2.0 plus the
 // legacy 4-part form): Major[.Minor[.Patch[.Revision]]] compared numerically
 // with missing parts read as 0 ("1.0" = "1.0.0.0"), then a release sorts
 // after its pre-releases, pre-release labels compare numerically when both
@@ -14,9 +14,9 @@ import "strings"
 // numeric parts, more than four numeric parts, numbers above 2^31-1 (NuGet
 // stores them as int), empty labels ("1.0.0-", "1.0.0-a..b") and characters
 // outside [0-9A-Za-z-] in labels or metadata.
-type nugetScheme struct{}
+type NuGetScheme struct{}
 
-func (nugetScheme) Name() string { return "nuget" }
+func (NuGetScheme) Name() string { return "nuget" }
 
 // NuGetVersion is a parsed NuGet version.
 type NuGetVersion struct {
@@ -25,7 +25,7 @@ type NuGetVersion struct {
 	pre   []string
 }
 
-func (nugetScheme) Parse(s string) (Version, error) {
+func (NuGetScheme) Parse(s string) (Version, error) {
 	if err := checkCommon("nuget", s); err != nil {
 		return nil, err
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// pep440Scheme implements PEP 440 (the "Version specifiers" specification of
+// PEP440Scheme implements PEP 440 (the "Version specifiers" specification of
 // the Python Packaging Authority) as normalised by pypa/packaging: optional
 // epoch "N!", release "N(.N)*", pre-release (a|alpha, b|beta, c|rc|pre|preview,
 // optional separators and implicit number 0), post-release (.postN, -N, rev,
@@ -21,9 +21,9 @@ import (
 // anything that does not match the PEP 440 grammar (legacy versions such as
 // "1.0-SNAPSHOT-foo", "2.0b1-x", "dev"), and numbers (epoch, release, pre,
 // post, dev) above 2^64-1.
-type pep440Scheme struct{}
+type PEP440Scheme struct{}
 
-func (pep440Scheme) Name() string { return "pep440" }
+func (PEP440Scheme) Name() string { return "pep440" }
 
 // The grammar published in PEP 440's appendix, written for Go's regexp.
 var pep440Re = regexp.MustCompile(`(?i)^\s*v?` +
@@ -74,7 +74,7 @@ type PEP440Version struct {
 	local   []pepLocal
 }
 
-func (pep440Scheme) Parse(s string) (Version, error) {
+func (PEP440Scheme) Parse(s string) (Version, error) {
 	if err := checkCommon("pep440", s); err != nil {
 		return nil, err
 	}

@@ -2,7 +2,7 @@ package version
 
 import "strings"
 
-// rpmScheme implements rpm's EVR comparison: epoch (missing = 0), then
+// RPMScheme implements rpm's EVR comparison: epoch (missing = 0), then
 // version and release each with rpmvercmp (alphanumeric runs, digits beat
 // letters, '~' sorts before everything including the end, '^' sorts after the
 // end but before any further segment, other characters only separate).
@@ -11,9 +11,9 @@ import "strings"
 // It rejects: empty input, input over MaxLen bytes, control characters,
 // whitespace, a non-numeric or empty epoch, an epoch above 2^31-1, and an
 // empty version part ("1:", "1:-2", "-2").
-type rpmScheme struct{}
+type RPMScheme struct{}
 
-func (rpmScheme) Name() string { return "rpm" }
+func (RPMScheme) Name() string { return "rpm" }
 
 // RPMVersion is a parsed rpm EVR.
 type RPMVersion struct {
@@ -23,7 +23,7 @@ type RPMVersion struct {
 	release string
 }
 
-func (rpmScheme) Parse(s string) (Version, error) {
+func (RPMScheme) Parse(s string) (Version, error) {
 	if err := checkCommon("rpm", s); err != nil {
 		return nil, err
 	}

@@ -264,14 +264,14 @@ func TestLookup(t *testing.T) {
 		"SUSE:Linux Enterprise Server 15 SP5": RPM, "Amazon Linux": RPM, "Amazon Linux:2023": RPM,
 		"npm": SemVer, "crates.io": SemVer, "Go": SemVer, "Bitnami": SemVer, "Hex": SemVer, "Pub": Pub,
 		"PyPI": PEP440, "Maven": Maven, "RubyGems": Gem, "NuGet": NuGet, "Packagist": Composer,
-		"pypi": PEP440, " Go ": SemVer,
+		"pypi": PEP440, " Go ": SemVer, "Wolfi": APK, "Chainguard": APK, "SwiftURL": SemVer,
 	} {
 		got, ok := Lookup(eco)
 		if !ok || got != want {
 			t.Errorf("Lookup(%q) = %v, %v; want %s", eco, got, ok, want.Name())
 		}
 	}
-	for _, eco := range []string{"", "CRAN", "GIT", "Linux", "Debian12", "OSS-Fuzz", "SwiftURL"} {
+	for _, eco := range []string{"", "CRAN", "GIT", "Linux", "Debian12", "OSS-Fuzz", "Hackage"} {
 		if s, ok := Lookup(eco); ok {
 			t.Errorf("Lookup(%q) = %s, want not found", eco, s.Name())
 		}

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// semverScheme implements Semantic Versioning 2.0.0 precedence, used by npm,
+// SemVerScheme implements Semantic Versioning 2.0.0 precedence, used by npm,
 // crates.io, Go modules, Bitnami, Hex and Pub advisories: MAJOR.MINOR.PATCH
 // compared numerically, a pre-release sorts before its release, pre-release
 // identifiers compare numerically when all digits and by ASCII otherwise
@@ -31,12 +31,14 @@ import (
 // one rule: build metadata takes part in the order, after the pre-release: no
 // build < any build, and builds compare like pre-release lists
 // ("1.2.3" < "1.2.3+1" < "1.2.3+2" < "1.2.3+a").
-type semverScheme struct {
+//
+// Use the SemVer and Pub variables; the zero SemVerScheme has no name.
+type SemVerScheme struct {
 	name       string
 	orderBuild bool
 }
 
-func (s semverScheme) Name() string { return s.name }
+func (s SemVerScheme) Name() string { return s.name }
 
 // SemVersion is a parsed semantic version.
 type SemVersion struct {
@@ -47,7 +49,7 @@ type SemVersion struct {
 	orderBuild          bool
 }
 
-func (sc semverScheme) Parse(s string) (Version, error) {
+func (sc SemVerScheme) Parse(s string) (Version, error) {
 	if err := checkCommon(sc.name, s); err != nil {
 		return nil, err
 	}

@@ -97,18 +97,20 @@ func Compare(s Scheme, a, b string) (int, error) {
 	return va.Compare(vb), nil
 }
 
-// The schemes. They are stateless and safe for concurrent use.
+// The schemes. They are stateless and safe for concurrent use. The doc comment
+// of each type (DpkgScheme, RPMScheme, ...) gives its rules and the classes of
+// input its Parse rejects.
 var (
-	Dpkg     Scheme = dpkgScheme{}
-	RPM      Scheme = rpmScheme{}
-	APK      Scheme = apkScheme{}
-	PEP440   Scheme = pep440Scheme{}
-	SemVer   Scheme = semverScheme{name: "semver"}
-	Pub      Scheme = semverScheme{name: "pub", orderBuild: true}
-	Maven    Scheme = mavenScheme{}
-	Gem      Scheme = gemScheme{}
-	NuGet    Scheme = nugetScheme{}
-	Composer Scheme = composerScheme{}
+	Dpkg     Scheme = DpkgScheme{}
+	RPM      Scheme = RPMScheme{}
+	APK      Scheme = APKScheme{}
+	PEP440   Scheme = PEP440Scheme{}
+	SemVer   Scheme = SemVerScheme{name: "semver"}
+	Pub      Scheme = SemVerScheme{name: "pub", orderBuild: true}
+	Maven    Scheme = MavenScheme{}
+	Gem      Scheme = GemScheme{}
+	NuGet    Scheme = NuGetScheme{}
+	Composer Scheme = ComposerScheme{}
 )
 
 // Schemes lists every scheme of this package.
@@ -119,33 +121,39 @@ func Schemes() []Scheme {
 // ecosystems maps an OSV ecosystem name (without release suffix, lower case)
 // to its scheme.
 var ecosystems = map[string]Scheme{
-	"debian":       Dpkg,
-	"ubuntu":       Dpkg,
-	"alpine":       APK,
-	"almalinux":    RPM,
-	"rocky linux":  RPM,
-	"red hat":      RPM,
-	"redhat":       RPM,
-	"opensuse":     RPM,
-	"suse":         RPM,
-	"amazon linux": RPM,
-	"mageia":       RPM,
-	"openeuler":    RPM,
-	"oracle linux": RPM,
-	"photon os":    RPM,
-	"azure linux":  RPM,
-	"cbl-mariner":  RPM,
-	"npm":          SemVer,
-	"crates.io":    SemVer,
-	"go":           SemVer,
-	"bitnami":      SemVer,
-	"hex":          SemVer,
-	"pub":          Pub,
-	"pypi":         PEP440,
-	"maven":        Maven,
-	"rubygems":     Gem,
-	"nuget":        NuGet,
-	"packagist":    Composer,
+	"debian":                       Dpkg,
+	"ubuntu":                       Dpkg,
+	"alpine":                       APK,
+	"almalinux":                    RPM,
+	"rocky linux":                  RPM,
+	"red hat":                      RPM,
+	"redhat":                       RPM,
+	"opensuse":                     RPM,
+	"suse":                         RPM,
+	"amazon linux":                 RPM,
+	"mageia":                       RPM,
+	"openeuler":                    RPM,
+	"oracle linux":                 RPM,
+	"photon os":                    RPM,
+	"azure linux":                  RPM,
+	"cbl-mariner":                  RPM,
+	"wolfi":                        APK,
+	"chainguard":                   APK,
+	"alpaquita":                    APK,
+	"bellsoft hardened containers": APK,
+	"minimos":                      APK,
+	"swifturl":                     SemVer,
+	"npm":                          SemVer,
+	"crates.io":                    SemVer,
+	"go":                           SemVer,
+	"bitnami":                      SemVer,
+	"hex":                          SemVer,
+	"pub":                          Pub,
+	"pypi":                         PEP440,
+	"maven":                        Maven,
+	"rubygems":                     Gem,
+	"nuget":                        NuGet,
+	"packagist":                    Composer,
 }
 
 // Lookup returns the scheme of an OSV ecosystem name, with or without a
