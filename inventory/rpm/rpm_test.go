@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -17,6 +20,7 @@ import (
 	"github.com/vigil-sec/vigil/inventory/rpm/rpmdb"
 	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/source/dir"
+	"github.com/vigil-sec/vigil/source/fsx"
 )
 
 func TestSplitSourceRPM(t *testing.T) {
@@ -323,4 +327,85 @@ func TestBenchRPMDB(t *testing.T) {
 		}
 	}
 	t.Logf("%d packages match the ground truth", len(inv.Packages))
+}
+
+// TestSQLiteWAL proves committed transactions still in rpmdb.sqlite-wal (not yet checkpointed into the
+// main file) are read: the extractor copies the -wal along with the database.
+func TestSQLiteWAL(t *testing.T) {
+	root := t.TempDir()
+	dbDir := filepath.Join(root, "usr/lib/sysimage/rpm")
+	if err := os.MkdirAll(dbDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dbDir, "rpmdb.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range []string{
+		"PRAGMA journal_mode=WAL", "PRAGMA wal_autocheckpoint=0",
+		"CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)",
+		"PRAGMA wal_checkpoint(TRUNCATE)", // the schema is in the main file, the rows will not be
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	for _, b := range blobsOf(t) {
+		if _, err := db.Exec("INSERT INTO Packages (blob) VALUES (?)", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dbDir, "rpmdb.sqlite-wal")); err != nil || fi.Size() == 0 {
+		t.Fatalf("no WAL content: %v", err)
+	}
+	inv := runEngine(t, root)
+	if got, want := rows(inv.Packages, true), readExpected(t, "testdata/expected.tsv"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if st := inv.Extractors[0]; st.Files != 2 || st.Status != model.StatusOK {
+		t.Errorf("status %+v", st)
+	}
+}
+
+// TestEngineMemTree reads the SQLite and Berkeley DB fixtures from an in-memory tree, as image sources
+// hand files over (no host path to open: the SQLite database is copied out), with the engine's filter
+// deciding which contents are kept. The stale Berkeley DB next to the SQLite one is dropped by Finish.
+func TestEngineMemTree(t *testing.T) {
+	files := map[string]string{
+		"usr/lib/sysimage/rpm/rpmdb.sqlite": "testdata/rocky9-sqlite/var/lib/rpm/rpmdb.sqlite",
+		"etc/os-release":                    "testdata/rocky9-sqlite/etc/os-release",
+		"var/lib/rpm/Packages":              "testdata/bdb/Packages", // left behind by a migration
+	}
+	eng := inventory.New(osrelease.Detector{}, inventory.NewRegistry(Extractor{}), inventory.Config{Workers: 2})
+	keep := eng.Filter()
+	mt := fsx.NewMemTree()
+	for name, src := range files {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := &fsx.MemNode{Mode: 0o644, Size: int64(len(b)), Layer: "sha256:" + path.Dir(name)}
+		mt.Put(name, n)
+		fi, _ := mt.Lstat(name)
+		if keep(name, fi) {
+			n.Content = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		}
+	}
+	inv, err := eng.Run(context.Background(), fsx.New(mt), model.SourceInfo{Kind: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.OS == nil || inv.OS.Ecosystem != "Rocky Linux:9" || len(inv.Packages) != 3 {
+		t.Fatalf("OS %+v, %d packages", inv.OS, len(inv.Packages))
+	}
+	for _, p := range inv.Packages {
+		if p.Locations[0] != "/usr/lib/sysimage/rpm/rpmdb.sqlite" {
+			t.Errorf("%s read from %s", p.Name, p.Locations[0])
+		}
+		if p.LayerDigest != "sha256:"+path.Dir(strings.TrimPrefix(p.Locations[0], "/")) {
+			t.Errorf("%s: layer %q for %s", p.Name, p.LayerDigest, p.Locations[0])
+		}
+	}
 }
