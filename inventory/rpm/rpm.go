@@ -82,6 +82,7 @@ func (Extractor) Extract(ctx context.Context, in *inventory.Input) ([]model.Pack
 
 	var pkgs []model.Package
 	var bad []error
+	nbad := 0
 	collect := func(blob []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -89,7 +90,8 @@ func (Extractor) Extract(ctx context.Context, in *inventory.Input) ([]model.Pack
 		rp, err := rpmdb.ReadPackage(blob)
 		if err != nil {
 			// One broken header does not hide the others; it is reported with the result.
-			if len(bad) < 10 {
+			nbad++
+			if len(bad) < 10 { // the first few say enough
 				bad = append(bad, err)
 			}
 			return nil
@@ -105,7 +107,11 @@ func (Extractor) Extract(ctx context.Context, in *inventory.Input) ([]model.Pack
 		f.Close()
 		err = readSQLite(ctx, in.FS, in.Path, limit, collect)
 	default:
-		size := in.Info.Size()
+		fi, serr := fs.Stat(in.FS, in.Path)
+		if serr != nil {
+			return nil, serr
+		}
+		size := fi.Size()
 		if size > limit {
 			return nil, fmt.Errorf("%s: %d bytes is over the %d-byte limit", in.Location(), size, limit)
 		}
@@ -128,7 +134,7 @@ func (Extractor) Extract(ctx context.Context, in *inventory.Input) ([]model.Pack
 		}
 	}
 	if err == nil && len(bad) > 0 {
-		err = fmt.Errorf("%d unreadable package headers: %w", len(bad), errors.Join(bad...))
+		err = fmt.Errorf("%d unreadable package headers: %w", nbad, errors.Join(bad...))
 	}
 	if err != nil {
 		return pkgs, fmt.Errorf("%s (%s rpm database): %w", in.Location(), format, err)

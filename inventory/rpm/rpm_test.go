@@ -409,3 +409,17 @@ func TestEngineMemTree(t *testing.T) {
 		}
 	}
 }
+
+// TestOneBadHeader: a corrupt header is reported, and the other packages are still returned.
+func TestOneBadHeader(t *testing.T) {
+	blobs := blobsOf(t)
+	blobs = append(blobs[:1], append([][]byte{[]byte("\x00\x00\x00\x01\x00\x00\x00\x01garbage")}, blobs[1:]...)...)
+	d := t.TempDir()
+	os.MkdirAll(filepath.Join(d, "usr/lib/sysimage/rpm"), 0o755)
+	os.WriteFile(filepath.Join(d, "usr/lib/sysimage/rpm/Packages.db"), rpmdb.WriteNDB(blobs), 0o644)
+	pkgs, err := extractFile(t, os.DirFS(d), "usr/lib/sysimage/rpm/Packages.db", nil)
+	if len(pkgs) != 3 || err == nil || !strings.Contains(err.Error(), "1 unreadable package headers") ||
+		!strings.Contains(err.Error(), "/usr/lib/sysimage/rpm/Packages.db (ndb rpm database)") {
+		t.Errorf("got %d packages, err %v", len(pkgs), err)
+	}
+}
