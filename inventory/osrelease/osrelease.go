@@ -62,7 +62,8 @@ var requiredSet = func() map[string]bool {
 // Detector is the inventory.OSDetector for Linux distributions.
 type Detector struct{}
 
-// Required implements inventory.OSDetector: it accepts exactly the files Detect may read.
+// Required implements inventory.OSDetector: it accepts exactly the files Detect may read. Detect also
+// stats the directory var/lib/dpkg/status.d (a distroless marker), which needs no content.
 func (Detector) Required(path string, _ fs.FileInfo) bool { return requiredSet[path] }
 
 // Detect implements inventory.OSDetector. It returns nil, nil when the target holds no known OS.
