@@ -365,11 +365,8 @@ func (im *importer) Advisory(a *model.Advisory) error {
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(entry{PURL: a.PURL, Ranges: a.Ranges, Versions: a.Versions, Unfixed: a.Unfixed,
+	body := encodeEntry(&entry{PURL: a.PURL, Ranges: a.Ranges, Versions: a.Versions, Unfixed: a.Unfixed,
 		Note: a.Note, Severity: a.Severity, Urgency: a.Urgency, CVSS: a.CVSS})
-	if err != nil {
-		return err
-	}
 	hash := hashOf(body, recHash)
 	sk := a.ID + "\x00" + a.Ecosystem + "\x00" + a.Package
 	seq := im.seq[sk]

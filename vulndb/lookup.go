@@ -2,28 +2,57 @@ package vulndb
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-sec/vigil/model"
 )
 
-// index maps (ecosystem, normalized name) to the non-withdrawn advisories of every source, fully
-// decoded except the long texts (Details, References), which Vulnerability() reads from SQLite.
-// Record-level data (aliases, summary, CWEs) is decoded once per record and shared by its entries.
+// index maps (ecosystem, normalized name) to the non-withdrawn advisories of every source.
+//
+// It is built at the first Lookup from the advisories table in one pass, and kept compact: each
+// advisory's entry stays in its stored JSON form inside one pointer-free byte arena (the garbage
+// collector never scans it), and only record-level data (IDs, aliases, summary, CWEs) is decoded,
+// once per record, shared by its entries. A package's advisories are decoded on its first lookup
+// and cached in its slot, so later lookups cost a map probe. Details and References never enter
+// memory; Vulnerability() reads them from SQLite.
 type index struct {
-	byPkg   map[string][]model.Advisory
+	keys    map[string]int32 // pkgKey → slots index
+	slots   []slot
+	arena   []byte
+	recs    []recShared
 	entries int
 	built   time.Duration
 }
 
-func pkgKey(ecosystem, name string) string {
-	return ecosystem + "\x00" + NormalizeName(ecosystem, name)
+type slot struct {
+	eco     string
+	ents    []entRef
+	decoded atomic.Pointer[[]model.Advisory]
+	mu      sync.Mutex // serialises the first decode
 }
+
+type entRef struct {
+	rec      int32
+	off, len uint32
+	pkg      string
+}
+
+type recShared struct {
+	source, id string
+	sum        recordSummary
+}
+
+func pkgKey(ecosystem, name string) string { return ecosystem + "\x00" + NormalizeName(ecosystem, name) }
 
 func (d *DB) invalidate() {
 	d.idxMu.Lock()
@@ -67,18 +96,15 @@ func (d *DB) buildIndex(ctx context.Context) (*index, error) {
 		intern[s] = s
 		return s
 	}
-	type rec struct {
-		source, id string
-		sum        recordSummary
-	}
-	recs := map[int64]*rec{}
+	idx := &index{keys: map[string]int32{}}
+	recByRow := map[int64]int32{}
 	rows, err := tx.QueryContext(ctx, `SELECT rowid, source, id, summary FROM vdb_records WHERE withdrawn=0`)
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: index: %w", err)
 	}
 	for rows.Next() {
 		var rowid int64
-		r := &rec{}
+		var r recShared
 		var sum []byte
 		if err := rows.Scan(&rowid, &r.source, &r.id, &sum); err != nil {
 			rows.Close()
@@ -95,62 +121,79 @@ func (d *DB) buildIndex(ctx context.Context) (*index, error) {
 		for i, c := range r.sum.CWEs {
 			r.sum.CWEs[i] = in(c)
 		}
-		recs[rowid] = r
+		recByRow[rowid] = int32(len(idx.recs))
+		idx.recs = append(idx.recs, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("vulndb: index: %w", err)
 	}
 
-	idx := &index{byPkg: map[string][]model.Advisory{}}
 	rows, err = tx.QueryContext(ctx, `SELECT record, ecosystem, package, body FROM vdb_advisories ORDER BY rowid`)
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: index: %w", err)
 	}
 	defer rows.Close()
-	var body []byte
+	var body sql.RawBytes
 	for rows.Next() {
-		var recID int64
+		var recRow int64
 		var eco, pkg string
-		if err := rows.Scan(&recID, &eco, &pkg, &body); err != nil {
+		if err := rows.Scan(&recRow, &eco, &pkg, &body); err != nil {
 			return nil, fmt.Errorf("vulndb: index: %w", err)
 		}
-		r := recs[recID]
-		if r == nil {
+		ri, ok := recByRow[recRow]
+		if !ok {
 			continue // withdrawn
 		}
-		var e entry
-		if err := json.Unmarshal(body, &e); err != nil {
-			return nil, fmt.Errorf("vulndb: index: advisory %s %s: %w", r.id, pkg, err)
-		}
-		eco = in(eco)
-		for i := range e.Ranges {
-			for j := range e.Ranges[i].Events {
-				ev := &e.Ranges[i].Events[j]
-				ev.Introduced, ev.Fixed, ev.LastAffected, ev.Limit = in(ev.Introduced), in(ev.Fixed), in(ev.LastAffected), in(ev.Limit)
-			}
-		}
-		for i := range e.CVSS {
-			e.CVSS[i].Source, e.CVSS[i].Vector, e.CVSS[i].Version = in(e.CVSS[i].Source), in(e.CVSS[i].Vector), in(e.CVSS[i].Version)
-		}
-		a := model.Advisory{
-			Source: r.source, ID: r.id, Aliases: r.sum.Aliases, Ecosystem: eco, Package: pkg, PURL: e.PURL,
-			Ranges: e.Ranges, Versions: e.Versions, Unfixed: e.Unfixed, Note: e.Note, Severity: in(e.Severity),
-			Urgency: in(e.Urgency), CVSS: e.CVSS, Summary: r.sum.Summary, CWEs: r.sum.CWEs,
-			Published: r.sum.Published, Modified: r.sum.Modified,
+		if len(idx.arena)+len(body) > math.MaxUint32 {
+			return nil, errors.New("vulndb: index: advisory data exceeds 4 GiB")
 		}
 		k := pkgKey(eco, pkg)
-		idx.byPkg[k] = append(idx.byPkg[k], a)
+		si, ok := idx.keys[k]
+		if !ok {
+			si = int32(len(idx.slots))
+			idx.keys[k] = si
+			idx.slots = append(idx.slots, slot{eco: in(eco)})
+		}
+		s := &idx.slots[si]
+		s.ents = append(s.ents, entRef{rec: ri, off: uint32(len(idx.arena)), len: uint32(len(body)), pkg: in(pkg)})
+		idx.arena = append(idx.arena, body...)
 		idx.entries++
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("vulndb: index: %w", err)
 	}
-	for k, v := range idx.byPkg {
-		idx.byPkg[k] = slices.Clip(v)
+	idx.arena = slices.Clip(idx.arena)
+	for i := range idx.slots {
+		idx.slots[i].ents = slices.Clip(idx.slots[i].ents)
 	}
 	idx.built = time.Since(start)
 	return idx, nil
+}
+
+// decode materialises a slot's advisories.
+func (idx *index) decode(s *slot) ([]model.Advisory, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.decoded.Load(); p != nil {
+		return *p, nil
+	}
+	out := make([]model.Advisory, len(s.ents))
+	for i, e := range s.ents {
+		en, err := decodeEntry(idx.arena[e.off:e.off+e.len], true)
+		if err != nil {
+			return nil, fmt.Errorf("vulndb: advisory %s %s: %w", idx.recs[e.rec].id, e.pkg, err)
+		}
+		r := &idx.recs[e.rec]
+		out[i] = model.Advisory{
+			Source: r.source, ID: r.id, Aliases: r.sum.Aliases, Ecosystem: s.eco, Package: e.pkg, PURL: en.PURL,
+			Ranges: en.Ranges, Versions: en.Versions, Unfixed: en.Unfixed, Note: en.Note, Severity: en.Severity,
+			Urgency: en.Urgency, CVSS: en.CVSS, Summary: r.sum.Summary, CWEs: r.sum.CWEs,
+			Published: r.sum.Published, Modified: r.sum.Modified,
+		}
+	}
+	s.decoded.Store(&out)
+	return out, nil
 }
 
 // Lookup returns the advisories (of every source, withdrawn ones excluded) for a package of an
@@ -159,14 +202,22 @@ func (d *DB) buildIndex(ctx context.Context) (*index, error) {
 // matching and listing need); Vulnerability() returns them.
 //
 // The result is the index's own slice, READ-ONLY: callers must not modify its elements (its
-// capacity is clipped, so append copies). Copying it would cost more than the lookup itself: a
+// capacity is exact, so append copies). Copying it would cost more than the lookup itself: a
 // package like Go's stdlib has hundreds of advisories.
 func (d *DB) Lookup(ctx context.Context, ecosystem, name string) ([]model.Advisory, error) {
 	idx, err := d.loadIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return idx.byPkg[pkgKey(ecosystem, name)], nil
+	si, ok := idx.keys[pkgKey(ecosystem, name)]
+	if !ok {
+		return nil, nil
+	}
+	s := &idx.slots[si]
+	if p := s.decoded.Load(); p != nil {
+		return *p, nil
+	}
+	return idx.decode(s)
 }
 
 // IndexStats describes the in-memory index.
@@ -174,8 +225,10 @@ type IndexStats struct {
 	Packages   int
 	Advisories int
 	BuildTime  time.Duration
+	// ArenaBytes holds the encoded advisory entries.
+	ArenaBytes int
 	// HeapBytes is the growth of the Go heap while building, measured after a GC: an estimate of
-	// the index's memory (valid when nothing else allocates meanwhile).
+	// the index's memory before any package is decoded (valid when nothing else allocates).
 	HeapBytes uint64
 }
 
@@ -191,11 +244,34 @@ func (d *DB) BuildIndex(ctx context.Context) (IndexStats, error) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	st := IndexStats{Packages: len(idx.byPkg), Advisories: idx.entries, BuildTime: idx.built}
+	st := IndexStats{Packages: len(idx.slots), Advisories: idx.entries, BuildTime: idx.built, ArenaBytes: len(idx.arena)}
 	if after.HeapAlloc > before.HeapAlloc {
 		st.HeapBytes = after.HeapAlloc - before.HeapAlloc
 	}
 	return st, nil
+}
+
+// IndexHeap decodes every package of the index and returns the heap growth: the index's memory
+// when every package has been looked up (a worst case for a long-running server).
+func (d *DB) IndexHeap(ctx context.Context) (uint64, error) {
+	idx, err := d.loadIndex(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range idx.slots {
+		if _, err := idx.decode(&idx.slots[i]); err != nil {
+			return 0, err
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if after.HeapAlloc > before.HeapAlloc {
+		return after.HeapAlloc - before.HeapAlloc, nil
+	}
+	return 0, nil
 }
 
 // Vulnerability is everything known about one vulnerability ID: the advisories of every source
@@ -310,12 +386,12 @@ func (d *DB) Vulnerability(ctx context.Context, id string) (*Vulnerability, erro
 		for arows.Next() {
 			var a model.Advisory
 			var body []byte
-			var e entry
 			if err := arows.Scan(&a.Ecosystem, &a.Package, &body); err != nil {
 				arows.Close()
 				return nil, fmt.Errorf("vulndb: vulnerability %s: %w", id, err)
 			}
-			if err := json.Unmarshal(body, &e); err != nil {
+			e, err := decodeEntry(body, false)
+			if err != nil {
 				arows.Close()
 				return nil, fmt.Errorf("vulndb: vulnerability %s: %w", id, err)
 			}

@@ -163,5 +163,8 @@ func (d *DB) ImportMirror(ctx context.Context, dir string, opts MirrorOptions, p
 		rep.Results = append(rep.Results, res)
 		progress(Progress{Source: src.Name, Phase: "done", Result: &res})
 	}
+	if len(rep.Results) > 0 {
+		_ = d.Checkpoint(ctx) // only shrinks the WAL; the data is committed either way
+	}
 	return rep, rep.err()
 }

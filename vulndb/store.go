@@ -135,7 +135,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 }
 
 func openFile(path string) (*sql.DB, error) {
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: open %s: %w", path, err)
@@ -335,6 +335,20 @@ func NormalizeName(ecosystem, name string) string {
 		return b.String()
 	}
 	return name
+}
+
+// Checkpoint copies the WAL into the database file and truncates it (best done after a large
+// import, so the file on disk is the whole database). It fails harmlessly while readers are active.
+func (d *DB) Checkpoint(ctx context.Context) error {
+	db, release, err := d.handle()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("vulndb: checkpoint: %w", err)
+	}
+	return nil
 }
 
 // FileSize reports the size of the database file plus its WAL.

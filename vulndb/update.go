@@ -125,6 +125,9 @@ func (d *DB) Update(ctx context.Context, cfg UpdateConfig, progress ProgressFunc
 			progress(Progress{Source: src.Name, Phase: "done", Result: &res})
 		}
 	}
+	if len(rep.Results) > 0 {
+		_ = d.Checkpoint(ctx) // only shrinks the WAL; the data is committed either way
+	}
 	return rep, rep.err()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -11,20 +12,32 @@ import (
 // vulndataDir is the shared offline mirror; tests using it skip when it is absent.
 const vulndataDir = "/work/shared/vulndata"
 
-func openVulndata(t testing.TB) *DB {
+// openVulndata imports the mirror into a new database. The database stays open when keep is set
+// (benchmarks share one across sub-benchmarks; the process exit closes it).
+func openVulndata(t testing.TB, keep bool) *DB {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(vulndataDir, "osv")); err != nil {
 		t.Skip("vulndata mirror not present")
 	}
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "vuln.db"))
+	dir := t.TempDir()
+	if keep {
+		dir, _ = os.MkdirTemp("", "vigil-vulndb-bench-")
+		benchDir = dir
+	}
+	if d := os.Getenv("VIGIL_VULNDATA_KEEP"); d != "" {
+		dir = d // keep the database for inspection
+	}
+	db, err := Open(ctx, filepath.Join(dir, "vuln.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	start := time.Now()
+	if !keep {
+		t.Cleanup(func() { db.Close() })
+	}
+	start, cpu0 := time.Now(), cpuTime()
 	rep, err := db.ImportMirror(ctx, vulndataDir, MirrorOptions{}, nil)
-	t.Logf("import of %s: %v", vulndataDir, time.Since(start))
+	t.Logf("import of %s: %v wall, %v CPU (user+system, all threads)", vulndataDir, time.Since(start).Round(time.Millisecond), (cpuTime() - cpu0).Round(time.Millisecond))
 	for name, e := range rep.Failed {
 		t.Logf("failed %s: %v", name, e)
 	}
@@ -44,14 +57,21 @@ func TestVulndata(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	db := openVulndata(t)
+	db := openVulndata(t, false)
 	ctx := context.Background()
 	st, err := db.BuildIndex(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("index: %d packages, %d advisories, built in %v, heap %.1f MiB; db file %.1f MiB",
-		st.Packages, st.Advisories, st.BuildTime, float64(st.HeapBytes)/(1<<20), float64(db.FileSize())/(1<<20))
+	t.Logf("index: %d packages, %d advisories, built in %v, heap %.1f MiB (arena %.1f MiB); db file %.1f MiB",
+		st.Packages, st.Advisories, st.BuildTime, float64(st.HeapBytes)/(1<<20), float64(st.ArenaBytes)/(1<<20), float64(db.FileSize())/(1<<20))
+	defer func() {
+		heap, err := db.IndexHeap(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("index with every package decoded: +%.1f MiB", float64(heap)/(1<<20))
+	}()
 	for _, c := range []struct{ eco, name, id string }{
 		{"Go", "github.com/containers/buildah", "GO-2022-0345"},
 		{"crates.io", "convec", "RUSTSEC-2020-0125"},
@@ -71,4 +91,26 @@ func TestVulndata(t *testing.T) {
 			t.Errorf("Lookup(%s, %s): %d advisories, %s missing", c.eco, c.name, len(advs), c.id)
 		}
 	}
+}
+
+var benchDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchDB != nil {
+		benchDB.Close()
+	}
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+	os.Exit(code)
+}
+
+// cpuTime is the process's CPU time so far: under a loaded machine it says more than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
