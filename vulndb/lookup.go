@@ -52,7 +52,9 @@ type recShared struct {
 	sum        recordSummary
 }
 
-func pkgKey(ecosystem, name string) string { return ecosystem + "\x00" + NormalizeName(ecosystem, name) }
+func pkgKey(ecosystem, name string) string {
+	return ecosystem + "\x00" + NormalizeName(ecosystem, name)
+}
 
 func (d *DB) invalidate() {
 	d.idxMu.Lock()
