@@ -70,11 +70,7 @@ func (*DepsJSON) Extract(_ context.Context, in *inventory.Input) ([]model.Packag
 // Microsoft.NETCore.App.Runtime.linux-x64). "project" and "reference" libraries are the application's
 // own code and are left out.
 func ParseDepsJSON(b []byte) ([]model.Package, error) {
-	var doc struct {
-		Libraries map[string]struct {
-			Type string `json:"type"`
-		} `json:"libraries"`
-	}
+	var doc depsDoc
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("not a deps.json: %w", err)
 	}
@@ -140,13 +136,7 @@ func (*PackagesLock) Extract(_ context.Context, in *inventory.Input) ([]model.Pa
 // packages.lock.json, each name and version once. "Project" entries are other projects of the same
 // solution, not NuGet packages, and are left out.
 func ParsePackagesLock(b []byte) ([]model.Package, error) {
-	var doc struct {
-		Version      int `json:"version"`
-		Dependencies map[string]map[string]struct {
-			Type     string `json:"type"`
-			Resolved string `json:"resolved"`
-		} `json:"dependencies"`
-	}
+	var doc lockDoc
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("not a packages.lock.json: %w", err)
 	}
@@ -178,3 +168,21 @@ func ParsePackagesLock(b []byte) ([]model.Package, error) {
 	})
 	return pkgs, nil
 }
+
+// Named document types keep json's type errors readable ("of type dotnet.lockDoc").
+type (
+	depsDoc struct {
+		Libraries map[string]depsLibrary `json:"libraries"`
+	}
+	depsLibrary struct {
+		Type string `json:"type"`
+	}
+	lockDoc struct {
+		Version      int                             `json:"version"`
+		Dependencies map[string]map[string]lockedDep `json:"dependencies"`
+	}
+	lockedDep struct {
+		Type     string `json:"type"`
+		Resolved string `json:"resolved"`
+	}
+)

@@ -64,6 +64,16 @@ func (*Composer) Extract(_ context.Context, in *inventory.Input) ([]model.Packag
 	return pkgs, nil
 }
 
+type composerLockDoc struct {
+	Packages    []composerPackage `json:"packages"`
+	PackagesDev []composerPackage `json:"packages-dev"`
+}
+
+type installedV2Doc struct {
+	Packages        []composerPackage `json:"packages"`
+	DevPackageNames []string          `json:"dev-package-names"`
+}
+
 type composerPackage struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
@@ -71,10 +81,7 @@ type composerPackage struct {
 
 // ParseComposerLock returns the packages of a composer.lock; those of "packages-dev" are marked Dev.
 func ParseComposerLock(b []byte) ([]model.Package, error) {
-	var lock struct {
-		Packages    []composerPackage `json:"packages"`
-		PackagesDev []composerPackage `json:"packages-dev"`
-	}
+	var lock composerLockDoc
 	if err := json.Unmarshal(b, &lock); err != nil {
 		return nil, fmt.Errorf("not a composer.lock: %w", err)
 	}
@@ -99,10 +106,7 @@ func ParseInstalled(b []byte) ([]model.Package, error) {
 	var list []composerPackage
 	dev := map[string]bool{}
 	if err := json.Unmarshal(b, &list); err != nil {
-		var v2 struct {
-			Packages        []composerPackage `json:"packages"`
-			DevPackageNames []string          `json:"dev-package-names"`
-		}
+		var v2 installedV2Doc
 		if err2 := json.Unmarshal(b, &v2); err2 != nil {
 			return nil, fmt.Errorf("not an installed.json: %w", err2)
 		}
