@@ -2,6 +2,7 @@ package vulndb
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,5 +85,42 @@ func TestBundleRejectsDamage(t *testing.T) {
 		if strings.HasPrefix(e.Name(), ".vulndb-import") {
 			t.Errorf("temporary file left behind: %s", e.Name())
 		}
+	}
+}
+
+func TestBundleImportRefusedWhileInUse(t *testing.T) {
+	ctx := context.Background()
+	src := newDB(t)
+	importOSV(t, src, "osv/Go", fixture(t, "GO-2022-0969.json"))
+	bundle := filepath.Join(t.TempDir(), "b")
+	if _, err := src.Export(ctx, bundle); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "vuln.db")
+	a, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	importOSV(t, a, "osv/PyPI", fixture(t, "PYSEC-2021-59.json"))
+	other, err := Open(ctx, path) // another process holding the file
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Lookup(ctx, "PyPI", "urllib3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Import(ctx, bundle); !errors.Is(err, ErrInUse) {
+		t.Fatalf("err = %v, want ErrInUse", err)
+	}
+	if advs, _ := a.Lookup(ctx, "PyPI", "urllib3"); len(advs) != 1 {
+		t.Fatal("database unusable after a refused import")
+	}
+	other.Close()
+	if _, err := a.Import(ctx, bundle); err != nil {
+		t.Fatal(err)
+	}
+	if advs, _ := a.Lookup(ctx, "Go", "stdlib"); len(advs) != 1 {
+		t.Fatal("bundle not imported once the file was free")
 	}
 }

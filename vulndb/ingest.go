@@ -497,7 +497,9 @@ func (im *importer) Enrich(e *model.Enrichment) error {
 		e = &merged
 	}
 	cp := *e
-	cp.Source = im.source
+	if cp.Source == "" {
+		cp.Source = im.source
+	}
 	body, err := json.Marshal(cp)
 	if err != nil {
 		return err

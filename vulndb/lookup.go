@@ -32,6 +32,7 @@ type index struct {
 	recs    []recShared
 	entries int
 	built   time.Duration
+	version Version // the database version the index was built from
 }
 
 type slot struct {
@@ -60,6 +61,21 @@ func (d *DB) invalidate() {
 	d.idxMu.Lock()
 	d.idx = nil
 	d.idxMu.Unlock()
+}
+
+// Refresh drops the in-memory index when another process (or connection) changed the database
+// since it was built; the next Lookup rebuilds it. Imports through this DB refresh by themselves.
+func (d *DB) Refresh(ctx context.Context) error {
+	v, err := d.Version(ctx)
+	if err != nil {
+		return err
+	}
+	d.idxMu.Lock()
+	if d.idx != nil && d.idx.version != v {
+		d.idx = nil
+	}
+	d.idxMu.Unlock()
+	return nil
 }
 
 // loadIndex returns the index, building it on first use.
@@ -99,6 +115,9 @@ func (d *DB) buildIndex(ctx context.Context) (*index, error) {
 		return s
 	}
 	idx := &index{keys: map[string]int32{}}
+	if idx.version, err = readVersion(ctx, tx); err != nil {
+		return nil, err
+	}
 	recByRow := map[int64]int32{}
 	rows, err := tx.QueryContext(ctx, `SELECT rowid, source, id, summary FROM vdb_records WHERE withdrawn=0`)
 	if err != nil {

@@ -347,3 +347,32 @@ func TestNormalizeName(t *testing.T) {
 		}
 	}
 }
+
+func TestRefreshSeesOtherWriters(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vuln.db")
+	a, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, path) // a second process, in effect
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	importOSV(t, a, "osv/Go", fixture(t, "GO-2022-0969.json"))
+	if advs, _ := b.Lookup(ctx, "Go", "stdlib"); len(advs) != 1 {
+		t.Fatal("b does not see a's import")
+	}
+	importOSV(t, a, "osv/PyPI", fixture(t, "PYSEC-2021-59.json"))
+	if advs, _ := b.Lookup(ctx, "PyPI", "urllib3"); len(advs) != 0 {
+		t.Fatal("b's index should still be the old one before Refresh")
+	}
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if advs, _ := b.Lookup(ctx, "PyPI", "urllib3"); len(advs) != 1 {
+		t.Fatal("Refresh did not pick up the other writer's import")
+	}
+}

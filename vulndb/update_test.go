@@ -316,3 +316,58 @@ func TestUpdateNVDAPI(t *testing.T) {
 		t.Fatal("incremental run removed data")
 	}
 }
+
+func copyFile(t testing.TB, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Skipf("feed fixture missing: %v", err)
+	}
+	writeFile(t, to, data)
+}
+
+// TestMirrorAllKinds wires every parser through a mirror directory, using the feed packages' own
+// hand-written fixtures for the non-OSV formats.
+func TestMirrorAllKinds(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "osv", "Maven", "all.zip"), zipOf(t, map[string][]byte{"GHSA-jfh8-c2jp-5v3q.json": fixture(t, "GHSA-jfh8-c2jp-5v3q.json")}))
+	copyFile(t, "feeds/debian/testdata/tracker.json", filepath.Join(dir, "debian", "tracker.json"))
+	copyFile(t, "feeds/kev/testdata/kev.json", filepath.Join(dir, "kev", "known_exploited_vulnerabilities.json"))
+	copyFile(t, "feeds/epss/testdata/epss_scores-2025-08-25.csv", filepath.Join(dir, "epss", "epss_scores-2025-08-25.csv"))
+	copyFile(t, "feeds/nvd/testdata/page.json", filepath.Join(dir, "nvd", "page.json"))
+
+	db := newDB(t)
+	rep, err := db.ImportMirror(ctx, dir, MirrorOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 5 {
+		t.Fatalf("results = %+v", rep.Results)
+	}
+	v, err := db.Vulnerability(ctx, "GHSA-jfh8-c2jp-5v3q")
+	if err != nil || v == nil {
+		t.Fatal(v, err)
+	}
+	if v.ID != "CVE-2021-44228" || v.KEV == nil || v.EPSS == nil || v.EPSS.Score <= 0.9 || v.Description == "" {
+		t.Errorf("merged vulnerability = %+v", v)
+	}
+	sources := map[string]bool{}
+	for _, e := range v.Enrichments {
+		sources[e.Source] = true
+	}
+	if !sources["nvd"] || !sources["kev"] || !sources["epss"] {
+		t.Errorf("enrichment sources = %v", sources)
+	}
+	advs, err := db.Lookup(ctx, "Debian:12", "openssl")
+	if err != nil || len(advs) == 0 {
+		t.Fatalf("Debian:12 openssl: %v %v", advs, err)
+	}
+	found := false
+	for _, a := range advs {
+		found = found || VulnID(a.ID, a.Aliases) == "CVE-2023-5678"
+	}
+	if !found {
+		t.Errorf("CVE-2023-5678 not among %v", ids(advs))
+	}
+}
