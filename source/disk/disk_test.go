@@ -3,6 +3,7 @@ package disk
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -77,6 +78,19 @@ func checkRoot(t *testing.T, fsys fs.FS) {
 	}
 	if _, err := read("etc/passwd/x"); err == nil {
 		t.Errorf("read etc/passwd/x: no error")
+	}
+	// Files give random access (ELF and zip readers need it), holes reading as zeros.
+	if f, err := fsys.Open("var/lib/big"); err != nil {
+		t.Errorf("open var/lib/big: %v", err)
+	} else {
+		ra, ok := f.(io.ReaderAt)
+		p := make([]byte, 24)
+		if !ok {
+			t.Errorf("var/lib/big: %T is not an io.ReaderAt", f)
+		} else if n, err := ra.ReadAt(p, 16384+20000-20); n != 24 || (err != nil && err != io.EOF) || string(p) != strings.Repeat("\x00", 20)+"tail" {
+			t.Errorf("ReadAt(var/lib/big) = %d, %v, %q", n, err, p)
+		}
+		f.Close()
 	}
 	if _, err := fsys.Open("usr"); err != nil {
 		t.Errorf("open usr: %v", err)
@@ -264,5 +278,50 @@ func TestTruncatedPartition(t *testing.T) {
 	_, err := Open(context.Background(), img, source.Options{})
 	if err == nil || !strings.Contains(err.Error(), "p2 (GPT 'root')") || !strings.Contains(err.Error(), "past the end") {
 		t.Fatalf("Open: %v; want an error naming p2 and the end of the disk", err)
+	}
+}
+
+// TestConcurrentReads reads every file from several goroutines at once, as the inventory engine's
+// worker pool does; run with -race.
+func TestConcurrentReads(t *testing.T) {
+	tree := append(rootTree(), manyFiles()...)
+	for _, c := range []struct {
+		name string
+		img  func() string
+	}{
+		{"ext4", func() string { return mkExt(t, "ext4", tree) }},
+		{"xfs", func() string { return mkXFS(t, tree) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tg := openDisk(t, c.img())
+			want := map[string]string{}
+			for _, e := range tree {
+				if !e.dir && e.link == "" {
+					want[e.name] = e.data
+				}
+			}
+			errs := make(chan error, 4)
+			for w := 0; w < 4; w++ {
+				go func() {
+					var err error
+					for name, data := range want {
+						var b []byte
+						if b, err = fs.ReadFile(tg.FS, name); err != nil {
+							break
+						}
+						if string(b) != data {
+							err = errors.New(name + ": content differs")
+							break
+						}
+					}
+					errs <- err
+				}()
+			}
+			for w := 0; w < 4; w++ {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+		})
 	}
 }

@@ -218,7 +218,7 @@ func (in *extInode) fileMode() fs.FileMode {
 const (
 	maxExtents     = 1 << 20
 	maxExtentNodes = 1 << 16
-	maxDirSize     = 256 << 20
+	maxDirSize     = 64 << 20
 )
 
 type extent struct {
@@ -434,8 +434,6 @@ func newExt4(r io.ReaderAt, size int64) (*extBackend, *extSuper, error) {
 	}
 	return &extBackend{x}, x.sb, nil
 }
-
-func (b *extBackend) concurrent() bool { return true }
 
 func (b *extBackend) rootInfo() (fs.FileInfo, error) {
 	in, err := b.x.inode(extRootIno)

@@ -14,8 +14,8 @@ import (
 	"github.com/vigil-sec/vigil/source/fsx"
 )
 
-// backend is what volume needs from a file-system library. Names are io/fs names ("." is the root).
-// Calls are serialised by volume: both libraries move one shared seek offset while they read.
+// backend is what volume needs from a file-system reader. Names are io/fs names ("." is the root).
+// Listings and link reads are serialised by volume; open files must be safe for concurrent use.
 type backend interface {
 	rootInfo() (fs.FileInfo, error)
 	// readDir lists dir; e is its entry in its parent's listing (nil for the root).
@@ -23,8 +23,6 @@ type backend interface {
 	// open opens the regular file name, whose entry info is fi.
 	open(name string, fi fs.FileInfo) (fs.File, error)
 	readLink(name string, fi fs.FileInfo) (string, error)
-	// concurrent reports whether open files may be read without the volume lock.
-	concurrent() bool
 }
 
 // maxCachedEntries bounds the directory cache: a listing holds each entry's inode, so a volume with
@@ -242,20 +240,6 @@ func (v *volume) Open(name string) (fs.File, error) {
 	case !fi.Mode().IsRegular():
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())}
 	}
-	if v.b.concurrent() {
-		var f fs.File
-		err := v.guard("open", name, func() error {
-			var err error
-			f, err = v.b.open(name, fi)
-			return err
-		})
-		if err != nil {
-			return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%s: %w", v.what, unwrapPathErr(err))}
-		}
-		return f, nil
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	var f fs.File
 	err = v.guard("open", name, func() error {
 		var err error
@@ -265,49 +249,7 @@ func (v *volume) Open(name string) (fs.File, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%s: %w", v.what, unwrapPathErr(err))}
 	}
-	return &file{v: v, f: f, name: name, info: fi}, nil
-}
-
-// file serialises reads through the volume's lock and turns library panics into errors.
-type file struct {
-	v    *volume
-	f    fs.File
-	name string
-	info fs.FileInfo
-	err  error
-}
-
-func (f *file) Stat() (fs.FileInfo, error) { return f.info, nil }
-func (f *file) Close() error               { return nil }
-
-func (f *file) Read(p []byte) (int, error) {
-	if f.err != nil {
-		return 0, f.err
-	}
-	f.v.mu.Lock()
-	defer f.v.mu.Unlock()
-	var n int
-	err := f.v.guard("read", f.name, func() error {
-		var err error
-		// Fill p from several library reads: each returns at most one block.
-		for n < len(p) && err == nil {
-			var m int
-			m, err = f.f.Read(p[n:])
-			n += m
-			if m == 0 && err == nil {
-				break
-			}
-		}
-		if n > 0 && err == io.EOF {
-			f.err, err = io.EOF, nil
-		}
-		return err
-	})
-	if err != nil && err != io.EOF {
-		err = &fs.PathError{Op: "read", Path: f.name, Err: fmt.Errorf("%s: %w", f.v.what, unwrapPathErr(err))}
-		f.err = err
-	}
-	return n, err
+	return f, nil
 }
 
 // dirFile is an open directory.

@@ -296,8 +296,6 @@ func readExtents(r io.ReaderAt, volSize, bs int64, exts []extent, size int64, p 
 // xfsBackend serves an xfsFS to volume.
 type xfsBackend struct{ x *xfsFS }
 
-func (b *xfsBackend) concurrent() bool { return true }
-
 func (b *xfsBackend) rootInfo() (fs.FileInfo, error) {
 	in, err := b.x.inode(b.x.sb.Rootino)
 	if err != nil {
