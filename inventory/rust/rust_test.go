@@ -10,6 +10,8 @@ import (
 	"encoding/binary"
 	"io/fs"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -279,4 +281,49 @@ func FuzzAuditData(f *testing.F) {
 	f.Add(buildPE(f, ".dep-v0", z))
 	f.Add(buildMachO(f, ".dep-v0", z))
 	f.Fuzz(func(t *testing.T, b []byte) { _, _ = AuditData(bytes.NewReader(b)) })
+}
+
+// TestAuditDataRealELF adds a .dep-v0 section to a real executable of the host with objcopy, as
+// cargo-auditable's linker step does, so that a full section table (dozens of sections, program
+// headers) is read, not only the minimal files built above.
+func TestAuditDataRealELF(t *testing.T) {
+	objcopy, err := exec.LookPath("objcopy")
+	if err != nil {
+		t.Skip("no objcopy")
+	}
+	src := "/bin/true"
+	if _, err := os.Stat(src); err != nil {
+		t.Skip("no /bin/true")
+	}
+	dir := t.TempDir()
+	sec := filepath.Join(dir, "dep-v0.bin")
+	if err := os.WriteFile(sec, zlibBytes(t, auditDoc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "hello")
+	if b, err := exec.Command(objcopy, "--add-section", ".dep-v0="+sec, src, out).CombinedOutput(); err != nil {
+		t.Skipf("objcopy cannot rewrite %s: %v %s", src, err, b)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data, err := AuditData(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs, err := ParseAuditJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(pkgs); !slices.Equal(got, wantAudit) {
+		t.Errorf("got  %q\nwant %q", got, wantAudit)
+	}
+	// The untouched executable has no audit data.
+	orig, _ := os.Open(src)
+	defer orig.Close()
+	if data, err := AuditData(orig); data != nil || err != nil {
+		t.Errorf("plain /bin/true: %q %v", data, err)
+	}
 }
