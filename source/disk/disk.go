@@ -198,12 +198,12 @@ func Volumes(ctx context.Context, r io.ReaderAt, size int64, name string, progre
 	return vols, problems, nil
 }
 
-// openVolume opens the ext or xfs file system in r, turning library panics into errors.
+// openVolume opens the ext or xfs file system in r, turning panics into errors.
 func openVolume(r io.ReaderAt, size int64, disk, part string) (v *Volume, err error) {
 	what := disk + " " + part
 	defer func() {
 		if p := recover(); p != nil {
-			v, err = nil, fmt.Errorf("%s: corrupt file system (library panic: %v)", what, p)
+			v, err = nil, fmt.Errorf("%s: corrupt file system (panic: %v)", what, p)
 		}
 	}()
 	var head [1536]byte

@@ -25,13 +25,14 @@ type backend interface {
 	readLink(name string, fi fs.FileInfo) (string, error)
 }
 
-// maxCachedEntries bounds the directory cache: a listing holds each entry's inode, so a volume with
-// millions of files would otherwise keep them all. When full, the cache starts over.
+// maxCachedEntries bounds the directory cache: a listing holds each entry (and, once asked for, its
+// inode), so a volume with millions of files would otherwise keep them all. When full, the cache
+// starts over.
 const maxCachedEntries = 1 << 18
 
-// volume is an fsx.Tree over a file-system library. The libraries look every path up from the root
-// and re-read each directory on the way, so volume caches listings per directory: a walk then reads
-// each directory once, and Lstat of a name is a map lookup in its parent's listing.
+// volume is an fsx.Tree over a file-system reader. Readers list a directory given its inode; volume
+// turns names into inodes by caching the listing of each directory: a walk reads each directory
+// once, and Lstat of a name is a map lookup in its parent's listing.
 type volume struct {
 	b    backend
 	what string // "PATH p1 (GPT 'root') ext4", for errors
@@ -53,12 +54,12 @@ func newVolume(b backend, what string) *volume {
 	return &volume{b: b, what: what, dirs: map[string]*listing{}}
 }
 
-// guard runs a library call, turning a panic (the libraries index slices with on-disk values) into
+// guard runs a reader call, turning a panic (a reader bug on data no test foresaw) into
 // an error that names the volume.
 func (v *volume) guard(op, name string, f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%s: corrupt file system (library panic: %v)", v.what, r)}
+			err = &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%s: corrupt file system (panic: %v)", v.what, r)}
 		}
 	}()
 	return f()
@@ -74,8 +75,8 @@ func (v *volume) listLocked(dir string) (*listing, error) {
 	if l, ok := v.dirs[dir]; ok {
 		return l, nil
 	}
-	// Check the parent first: it tells a missing directory from a file, which the libraries conflate,
-	// and fills the cache along the path.
+	// Check the parent first: it tells a missing directory from a file, gives the directory's own
+	// entry (its inode) to the reader, and fills the cache along the path.
 	var self fs.DirEntry
 	if dir != "." {
 		parent, base := path.Split(dir)
@@ -281,7 +282,7 @@ func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
 	return slices.Clone(rest[:n]), nil
 }
 
-// renamed gives the root directory the name "." whatever the library calls it.
+// renamed gives the root directory the name ".".
 type renamed struct {
 	fs.FileInfo
 	name string
