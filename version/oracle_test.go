@@ -313,3 +313,53 @@ func apkValid(v Version) bool {
 	}
 	return true
 }
+
+// FuzzPEP440VsLibrary: where both this package and go-pep440-version accept
+// two versions, they must order them alike.
+func FuzzPEP440VsLibrary(f *testing.F) {
+	for _, s := range []string{"1.0", "1.0rc1", "1!2.0.post1.dev3+abc.5", "1.0.dev0", "1.0+5", "1.0a1.post2", "2.0.0-1"} {
+		f.Add(s, "1.0")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		// Without this cap the fuzz worker stalls inside go-pep440-version
+		// on some longer generated input (our own FuzzPEP440 has no cap).
+		if len(a) > 40 || len(b) > 40 {
+			return
+		}
+		want, err := libraries["go-pep440-version"](a, b)
+		if err != nil {
+			return
+		}
+		got, err := Compare(PEP440, a, b)
+		if err != nil {
+			return
+		}
+		if got != want {
+			t.Fatalf("Compare(%q, %q) = %d, go-pep440-version says %d", a, b, got, want)
+		}
+	})
+}
+
+// FuzzRPMVsLibrary: rpmvercmp must agree with go-rpm-version on plain
+// version strings (the library splits EVRs differently, so no ':' or '-').
+func FuzzRPMVsLibrary(f *testing.F) {
+	for _, s := range []string{"1.0", "1.0~rc1", "1.0^git1", "5.5p10", "xyz.4", "2_0", "1.0aa"} {
+		f.Add(s, "1.0")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		for _, s := range []string{a, b} {
+			for _, r := range s {
+				if r == ':' || r == '-' || r > 0x7f {
+					return
+				}
+			}
+		}
+		got, err := Compare(RPM, a, b)
+		if err != nil {
+			return
+		}
+		if want, _ := libraries["go-rpm-version"](a, b); got != want {
+			t.Fatalf("Compare(%q, %q) = %d, go-rpm-version says %d", a, b, got, want)
+		}
+	})
+}
