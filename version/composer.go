@@ -23,7 +23,7 @@ func (ComposerScheme) Name() string { return "composer" }
 const composerModifier = `(?:[._-]?(stable|beta|b|rc|alpha|a|patch|pl|p)((?:[.-]?\d+)*)?)?([.-]?dev)?(?:\+[^\s]+)?`
 
 var (
-	composerClassic = regexp.MustCompile(`(?i)^v?(\d+)(\.\d+)?(\.\d+)?(\.\d+)?` + composerModifier + `$`)
+	composerClassic = regexp.MustCompile(`(?i)^v?(\d{1,5})(\.\d+)?(\.\d+)?(\.\d+)?` + composerModifier + `$`)
 	composerDate    = regexp.MustCompile(`(?i)^v?(\d{4}(?:[.:-]?\d{2}){1,6}(?:[.:-]?\d{1,3}){0,2})` + composerModifier + `$`)
 	composerSep     = regexp.MustCompile(`[.:-]`)
 )

@@ -227,11 +227,13 @@ func TestComposerTable(t *testing.T) {
 	checkOrder(t, Composer, []string{"8.83.27", "9.52.15", "10.0.0", "10.48.23", "11.0.0"})
 	checkOrder(t, Composer, []string{"1.0.0-beta1-dev", "1.0.0-beta1", "1.0.0-beta2"})
 	checkOrder(t, Composer, []string{"2010-01-02", "2010-01-03", "2011-01-01"})
+	// A major of six or more digits is a date version: no padding to four parts.
+	checkOrder(t, Composer, []string{"20100102", "20100102.1", "20100103"})
 	checkEqual(t, Composer, [][2]string{
 		{"1.0", "1.0.0.0"}, {"v1.0.0", "1.0.0"}, {"1.0.0-b1", "1.0.0-beta1"}, {"1.0.0-a1", "1.0.0.alpha1"},
 		{"1.0.0-stable", "1.0.0"}, {"1.0.0-pl1", "1.0.0-patch1"}, {"1.0.0-p1", "1.0.0-patch.1"}, {"1.0.0+build5", "1.0.0"},
 	})
-	checkInvalid(t, Composer, []string{"", "dev-main", "dev-feature/x", "2.x-dev", "1.0.x-dev", "1.0 as 2.0", "^1.2", ">=1.0", "1.0.0.0.0", "1.0.0-foo", "latest"})
+	checkInvalid(t, Composer, []string{"", "dev-main", "dev-feature/x", "2.x-dev", "1.0.x-dev", "1.0 as 2.0", "^1.2", ">=1.0", "1.0.0.0.0", "1.0.0-foo", "latest", "20100102.0.0.0"})
 }
 
 func TestComposerNormalized(t *testing.T) {
