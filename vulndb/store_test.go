@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -374,5 +375,41 @@ func TestRefreshSeesOtherWriters(t *testing.T) {
 	}
 	if advs, _ := b.Lookup(ctx, "PyPI", "urllib3"); len(advs) != 1 {
 		t.Fatal("Refresh did not pick up the other writer's import")
+	}
+}
+
+func TestConcurrentLookupsDuringImports(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	importOSV(t, db, "osv/Go", fixture(t, "GO-2022-0969.json"))
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				advs, err := db.Lookup(ctx, "Go", "stdlib")
+				if err != nil || len(advs) != 1 {
+					errs <- fmt.Errorf("lookup during import: %v %v", len(advs), err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 10 {
+		edit := fmt.Sprintf(`"fixed": "1.19.%d"`, i+1)
+		importOSV(t, db, "osv/Go", fixture(t, "GO-2022-0969.json", `"fixed": "1.19.1"`, edit))
+		importOSV(t, db, "osv/PyPI", fixture(t, "PYSEC-2021-59.json"))
+	}
+	close(stop)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
