@@ -1,5 +1,6 @@
 // Package disk reads VM disk snapshots ("disk:PATH") without mounting them and without root: raw
-// images (sparse or not) with an MBR or GPT partition table or a bare file system, and qcow2 images.
+// images (sparse or not) with an MBR or GPT partition table or a bare file system, and qcow2 images
+// (with backing files that lie inside the image's directory).
 // xfs volumes are read with go-xfs-filesystem and ext2/3/4 volumes with this package's own reader
 // (see ext4.go for why), both wrapped as fsx.Trees so that links resolve inside the volume. The root file system is found on its own: the
 // first volume holding etc/os-release (or usr/lib/os-release).
@@ -114,7 +115,27 @@ func Open(ctx context.Context, path string, opts source.Options) (*source.Target
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", abs)
 	}
-	vols, problems, err := Volumes(ctx, f, fi.Size(), abs, opts.OnProgress)
+	var (
+		r      io.ReaderAt = f
+		size               = fi.Size()
+		closer             = f.Close
+	)
+	var head [4]byte
+	if _, err := f.ReadAt(head[:], 0); err == nil && string(head[:]) == qcow2.Magic {
+		// Opened by path so that a backing chain (kept inside the image's directory) can be read.
+		chain, err := qcow2.OpenFile(abs)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", abs, err)
+		}
+		r, size = chain, chain.Size()
+		closer = func() error { return errors.Join(chain.Close(), f.Close()) }
+		defer func() {
+			if !ok {
+				chain.Close()
+			}
+		}()
+	}
+	vols, problems, err := Volumes(ctx, r, size, abs, opts.OnProgress)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +148,7 @@ func Open(ctx context.Context, path string, opts source.Options) (*source.Target
 	}
 	ok = true
 	info := model.SourceInfo{Kind: "disk", Name: abs, Partition: root.Partition, Filesystem: root.Filesystem}
-	return source.NewTarget(info, root.FS, f.Close), nil
+	return source.NewTarget(info, root.FS, closer), nil
 }
 
 // pickRoot returns the first volume with an os-release file, else the first volume.

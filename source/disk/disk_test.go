@@ -325,3 +325,16 @@ func TestConcurrentReads(t *testing.T) {
 		})
 	}
 }
+
+// TestQcow2Overlay reads a root file system through a qcow2 overlay on a qcow2 base.
+func TestQcow2Overlay(t *testing.T) {
+	need(t, "qemu-img")
+	base := mkQcow2(t, mkExt(t, "ext4", append(rootTree(), manyFiles()...)), false)
+	overlay := filepath.Join(filepath.Dir(base), "overlay.qcow2")
+	run(t, "", "qemu-img", "create", "-q", "-f", "qcow2", "-b", filepath.Base(base), "-F", "qcow2", overlay)
+	tg := openDisk(t, overlay)
+	if tg.Info.Filesystem != "ext4" {
+		t.Errorf("info %+v", tg.Info)
+	}
+	checkRoot(t, tg.FS)
+}

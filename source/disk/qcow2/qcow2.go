@@ -45,6 +45,7 @@ const (
 type Header struct {
 	Version       uint32
 	BackingFile   string
+	BackingFormat string // from the header extension: "raw", "qcow2" or ""
 	ClusterBits   uint32
 	Size          uint64 // virtual disk size in bytes
 	CryptMethod   uint32
@@ -55,7 +56,7 @@ type Header struct {
 }
 
 // ErrBackingFile is returned for images that need a backing file to be read.
-var ErrBackingFile = errors.New("qcow2 image has a backing file (not supported; flatten it with `qemu-img convert -O qcow2`)")
+var ErrBackingFile = errors.New("qcow2 image has a backing file (open it with OpenFile, or flatten it with `qemu-img convert -O qcow2`)")
 
 // ParseHeader decodes and checks a header. fileSize is the size of the image file, used to check
 // that tables lie inside it.
@@ -138,8 +139,40 @@ func ParseHeader(r io.ReaderAt, fileSize int64) (*Header, error) {
 			return nil, fmt.Errorf("qcow2 header: read backing file name: %w", err)
 		}
 		h.BackingFile = string(name)
+		hdrEnd := uint64(72)
+		if h.Version == 3 {
+			hdrEnd = uint64(be.Uint32(b[100:]))
+		}
+		h.BackingFormat = backingFormat(r, hdrEnd, min(uint64(1)<<h.ClusterBits, uint64(fileSize)))
 	}
 	return h, nil
+}
+
+// backingFormat reads the backing-format header extension, which lies between the header and the
+// end of the first cluster; "" when there is none.
+func backingFormat(r io.ReaderAt, off, end uint64) string {
+	for i := 0; i < 64 && off+8 <= end; i++ {
+		var e [8]byte
+		if _, err := r.ReadAt(e[:], int64(off)); err != nil {
+			return ""
+		}
+		typ, n := binary.BigEndian.Uint32(e[0:]), uint64(binary.BigEndian.Uint32(e[4:]))
+		if typ == 0 || off+8+n > end {
+			return ""
+		}
+		if typ == 0xE2792ACA {
+			if n > 16 {
+				return ""
+			}
+			name := make([]byte, n)
+			if _, err := r.ReadAt(name, int64(off+8)); err != nil {
+				return ""
+			}
+			return string(name)
+		}
+		off += 8 + (n+7)&^7
+	}
+	return ""
 }
 
 // Image is the virtual disk of a qcow2 image. It is safe for concurrent use.
@@ -149,6 +182,9 @@ type Image struct {
 	h           *Header
 	clusterSize int64
 	l1          []uint64
+
+	backing     io.ReaderAt // the backing image, for unallocated clusters
+	backingSize int64
 
 	mu     sync.Mutex
 	l2     map[uint64][]uint64 // host offset of an L2 table -> its entries
@@ -167,6 +203,11 @@ func Open(r io.ReaderAt, fileSize int64) (*Image, error) {
 	if h.BackingFile != "" {
 		return nil, fmt.Errorf("%w: backing file %q", ErrBackingFile, h.BackingFile)
 	}
+	return newImage(r, fileSize, h)
+}
+
+// newImage reads the L1 table of an image whose header is h.
+func newImage(r io.ReaderAt, fileSize int64, h *Header) (*Image, error) {
 	raw := make([]byte, int(h.L1Size)*8)
 	if _, err := r.ReadAt(raw, int64(h.L1TableOffset)); err != nil {
 		return nil, fmt.Errorf("qcow2: read L1 table: %w", err)
@@ -227,8 +268,17 @@ func (im *Image) readCluster(p []byte, pos, inCluster int64) error {
 		}
 		copy(p, data[inCluster:])
 		return nil
-	case entry&flagZero != 0 && im.h.Version == 3, entry&offsetMask == 0:
+	case entry&flagZero != 0 && im.h.Version == 3:
 		clear(p)
+		return nil
+	case entry&offsetMask == 0: // unallocated: the backing image's content, or zeros
+		clear(p)
+		if im.backing != nil && pos < im.backingSize {
+			q := p[:min(int64(len(p)), im.backingSize-pos)]
+			if _, err := im.backing.ReadAt(q, pos); err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("qcow2: backing file: %w", err)
+			}
+		}
 		return nil
 	}
 	host := entry & offsetMask

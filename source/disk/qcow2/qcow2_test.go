@@ -224,3 +224,88 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+func qemu(t *testing.T, tool string, args ...string) {
+	t.Helper()
+	if b, err := exec.Command(tool, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", tool, args, err, b)
+	}
+}
+
+// TestBackingChain reads an overlay on a qcow2 base on a raw base, as qemu-img and qemu-io write them.
+func TestBackingChain(t *testing.T) {
+	for _, tool := range []string{"qemu-img", "qemu-io"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skip(tool + " not installed")
+		}
+	}
+	dir := t.TempDir()
+	want := make([]byte, 2<<20)
+	for i := range want {
+		want[i] = byte(i / 4096)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "base.raw"), want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	qemu(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.raw", "-F", "raw", filepath.Join(dir, "mid.qcow2"))
+	qemu(t, "qemu-io", "-c", "write -P 0x41 65536 4096", filepath.Join(dir, "mid.qcow2"))
+	if err := os.Mkdir(filepath.Join(dir, "top"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A backing file named without format: detected by its magic.
+	qemu(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", "../mid.qcow2", "-F", "qcow2", filepath.Join(dir, "top", "top.qcow2"))
+	qemu(t, "qemu-io", "-c", "write -P 0x42 1048576 512", "-c", "write -z 0 4096", filepath.Join(dir, "top", "top.qcow2"))
+	copy(want[65536:65536+4096], bytes.Repeat([]byte{0x41}, 4096))
+	copy(want[1<<20:1<<20+512], bytes.Repeat([]byte{0x42}, 512))
+	clear(want[:4096])
+
+	c, err := OpenFile(filepath.Join(dir, "mid.qcow2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// top.qcow2 names ../mid.qcow2, outside its directory: refused when opened from there...
+	if _, err := OpenFile(filepath.Join(dir, "top", "top.qcow2")); err == nil || !strings.Contains(err.Error(), "outside") {
+		t.Errorf("escaping backing file: %v", err)
+	}
+	// ...but from an image in dir, the chain overlay -> top/top.qcow2 -> ../mid.qcow2 -> base.raw
+	// stays inside dir and is read.
+	qemu(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", "top/top.qcow2", "-F", "qcow2", filepath.Join(dir, "overlay.qcow2"))
+	c, err = OpenFile(filepath.Join(dir, "overlay.qcow2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got, err := io.ReadAll(io.NewSectionReader(c, 0, c.Size()))
+	if err != nil || !bytes.Equal(got, want) {
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("chain: first difference at %d (err %v)", i, err)
+			}
+		}
+		t.Fatalf("chain: %d bytes, err %v", len(got), err)
+	}
+	if _, err := Open(c.files[0], 1<<30); !errors.Is(err, ErrBackingFile) {
+		t.Errorf("Open on an overlay: %v, want ErrBackingFile", err)
+	}
+}
+
+func TestBackingRefused(t *testing.T) {
+	img, _ := build(t, 3)
+	dir := t.TempDir()
+	be := binary.BigEndian
+	for _, name := range []string{"/etc/passwd", "../secret", "nbd://host/x"} {
+		b := append([]byte(nil), img...)
+		be.PutUint64(b[8:], 1500)
+		be.PutUint32(b[16:], uint32(len(name)))
+		copy(b[1500:], name)
+		p := filepath.Join(dir, "o.qcow2")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := OpenFile(p)
+		if err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
