@@ -336,3 +336,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseZip(f *testing.F) {
+	f.Add(buildZip(f, nil))
+	f.Add(buildZip(f, map[string]string{"X.json": `{"id":"X"}`})[:200])
+	f.Add([]byte("PK\x05\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := &collect{}
+		// Any outcome but a panic is fine: a broken zip errors, bad records are skipped.
+		_ = ParseZip(context.Background(), "fuzz.zip", bytes.NewReader(data), int64(len(data)), c)
+	})
+}
