@@ -33,9 +33,11 @@ awk -F'\t' '{print $1"@"$2}' "$GT/rootfs-bookworm.python.tsv" | norm > "$C/gt.py
 vq rootfs-dir 'select(.ecosystem=="PyPI")|"\(.name)@\(.version)"' py0 >/dev/null; norm < "$C/rootfs-dir.py0" > "$C/rootfs-dir.py"
 cmp "rootfs-dir python" "$C/rootfs-dir.py" "$C/gt.py"
 awk -F'\t' 'NR>1{print $1"@"$2}' "$GT/python-app.tsv" | norm > "$C/gt-app.py"
-for t in "python-app dir:$T/python-app" "function-python archive:$T/function-python.zip"; do
+# the function zip ships only the installed distributions (the site-packages rows), no requirements.txt
+awk -F'\t' 'NR>1 && $3 ~ /^site-packages/ {print $1"@"$2}' "$GT/python-app.tsv" | norm > "$C/gt-fn.py"
+for t in "python-app dir:$T/python-app gt-app.py" "function-python archive:$T/function-python.zip gt-fn.py"; do
   set -- $t; run "$1" "$2"; vq "$1" 'select(.ecosystem=="PyPI")|"\(.name)@\(.version)"' py0 >/dev/null; norm < "$C/$1.py0" > "$C/$1.py"
-  cmp "$1 python" "$C/$1.py" "$C/gt-app.py"
+  cmp "$1 python" "$C/$1.py" "$C/$3"
 done
 echo "# npm: name@version; prod = lockfile prod deps + root package; all = prod + dev"
 { awk -F'\t' 'NR>1 && $4=="prod"{print $1"@"$2}' "$GT/node-app.npm.tsv"; echo "bench-vuln-function@1.0.0"; } | sort -u > "$C/gt.npm"

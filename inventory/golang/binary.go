@@ -125,8 +125,9 @@ const Devel = "(devel)"
 //   - the Go standard library as "stdlib" at the toolchain's version, which is how OSV's Go ecosystem
 //     names it.
 //
-// Versions drop Go's "v" prefix, as OSV's SEMVER ranges for Go are written ("v1.6.0" → "1.6.0"); the
-// PURL keeps the module version as Go spells it.
+// Module versions keep Go's canonical spelling ("v1.6.0"), as `go version -m` prints them; the Go
+// version scheme compares them with OSV's unprefixed range bounds. The standard library has no
+// module version, so it gets OSV's form ("1.20.14").
 func Packages(bi *buildinfo.BuildInfo) []model.Package {
 	var out []model.Package
 	if std := StdlibVersion(bi.GoVersion); std != "" {
@@ -159,7 +160,7 @@ func module(m *debug.Module) model.Package {
 	if ver == Devel {
 		return pkg(name, Devel, "")
 	}
-	return pkg(name, strings.TrimPrefix(ver, "v"), ver)
+	return pkg(name, ver, ver)
 }
 
 // isLocalPath reports a replacement by a directory ("./fork", "../x", "/src/x", `C:\src\x`): module

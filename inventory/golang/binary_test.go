@@ -53,8 +53,8 @@ func TestPackagesReplacements(t *testing.T) {
 	want := []model.Package{
 		{Name: "stdlib", Version: "1.20.14", PURL: "pkg:golang/stdlib@v1.20.14"},
 		{Name: "bench.local/gobinary", Version: Devel, PURL: "pkg:golang/bench.local/gobinary"},
-		{Name: "github.com/gin-gonic/gin", Version: "1.6.0", PURL: "pkg:golang/github.com/gin-gonic/gin@v1.6.0"},
-		{Name: "github.com/golang-jwt/jwt", Version: "3.2.1+incompatible", PURL: "pkg:golang/github.com/golang-jwt/jwt@v3.2.1%2Bincompatible"},
+		{Name: "github.com/gin-gonic/gin", Version: "v1.6.0", PURL: "pkg:golang/github.com/gin-gonic/gin@v1.6.0"},
+		{Name: "github.com/golang-jwt/jwt", Version: "v3.2.1+incompatible", PURL: "pkg:golang/github.com/golang-jwt/jwt@v3.2.1%2Bincompatible"},
 		{Name: "golang.org/x/net", Version: Devel, PURL: "pkg:golang/golang.org/x/net"},
 	}
 	if len(got) != len(want) {
@@ -190,7 +190,7 @@ func main() { fmt.Println(language.English, local.Name) }
 	want := map[string]string{
 		"stdlib":                StdlibVersion(strings.TrimSpace(goVersion(t, goTool))),
 		"example.com/vigiltest": Devel,
-		"golang.org/x/text":     "0.41.0",
+		"golang.org/x/text":     "v0.41.0",
 		"example.com/local":     Devel,
 	}
 	if len(got) != len(want) {

@@ -173,7 +173,7 @@ func (mf *ModFile) Packages() []model.Package {
 			}
 			m = rep.New
 		}
-		out = append(out, pkg(m.Path, strings.TrimPrefix(m.Version, "v"), m.Version))
+		out = append(out, pkg(m.Path, m.Version, m.Version))
 	}
 	return out
 }

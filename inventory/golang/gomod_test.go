@@ -33,12 +33,12 @@ func TestGoMod(t *testing.T) {
 	}
 	sort.Strings(got)
 	want := []string{
-		"github.com/gin-gonic/gin@1.6.0 pkg:golang/github.com/gin-gonic/gin@v1.6.0",
-		"github.com/golang-jwt/jwt@3.2.1+incompatible pkg:golang/github.com/golang-jwt/jwt@v3.2.1%2Bincompatible",
+		"github.com/gin-gonic/gin@v1.6.0 pkg:golang/github.com/gin-gonic/gin@v1.6.0",
+		"github.com/golang-jwt/jwt@v3.2.1+incompatible pkg:golang/github.com/golang-jwt/jwt@v3.2.1%2Bincompatible",
 		"github.com/gorilla/websocket@(devel) pkg:golang/github.com/gorilla/websocket",
-		"golang.org/x/net@0.0.0-20201021035429-f5854403a974 pkg:golang/golang.org/x/net@v0.0.0-20201021035429-f5854403a974",
-		"golang.org/x/text@0.3.8 pkg:golang/golang.org/x/text@v0.3.8",
-		"gopkg.in/yaml.v2@2.2.8 pkg:golang/gopkg.in/yaml.v2@v2.2.8",
+		"golang.org/x/net@v0.0.0-20201021035429-f5854403a974 pkg:golang/golang.org/x/net@v0.0.0-20201021035429-f5854403a974",
+		"golang.org/x/text@v0.3.8 pkg:golang/golang.org/x/text@v0.3.8",
+		"gopkg.in/yaml.v2@v2.2.8 pkg:golang/gopkg.in/yaml.v2@v2.2.8",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n  %s", strings.Join(got, "\n  "))

@@ -76,13 +76,13 @@ func parseGoVersionM(t *testing.T, file string) map[string]string {
 		fields := strings.Split(strings.TrimPrefix(line, "\t"), "\t")
 		switch fields[0] {
 		case "mod", "dep":
-			v := strings.TrimPrefix(fields[2], "v")
+			v := fields[2]
 			want[fields[1]] = v
 			last = fields[1]
 		case "=>":
 			delete(want, last)
 			if len(fields) > 2 && fields[2] != "" && fields[2] != Devel {
-				want[fields[1]] = strings.TrimPrefix(fields[2], "v")
+				want[fields[1]] = fields[2]
 			} else {
 				want[last] = Devel
 			}
