@@ -204,18 +204,18 @@ func readZip(ctx context.Context, r io.ReaderAt, size int64, label string, want 
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		return nil, fmt.Errorf("archive %s: %w", label, err)
 	}
+	lim = lim.WithDefaults()
 	maxEntries, maxBytes := lim.MaxEntries, lim.MaxStreamBytes
-	if maxEntries <= 0 {
-		maxEntries = unpack.DefaultMaxEntries
-	}
-	if maxBytes <= 0 {
-		maxBytes = unpack.DefaultMaxStreamBytes
-	}
 	if len(zr.File) > maxEntries {
 		return nil, fmt.Errorf("archive %s: %w: %d entries, more than %d", label, unpack.ErrLimit, len(zr.File), maxEntries)
 	}
 	var total uint64
+	var meta int64
 	for _, f := range zr.File {
+		meta += int64(len(f.Name))
+		if meta > lim.MaxMetadata {
+			return nil, fmt.Errorf("archive %s: %w: entry names pass %d bytes", label, unpack.ErrLimit, lim.MaxMetadata)
+		}
 		total += f.UncompressedSize64
 		if total > uint64(maxBytes) || total < f.UncompressedSize64 {
 			return nil, fmt.Errorf("archive %s: %w: entries declare more than %d uncompressed bytes (a zip bomb?)", label, unpack.ErrLimit, maxBytes)
@@ -230,7 +230,7 @@ func readZip(ctx context.Context, r io.ReaderAt, size int64, label string, want 
 		}
 		name, err := unpack.EntryName(f.Name)
 		if err != nil {
-			return nil, fmt.Errorf("archive %s: entry %q: %w", label, f.Name, err)
+			return nil, fmt.Errorf("archive %s: entry %s: %w", label, unpack.Quote(f.Name), err)
 		}
 		if name == "." {
 			continue
@@ -243,7 +243,7 @@ func readZip(ctx context.Context, r io.ReaderAt, size int64, label string, want 
 		case mode&fs.ModeSymlink != 0:
 			target, err := readLink(f)
 			if err != nil {
-				return nil, fmt.Errorf("archive %s: entry %q: %w", label, f.Name, err)
+				return nil, fmt.Errorf("archive %s: entry %s: %w", label, unpack.Quote(f.Name), err)
 			}
 			n.Mode, n.Link, n.Size = fs.ModeSymlink|0o777, target, int64(len(target))
 		default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"os"
+	"os/exec"
 	"testing"
 
 	"github.com/vigil-sec/vigil/source"
@@ -51,4 +52,29 @@ func BenchmarkDockerArchiveBookworm(b *testing.B) {
 
 func BenchmarkOCIDirBookworm(b *testing.B) {
 	benchOpen(b, OCIDir{}, benchTargets+"oci-bookworm-layout")
+}
+
+// BenchmarkGzipDC is the baseline of the performance target: `gzip -dc` of the same layer blob to
+// /dev/null. Compare its ns/op with BenchmarkOCIArchiveBookworm's from the same run.
+func BenchmarkGzipDC(b *testing.B) {
+	blob := benchTargets + "oci-bookworm-layout/blobs/sha256/a08f937f4f857e78629bc41b35d361fb3d425b0c6aa3b0c797c75a7aacb3bec1"
+	gz, err := exec.LookPath("gzip")
+	if err != nil {
+		b.Skip("no gzip")
+	}
+	if _, err := os.Stat(blob); err != nil {
+		b.Skipf("corpus not built: %v", err)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer null.Close()
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(gz, "-dc", blob)
+		cmd.Stdout = null // gzip writes straight to /dev/null, as in the shell
+		if err := cmd.Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -60,7 +60,7 @@ func indexTar(f *os.File) (*tarIndex, error) {
 		}
 		name, err := unpack.EntryName(hdr.Name)
 		if err != nil {
-			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
+			return nil, fmt.Errorf("entry %s: %w", unpack.Quote(hdr.Name), err)
 		}
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeRegA:

@@ -33,8 +33,10 @@ type Limits struct {
 	// MaxStreamBytes caps the decompressed bytes of one stream (a layer, an archive): a gzip bomb
 	// fails here instead of running for hours.
 	MaxStreamBytes int64
-	// MaxEntries caps the entries of the whole tree, which bounds its metadata memory.
+	// MaxEntries caps the entries of the whole tree (a few hundred bytes of memory each).
 	MaxEntries int
+	// MaxMetadata caps the bytes of entry names and link targets kept in the tree.
+	MaxMetadata int64
 	// MaxMemory caps the file content kept in memory; past it, wanted files go to the spool.
 	MaxMemory int64
 	// MaxSpool caps the bytes written to the spool file.
@@ -46,18 +48,23 @@ type Limits struct {
 // Defaults.
 const (
 	DefaultMaxStreamBytes = 32 << 30
-	DefaultMaxEntries     = 1 << 20
+	DefaultMaxEntries     = 500_000
+	DefaultMaxMetadata    = 64 << 20
 	DefaultMaxMemory      = 128 << 20
 	DefaultMaxSpool       = 8 << 30
 	DefaultSmallFile      = 1 << 20
 )
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with zero fields set to the defaults.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxStreamBytes <= 0 {
 		l.MaxStreamBytes = DefaultMaxStreamBytes
 	}
 	if l.MaxEntries <= 0 {
 		l.MaxEntries = DefaultMaxEntries
+	}
+	if l.MaxMetadata <= 0 {
+		l.MaxMetadata = DefaultMaxMetadata
 	}
 	if l.MaxMemory <= 0 {
 		l.MaxMemory = DefaultMaxMemory
@@ -87,6 +94,7 @@ type Builder struct {
 	spool    *os.File
 	spoolOff int64
 	memUsed  int64
+	metaUsed int64
 	entries  int
 	closed   bool
 }
@@ -94,7 +102,7 @@ type Builder struct {
 // NewBuilder returns a builder that keeps the content of files want accepts (nil keeps all) and spools
 // to tempDir ("" is os.TempDir()).
 func NewBuilder(want source.Filter, tempDir string, lim Limits) *Builder {
-	return &Builder{Tree: fsx.NewMemTree(), want: want, lim: lim.withDefaults(), tempDir: tempDir}
+	return &Builder{Tree: fsx.NewMemTree(), want: want, lim: lim.WithDefaults(), tempDir: tempDir}
 }
 
 // Close removes the spool. Content served from it fails afterwards.
@@ -281,6 +289,9 @@ func truncated(err error) error {
 // with a ".." element are refused: a well-made layer or package never has them, and clamping them
 // would silently put a file where its author did not.
 func EntryName(raw string) (string, error) {
+	if len(raw) > MaxNameLen {
+		return "", fmt.Errorf("%w: name longer than %d bytes", ErrUnsafeName, MaxNameLen)
+	}
 	n := strings.ReplaceAll(raw, "\\", "/")
 	if strings.HasPrefix(n, "/") || (len(n) >= 2 && n[1] == ':' && isLetter(n[0])) {
 		return "", fmt.Errorf("%w: absolute name", ErrUnsafeName)
@@ -295,6 +306,17 @@ func EntryName(raw string) (string, error) {
 	return fsx.Clean(strings.ToValidUTF8(n, "\uFFFD")), nil
 }
 
+// Quote quotes an entry name for an error message, cutting a hostile one short.
+func Quote(name string) string {
+	if len(name) > 256 {
+		return fmt.Sprintf("%q… (%d bytes)", name[:256], len(name))
+	}
+	return fmt.Sprintf("%q", name)
+}
+
+// MaxNameLen is Linux's PATH_MAX: no real file has a longer name or link target.
+const MaxNameLen = 4096
+
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 const whiteoutPrefix = ".wh."
@@ -306,12 +328,12 @@ func (b *Builder) entry(tr *tar.Reader, hdr *tar.Header, s Stream, touched map[s
 	}
 	name, err := EntryName(hdr.Name)
 	if err != nil {
-		return fmt.Errorf("%s: entry %q: %w", s.Label, hdr.Name, err)
+		return fmt.Errorf("%s: entry %s: %w", s.Label, Quote(hdr.Name), err)
 	}
 	if name == "." {
 		return nil // the root's own entry
 	}
-	fail := func(err error) error { return fmt.Errorf("%s: entry %q: %w", s.Label, hdr.Name, err) }
+	fail := func(err error) error { return fmt.Errorf("%s: entry %s: %w", s.Label, Quote(hdr.Name), err) }
 
 	if s.Whiteouts {
 		dir, base := path.Dir(name), path.Base(name)
@@ -335,6 +357,13 @@ func (b *Builder) entry(tr *tar.Reader, hdr *tar.Header, s Stream, touched map[s
 	b.entries++
 	if b.entries > b.lim.MaxEntries {
 		return fail(fmt.Errorf("%w: more than %d entries", ErrLimit, b.lim.MaxEntries))
+	}
+	if len(hdr.Linkname) > MaxNameLen {
+		return fail(fmt.Errorf("%w: link target longer than %d bytes", ErrUnsafeName, MaxNameLen))
+	}
+	b.metaUsed += int64(len(name) + len(hdr.Linkname))
+	if b.metaUsed > b.lim.MaxMetadata {
+		return fail(fmt.Errorf("%w: names and link targets pass %d bytes", ErrLimit, b.lim.MaxMetadata))
 	}
 	fi := hdr.FileInfo()
 	n := &MemNode{Mode: fi.Mode(), ModTime: hdr.ModTime, Layer: s.Layer}

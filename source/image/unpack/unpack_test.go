@@ -299,6 +299,9 @@ func TestBadInput(t *testing.T) {
 		{"entries cap", good, Limits{MaxEntries: 1}, "more than 1 entries", ErrLimit},
 		{"spool cap", good, Limits{SmallFile: 1, MaxSpool: 100}, "spool cap", ErrLimit},
 		{"bzip2", []byte("BZh91AY&SY"), Limits{}, "bzip2", nil},
+		{"metadata cap", good, Limits{MaxMetadata: 20}, "names and link targets pass 20 bytes", ErrLimit},
+		{"long name", mkTar(t, reg(strings.Repeat("a/", 3000)+"x", "")), Limits{}, "… (6001 bytes): unsafe entry name: name longer than 4096", ErrUnsafeName},
+		{"long link", mkTar(t, symlink("l", strings.Repeat("../", 2000))), Limits{}, "link target longer", ErrUnsafeName},
 		{"garbage", bytes.Repeat([]byte{0x42}, 1500), Limits{}, "layer " + lowerID, nil},
 	}
 	for _, tc := range tests {
