@@ -30,6 +30,9 @@ type Source struct {
 	Name string `json:"name" yaml:"name"`
 	Kind string `json:"kind" yaml:"kind"`
 	URL  string `json:"url" yaml:"url"`
+	// SHA256, when set, pins the expected digest of the download (a mirrored file published with
+	// its checksum); a mismatch fails the source and keeps its previous data.
+	SHA256 string `json:"sha256,omitempty" yaml:"sha256,omitempty"`
 }
 
 // Default upstream URLs. Every one can be replaced through Source.URL (mirrors, proxies).

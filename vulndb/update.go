@@ -132,7 +132,7 @@ func (d *DB) Update(ctx context.Context, cfg UpdateConfig, progress ProgressFunc
 }
 
 func (d *DB) updateOne(ctx context.Context, cfg UpdateConfig, src Source, st SourceState, parser feed.Parser, progress ProgressFunc) (ImportResult, bool, error) {
-	req := fetch.Request{URL: src.URL, MaxBytes: cfg.MaxDownload,
+	req := fetch.Request{URL: src.URL, SHA256: src.SHA256, MaxBytes: cfg.MaxDownload,
 		Progress: func(done, total int64) {
 			progress(Progress{Source: src.Name, Phase: "download", Bytes: done, Total: total})
 		}}

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -185,6 +186,17 @@ func TestUpdateOverHTTP(t *testing.T) {
 			t.Errorf("%s: version moved", mode)
 		}
 	}
+
+	// A pinned checksum that the (otherwise fine) download does not match.
+	fs.set("", nil)
+	pinned := cfg
+	pinned.Sources = append([]Source(nil), cfg.Sources...)
+	pinned.Sources[0].SHA256 = strings.Repeat("0", 64)
+	rep, err = db.Update(ctx, pinned, nil)
+	if err == nil || !errors.Is(rep.Failed["osv/Go"], fetch.ErrChecksum) {
+		t.Fatalf("checksum mismatch not reported: %v", err)
+	}
+	baseline("checksum")
 
 	// The server recovers: the change arrives, the error clears, the change log says what moved.
 	fs.set("", nil)
