@@ -44,6 +44,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSbomCmd())
+	root.AddCommand(newSbomCmd(), newScanCmd(), newDBCmd())
 	return root
 }

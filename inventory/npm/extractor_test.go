@@ -67,6 +67,7 @@ func TestLockfileAndNodeModules(t *testing.T) {
 		"srv/api/package-lock.json": {Data: []byte(mergeLock)},
 	}
 	want := []string{
+		"api@1.0.0 /srv/api/package-lock.json",
 		"debug@3.2.6 dev /srv/api/package-lock.json",
 		"fsevents@2.1.3 dev /srv/api/package-lock.json",
 		"lodash@4.17.15 /srv/api/package-lock.json",
@@ -89,6 +90,7 @@ func TestLockfileAndNodeModules(t *testing.T) {
 		"srv/api/node_modules/left-pad/package.json":                 manifest("left-pad", "1.3.0"),
 	}
 	want = []string{
+		"api@1.0.0 /srv/api/package-lock.json",
 		"debug@3.2.6 dev /srv/api/node_modules/mocha/node_modules/debug/package.json,/srv/api/package-lock.json",
 		"left-pad@1.3.0 /srv/api/node_modules/left-pad/package.json",
 		"lodash@4.17.15 /srv/api/node_modules/lodash/package.json,/srv/api/package-lock.json",

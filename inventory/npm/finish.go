@@ -13,6 +13,7 @@ import (
 //
 // A project is a directory holding a lockfile; an installed package belongs to the project whose
 // directory is above its first node_modules. The rules:
+//   - The project itself (a package-lock's root entry) is reported once, at the lockfile.
 //   - When a project has several lockfiles, only the first of npm-shrinkwrap.json, package-lock.json,
 //     pnpm-lock.yaml, yarn.lock is used (the others are usually stale leftovers).
 //   - Installed packages are what is there: each is reported, once per directory. When the lockfile
@@ -69,6 +70,12 @@ func (*Extractor) Finish(pkgs []model.Package) []model.Package {
 	for _, l := range locks {
 		root := path.Dir(l.file)
 		if best[root] != l.file {
+			continue
+		}
+		if l.key == RootPath {
+			p := l.pkg
+			p.Locations = []string{l.file}
+			out = append(out, p)
 			continue
 		}
 		var matches []int

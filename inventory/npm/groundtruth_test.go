@@ -67,6 +67,8 @@ func TestBenchGroundTruth(t *testing.T) {
 					want = append(want, r.name+"@"+r.version+" "+r.scope)
 				}
 			}
+			// The ground truth's rows are the dependencies; the project itself is reported too.
+			want = append(want, "bench-vuln-function@1.0.0 prod")
 			inv := run(t, fsys)
 			var got []string
 			for _, p := range inv.Packages {

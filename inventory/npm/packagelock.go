@@ -40,6 +40,9 @@ type lockV1Dep struct {
 	Dependencies map[string]lockV1Dep `json:"dependencies"`
 }
 
+// RootPath is the Entry.Path of a lockfile's root project.
+const RootPath = "."
+
 // ParsePackageLock reads package-lock.json or npm-shrinkwrap.json. Version 2 and 3 lockfiles are read
 // from their "packages" map, keyed by install path: the root project ("") and workspace projects (keys
 // outside node_modules) are the project's own code, and "link" entries point at them, so none of
@@ -49,6 +52,8 @@ type lockV1Dep struct {
 func ParsePackageLock(data []byte) ([]Entry, error) {
 	var lock struct {
 		LockfileVersion int                    `json:"lockfileVersion"`
+		Name            string                 `json:"name"`
+		Version         string                 `json:"version"`
 		Packages        map[string]lockV2Entry `json:"packages"`
 		Dependencies    map[string]lockV1Dep   `json:"dependencies"`
 	}
@@ -56,6 +61,15 @@ func ParsePackageLock(data []byte) ([]Entry, error) {
 		return nil, fmt.Errorf("package-lock: %w", err)
 	}
 	var out []Entry
+	// The root project itself is reported too (as syft and SBOM consumers expect): it is the
+	// application the lockfile belongs to. Its Path is RootPath.
+	rootName, rootVersion := lock.Name, lock.Version
+	if r, ok := lock.Packages[""]; ok && r.Name != "" {
+		rootName, rootVersion = r.Name, r.Version
+	}
+	if rootName != "" && registryVersion(rootVersion) {
+		out = append(out, Entry{Name: rootName, Version: rootVersion, Path: RootPath})
+	}
 	switch {
 	case lock.Packages != nil:
 		for key, e := range lock.Packages {

@@ -33,6 +33,7 @@ func TestParsers(t *testing.T) {
 		want  []string
 	}{
 		{"package-lock-v1.json", ParsePackageLock, []string{
+			"legacy-app@1.0.0 .",
 			"lodash@4.17.15 node_modules/lodash",
 			"minimist@0.0.8 dev node_modules/mkdirp/node_modules/minimist",
 			"minimist@1.2.0 dev node_modules/minimist",
@@ -49,6 +50,7 @@ func TestParsers(t *testing.T) {
 			"fsevents@2.1.3 dev node_modules/fsevents",
 			"mocha@8.0.1 dev node_modules/mocha",
 			"string-width@4.2.3 node_modules/string-width-cjs",
+			"web-app@1.0.0 .",
 		}},
 		{"yarn-classic.lock", ParseYarnLock, []string{
 			"@babel/code-frame@7.8.3",
