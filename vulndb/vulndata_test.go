@@ -72,12 +72,35 @@ func TestVulndata(t *testing.T) {
 		}
 		t.Logf("index with every package decoded: +%.1f MiB", float64(heap)/(1<<20))
 	}()
+	// Importing the same data again changes nothing (hashes are deterministic) and is cheaper.
+	v0, _ := db.Version(ctx)
+	start, cpu0 := time.Now(), cpuTime()
+	rep, _ := db.ImportMirror(ctx, vulndataDir, MirrorOptions{}, nil)
+	t.Logf("re-import (no changes): %v wall, %v CPU", time.Since(start).Round(time.Millisecond), (cpuTime() - cpu0).Round(time.Millisecond))
+	for _, r := range rep.Results {
+		if r.Changes() != 0 {
+			t.Errorf("%s: re-import made %d changes", r.Source, r.Changes())
+		}
+	}
+	if v1, _ := db.Version(ctx); v1 != v0 {
+		t.Errorf("version moved on a no-op re-import: %d -> %d", v0, v1)
+	}
+
+	// A Bitnami advisory joined with its KEV entry through the CVE (ActiveMQ OpenWire RCE).
+	v, err := db.Vulnerability(ctx, "BIT-activemq-2023-46604")
+	if err != nil || v == nil {
+		t.Fatalf("Vulnerability: %v %v", v, err)
+	}
+	if v.ID != "CVE-2023-46604" || v.KEV == nil || v.KEV.VendorProject != "Apache" || len(v.Advisories) == 0 {
+		t.Errorf("CVE-2023-46604 = id %s kev %+v advisories %d", v.ID, v.KEV, len(v.Advisories))
+	}
 	for _, c := range []struct{ eco, name, id string }{
 		{"Go", "github.com/containers/buildah", "GO-2022-0345"},
 		{"crates.io", "convec", "RUSTSEC-2020-0125"},
 		{"PyPI", "Plone", "PYSEC-2014-65"},
 		{"AlmaLinux:8", "lftp", "ALBA-2020:4665"},
 		{"Bitnami", "apache", "BIT-apache-2022-22719"},
+		{"Alpine:v3.11", "openssl", "CVE-2019-1551"},
 	} {
 		advs, err := db.Lookup(ctx, c.eco, c.name)
 		if err != nil {
