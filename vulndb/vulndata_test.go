@@ -119,6 +119,9 @@ func TestVulndata(t *testing.T) {
 var benchDir string
 
 func TestMain(m *testing.M) {
+	if p := os.Getenv("VIGIL_VULNDB_KILL_CHILD"); p != "" {
+		killChild(p)
+	}
 	code := m.Run()
 	if benchDB != nil {
 		benchDB.Close()
