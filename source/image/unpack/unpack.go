@@ -173,7 +173,7 @@ func Decompress(r io.Reader) (io.Reader, func(), error) {
 		return zr, func() { zr.Close() }, nil
 	case len(magic) == 4 && bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		// A bounded window keeps a hostile frame from asking for gigabytes.
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20),
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20),
 			zstd.WithDecoderMaxMemory(256<<20))
 		if err != nil {
 			return nil, nil, fmt.Errorf("zstd: %w", err)
