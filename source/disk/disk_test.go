@@ -153,6 +153,11 @@ func TestFileSystems(t *testing.T) {
 		{"ext3", func(t *testing.T) string { return mkExt(t, "ext3", tree) }, "ext3", "whole disk"},
 		{"ext2", func(t *testing.T) string { return mkExt(t, "ext2", tree) }, "ext2", "whole disk"},
 		{"xfs", func(t *testing.T) string { return mkXFS(t, tree) }, "xfs", "whole disk"},
+		{"xfs-v4-noftype", func(t *testing.T) string { return mkXFS(t, tree, "-m", "crc=0", "-n", "ftype=0") }, "xfs", "whole disk"},
+		{"xfs-8k-dirblocks", func(t *testing.T) string { return mkXFS(t, tree, "-n", "size=8192") }, "xfs", "whole disk"},
+		{"ext4-meta_bg-32-groups", func(t *testing.T) string {
+			return mkExtOpts(t, tree, "-t", "ext4", "-b", "1024", "-g", "1024", "-O", "meta_bg,^resize_inode")
+		}, "ext4", "whole disk"},
 		{"gpt-ext4", func(t *testing.T) string { return mkPartitioned(t, "gpt", mkExt(t, "ext4", tree)) }, "ext4", "p2 (GPT 'root')"},
 		{"mbr-ext4", func(t *testing.T) string { return mkPartitioned(t, "dos", mkExt(t, "ext4", tree)) }, "ext4", "p2 (MBR type 0x83)"},
 		{"qcow2-ext4", func(t *testing.T) string { return mkQcow2(t, mkExt(t, "ext4", tree), false) }, "ext4", "whole disk"},
@@ -244,11 +249,11 @@ func TestBadInput(t *testing.T) {
 		{"ext zero inodes per group", corrupt(t, ext, 1024+40, le32(0)), []string{"whole disk", "corrupt ext superblock"}},
 		{"ext huge block count", corrupt(t, ext, 1024+4, le32(0xFFFFFFF0)), []string{"corrupt ext superblock", "do not fit"}},
 		{"ext block size", corrupt(t, ext, 1024+24, le32(40)), []string{"corrupt ext superblock", "block size"}},
-		{"ext garbage group descriptors", corrupt(t, ext, 2048, []byte(strings.Repeat("\xff", 1024))), []string{"bad-ext4.img"}},
+		{"ext garbage group descriptors", corrupt(t, ext, 2048, []byte(strings.Repeat("\xff", 1024))), []string{"bad-ext.img", "whole disk", "group descriptor"}},
 		{"xfs zero block size", corrupt(t, xfs, 4, be32(0)), []string{"corrupt xfs superblock", "block size"}},
 		{"xfs absurd ag count", corrupt(t, xfs, 88, be32(0xFFFFFFFF)), []string{"corrupt xfs superblock"}},
-		{"gpt header crc", corrupt(t, gpt, 512+24, []byte{9}), []string{"GPT", "CRC"}},
-		{"gpt entries crc", corrupt(t, gpt, 1024+32, []byte{1, 2, 3}), []string{"GPT partition entries", "CRC"}},
+		{"gpt primary and backup", corrupt(t, corrupt(t, gpt, 512+24, []byte{9}), gptSize(t, gpt)-512+24, []byte{9}), []string{"GPT", "CRC", "no valid backup"}},
+		{"gpt entries crc", corrupt(t, corrupt(t, gpt, 1024+32, []byte{1, 2, 3}), gptSize(t, gpt)-512+88, []byte{1}), []string{"GPT partition entries", "CRC"}},
 		{"qcow2 absurd l1", corrupt(t, mkQcow2(t, ext, false), 36, be32(0x7FFFFFFF)), []string{"qcow2", "L1"}},
 		{"qcow2 backing file", corrupt(t, mkQcow2(t, ext, false), 8, []byte{0, 0, 0, 0, 0, 0, 0, 0x70, 0, 0, 0, 4}), []string{"backing file"}},
 	}
@@ -264,6 +269,23 @@ func TestBadInput(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func gptSize(t *testing.T, img string) int64 {
+	fi, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// A damaged primary GPT falls back to the backup at the end of the disk.
+func TestGPTBackup(t *testing.T) {
+	gpt := mkPartitioned(t, "gpt", mkExt(t, "ext4", rootTree()))
+	tg := openDisk(t, corrupt(t, gpt, 512, []byte("garbage!garbage!garbage!")))
+	if tg.Info.Partition != "p2 (GPT 'root')" {
+		t.Errorf("info %+v", tg.Info)
 	}
 }
 

@@ -24,6 +24,7 @@ type extSuper struct {
 	inodes, inodesPerGroup, blocksPerGroup uint32
 	blocks                                 uint64
 	firstDataBlock                         uint32
+	firstMetaBG                            uint32
 	logBlockSize                           uint32
 	inodeSize                              uint16
 	descSize                               uint16
@@ -39,6 +40,7 @@ const (
 	extIncompat64bit    = 0x80
 	extIncompatFlexBG   = 0x200
 	extIncompatEncrypt  = 0x10000
+	extRoCompatSparse   = 0x1
 	extRoCompatHuge     = 0x8
 
 	extFlagExtents = 0x80000
@@ -69,6 +71,9 @@ func readExtSuper(r io.ReaderAt, size int64) (*extSuper, error) {
 		sb.blocks |= uint64(le.Uint32(b[0x150:])) << 32
 		sb.descSize = le.Uint16(b[0xFE:])
 	}
+	if sb.incompat&extIncompatMetaBG != 0 {
+		sb.firstMetaBG = le.Uint32(b[0x104:])
+	}
 	switch {
 	case sb.logBlockSize > 6:
 		return nil, fmt.Errorf("corrupt ext superblock: block size 2^%d KiB", sb.logBlockSize)
@@ -82,8 +87,6 @@ func readExtSuper(r io.ReaderAt, size int64) (*extSuper, error) {
 		return nil, fmt.Errorf("corrupt ext superblock: %d blocks of %d bytes do not fit in %d bytes", sb.blocks, sb.blockSize(), size)
 	case sb.incompat&extIncompatJournDev != 0:
 		return nil, errors.New("ext volume is an external journal, not a file system")
-	case sb.incompat&extIncompatMetaBG != 0:
-		return nil, errors.New("ext file systems with meta_bg are not supported")
 	case sb.incompat&extIncompatEncrypt != 0:
 		return nil, errors.New("encrypted ext4 file systems are not supported")
 	}
@@ -94,6 +97,24 @@ func readExtSuper(r io.ReaderAt, size int64) (*extSuper, error) {
 }
 
 func (sb *extSuper) blockSize() int64 { return 1024 << sb.logBlockSize }
+
+// hasSuper reports whether block group g holds a superblock backup: with sparse_super, only groups
+// 0, 1 and powers of 3, 5 and 7 do.
+func (sb *extSuper) hasSuper(g uint64) bool {
+	if sb.roCompat&extRoCompatSparse == 0 || g <= 1 {
+		return true
+	}
+	for _, base := range []uint64{3, 5, 7} {
+		p := base
+		for p < g {
+			p *= base
+		}
+		if p == g {
+			return true
+		}
+	}
+	return false
+}
 
 func (sb *extSuper) groups() uint64 {
 	n := sb.blocks - uint64(sb.firstDataBlock)
@@ -127,9 +148,24 @@ func newExtFS(r io.ReaderAt, size int64) (*extFS, error) {
 	}
 	x := &extFS{r: r, size: size, sb: sb, bs: sb.blockSize()}
 	groups := sb.groups()
-	gdt := make([]byte, groups*uint64(sb.descSize)) // bounded: groups follow from a block count checked against size
-	if _, err := r.ReadAt(gdt, (int64(sb.firstDataBlock)+1)*x.bs); err != nil {
-		return nil, fmt.Errorf("read %s group descriptors: %w", sb.kind(), err)
+	// Bounded: the group count follows from a block count checked against the volume size.
+	perBlock := uint64(x.bs) / uint64(sb.descSize)
+	gdtBlocks := (groups + perBlock - 1) / perBlock
+	gdt := make([]byte, gdtBlocks*uint64(x.bs))
+	for i := uint64(0); i < gdtBlocks; i++ {
+		blk := int64(sb.firstDataBlock) + 1 + int64(i)
+		if sb.incompat&extIncompatMetaBG != 0 && i >= uint64(sb.firstMetaBG) {
+			// meta_bg: the descriptors of each meta group sit in the first group of that meta group,
+			// after its superblock backup if it has one.
+			g := i * perBlock
+			blk = int64(sb.firstDataBlock) + int64(g)*int64(sb.blocksPerGroup)
+			if sb.hasSuper(g) {
+				blk++
+			}
+		}
+		if _, err := r.ReadAt(gdt[i*uint64(x.bs):(i+1)*uint64(x.bs)], blk*x.bs); err != nil {
+			return nil, fmt.Errorf("read %s group descriptors: %w", sb.kind(), err)
+		}
 	}
 	x.inodeTable = make([]int64, groups)
 	for g := range x.inodeTable {

@@ -177,18 +177,24 @@ func sparseFile(t testing.TB, path string, size int64) {
 // mkExt makes an ext2/3/4 image of the entries with mke2fs -d.
 func mkExt(t testing.TB, fstype string, ents []entry) string {
 	t.Helper()
+	return mkExtOpts(t, ents, "-t", fstype, "-b", "1024")
+}
+
+// mkExtOpts makes an ext image with the given mke2fs options.
+func mkExtOpts(t testing.TB, ents []entry, opts ...string) string {
+	t.Helper()
 	need(t, "mke2fs")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "root")
 	writeTree(t, src, ents)
-	img := filepath.Join(dir, fstype+".img")
+	img := filepath.Join(dir, "ext.img")
 	sparseFile(t, img, 32<<20)
-	run(t, "", "mke2fs", "-q", "-F", "-t", fstype, "-b", "1024", "-E", "root_owner=0:0", "-d", src, img)
+	run(t, "", "mke2fs", append(append([]string{"-q", "-F", "-E", "root_owner=0:0", "-d", src}, opts...), img)...)
 	return img
 }
 
 // mkXFS makes an xfs image of the entries with a mkfs.xfs protofile.
-func mkXFS(t testing.TB, ents []entry) string {
+func mkXFS(t testing.TB, ents []entry, opts ...string) string {
 	t.Helper()
 	need(t, "mkfs.xfs")
 	dir := t.TempDir()
@@ -235,7 +241,7 @@ func mkXFS(t testing.TB, ents []entry) string {
 	}
 	img := filepath.Join(dir, "xfs.img")
 	sparseFile(t, img, 320<<20) // mkfs.xfs 6.x refuses file systems under 300 MiB
-	run(t, "", "mkfs.xfs", "-q", "-f", "-p", pf, img)
+	run(t, "", "mkfs.xfs", append(append([]string{"-q", "-f", "-p", pf}, opts...), img)...)
 	return img
 }
 

@@ -41,17 +41,40 @@ func (c *inodeCache) Get(k string) (any, bool) {
 	return v, ok
 }
 
-// checkXFSSuper checks the primary xfs superblock, so that garbage cannot make the library loop over
-// billions of allocation groups or use a zero block size.
-func checkXFSSuper(r io.ReaderAt, size int64) error {
+// readXFSSuper reads and checks the primary xfs superblock into the library's type, whose address
+// arithmetic (InodeAbsOffset, BlockToPhysicalOffset) the reader uses. Garbage must not give a zero
+// block size, shifts out of range or allocation groups past the end of the volume.
+func readXFSSuper(r io.ReaderAt, size int64) (xfs.SuperBlock, error) {
 	var b [512]byte
 	if _, err := r.ReadAt(b[:], 0); err != nil {
-		return fmt.Errorf("read xfs superblock: %w", err)
+		return xfs.SuperBlock{}, fmt.Errorf("read xfs superblock: %w", err)
 	}
 	be := binary.BigEndian
 	if string(b[:4]) != "XFSB" {
-		return errors.New("no xfs superblock (bad magic)")
+		return xfs.SuperBlock{}, errors.New("no xfs superblock (bad magic)")
 	}
+	sb := xfs.SuperBlock{
+		Magicnum: be.Uint32(b[0:]), BlockSize: be.Uint32(b[4:]), Dblocks: be.Uint64(b[8:]), Rootino: be.Uint64(b[56:]),
+		Agblocks: be.Uint32(b[84:]), Agcount: be.Uint32(b[88:]), Versionnum: be.Uint16(b[100:]),
+		Sectsize: be.Uint16(b[102:]), Inodesize: be.Uint16(b[104:]), Inopblock: be.Uint16(b[106:]),
+		Blocklog: b[120], Inodelog: b[122], Inopblog: b[123], Agblklog: b[124], Dirblklog: b[192],
+		Features2: be.Uint32(b[200:]), FeaturesIncompat: be.Uint32(b[216:]),
+	}
+	if err := checkXFSSuper(b[:], size); err != nil {
+		return xfs.SuperBlock{}, err
+	}
+	switch {
+	case sb.Agblklog > 31 || uint64(1)<<sb.Agblklog < uint64(sb.Agblocks) || uint32(1)<<sb.Inopblog != uint32(sb.Inopblock):
+		return xfs.SuperBlock{}, fmt.Errorf("corrupt xfs superblock: agblklog %d, inopblog %d", sb.Agblklog, sb.Inopblog)
+	case sb.Versionnum&0xf < 4:
+		return xfs.SuperBlock{}, fmt.Errorf("xfs version %d is not supported", sb.Versionnum&0xf)
+	}
+	return sb, nil
+}
+
+// checkXFSSuper checks the sizes in a primary xfs superblock b.
+func checkXFSSuper(b []byte, size int64) error {
+	be := binary.BigEndian
 	blockSize := be.Uint32(b[4:])
 	dblocks := be.Uint64(b[8:])
 	agblocks := be.Uint32(b[84:])
@@ -86,22 +109,19 @@ type xfsFS struct {
 	ftype  bool
 	inoMax uint64 // inode numbers above this lie past the last allocation group
 
-	libMu sync.Mutex
-	lib   *xfs.FileSystem
+	libMu  sync.Mutex
+	lib    *xfs.FileSystem // opened when first needed: only B+tree extent maps use it
+	libErr error
 }
 
 func newXFS(r io.ReaderAt, size int64) (*xfsBackend, error) {
-	if err := checkXFSSuper(r, size); err != nil {
+	sb, err := readXFSSuper(r, size)
+	if err != nil {
 		return nil, err
 	}
-	lib, err := xfs.NewFS(*io.NewSectionReader(r, 0, size), newInodeCache())
-	if err != nil {
-		return nil, fmt.Errorf("open xfs: %w", err)
-	}
-	sb := lib.PrimaryAG.SuperBlock
 	x := &xfsFS{
 		r: r, size: size, sb: sb, bs: int64(sb.BlockSize), dirBS: int64(sb.BlockSize) << sb.Dirblklog,
-		v5: sb.Versionnum&0xf == 5, ftype: sb.HasFtype(), lib: lib,
+		v5: sb.Versionnum&0xf == 5, ftype: sb.HasFtype(),
 		inoMax: uint64(sb.Agcount) << (sb.Inopblog + sb.Agblklog),
 	}
 	return &xfsBackend{x}, nil
@@ -217,6 +237,13 @@ func (x *xfsFS) btreeRecs(ino uint64) (recs [][2]uint64, err error) {
 			err = fmt.Errorf("inode %d: corrupt extent B+tree (library panic: %v)", ino, p)
 		}
 	}()
+	if x.lib == nil && x.libErr == nil {
+		// The library also parses every allocation group header, and fails on v4 (pre-CRC) ones.
+		x.lib, x.libErr = xfs.NewFS(*io.NewSectionReader(x.r, 0, x.size), newInodeCache())
+	}
+	if x.libErr != nil {
+		return nil, fmt.Errorf("inode %d: B+tree extent map: go-xfs-filesystem cannot open this volume: %w", ino, x.libErr)
+	}
 	lin, err := x.lib.ParseInode(ino)
 	if err != nil {
 		return nil, fmt.Errorf("inode %d: %w", ino, err)

@@ -66,19 +66,33 @@ func Read(r io.ReaderAt, size int64) (Scheme, []Partition, error) {
 	if _, err := r.ReadAt(mbr[:], 0); err != nil && !errors.Is(err, io.EOF) {
 		return None, nil, fmt.Errorf("read MBR: %w", err)
 	}
-	// GPT first: a protective MBR is optional in practice (some tools write a hybrid one).
+	// GPT first: a protective MBR is optional in practice (some tools write a hybrid one). When the
+	// primary header or its entries are damaged, the backup in the disk's last sector is used.
 	for _, sector := range []int64{512, 4096} {
 		var hdr [8]byte
 		if _, err := r.ReadAt(hdr[:], sector); err == nil && string(hdr[:]) == "EFI PART" {
-			parts, err := readGPT(r, size, sector)
+			parts, err := readGPT(r, size, sector, sector)
 			if err != nil {
-				return GPT, nil, err
+				if backup, berr := readGPT(r, size, sector, size/sector*sector-sector); berr == nil {
+					return GPT, backup, nil
+				}
+				return GPT, nil, fmt.Errorf("%w (and no valid backup GPT)", err)
 			}
 			return GPT, parts, nil
 		}
 	}
 	if mbr[510] != 0x55 || mbr[511] != 0xAA {
 		return None, nil, ErrNoTable
+	}
+	for _, e := range mbrEntries(mbr[:]) {
+		if e.typ == 0xEE { // protective MBR without a primary GPT header: try the backup
+			for _, sector := range []int64{512, 4096} {
+				if parts, err := readGPT(r, size, sector, size/sector*sector-sector); err == nil {
+					return GPT, parts, nil
+				}
+			}
+			return GPT, nil, errors.New("protective MBR (type 0xEE) but no valid GPT header, primary or backup")
+		}
 	}
 	parts, ok, err := readMBR(r, size, mbr[:])
 	if !ok {
@@ -124,9 +138,6 @@ func readMBR(r io.ReaderAt, size int64, sector []byte) (parts []Partition, ok bo
 	for i, e := range entries {
 		if e.typ == 0 || e.count == 0 {
 			continue
-		}
-		if e.typ == 0xEE {
-			return nil, true, fmt.Errorf("protective MBR (type 0xEE) but no GPT header at LBA 1")
 		}
 		if isExtended(e.typ) {
 			logical, err := readEBRs(r, size, int64(e.lba), int64(e.count))
@@ -190,9 +201,12 @@ func sortByIndex(p []Partition) {
 	}
 }
 
-// readGPT parses the primary GPT header at byte offset hdrOff (LBA 1), whose sector size it implies.
-func readGPT(r io.ReaderAt, size, hdrOff int64) ([]Partition, error) {
-	sectorSize := hdrOff
+// readGPT parses the GPT header at byte offset hdrOff: the primary at LBA 1, or the backup in the
+// last sector.
+func readGPT(r io.ReaderAt, size, sectorSize, hdrOff int64) ([]Partition, error) {
+	if hdrOff < sectorSize {
+		return nil, errors.New("GPT header: disk too small")
+	}
 	var h [512]byte
 	if _, err := r.ReadAt(h[:92], hdrOff); err != nil {
 		return nil, fmt.Errorf("read GPT header: %w", err)
@@ -208,6 +222,9 @@ func readGPT(r io.ReaderAt, size, hdrOff int64) ([]Partition, error) {
 	binary.LittleEndian.PutUint32(h[16:], 0)
 	if got := crc32.ChecksumIEEE(h[:hdrSize]); got != want {
 		return nil, fmt.Errorf("GPT header: CRC mismatch (stored %#08x, computed %#08x)", want, got)
+	}
+	if my := binary.LittleEndian.Uint64(h[24:]); my != uint64(hdrOff/sectorSize) {
+		return nil, fmt.Errorf("GPT header at LBA %d says it is at LBA %d", hdrOff/sectorSize, my)
 	}
 	entLBA := binary.LittleEndian.Uint64(h[72:])
 	num := binary.LittleEndian.Uint32(h[80:])
