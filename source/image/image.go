@@ -70,6 +70,13 @@ func applyLayer(ctx context.Context, b *unpack.Builder, l rawLayer, i int, opts 
 
 // fromImage reads a go-containerregistry image (from a layout, an OCI archive or a registry).
 func fromImage(ctx context.Context, img v1.Image, info model.SourceInfo, opts source.Options, lim Limits) (*source.Target, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("image manifest: %w", err)
+	}
+	if m.Config.Size > maxMetaBytes {
+		return nil, fmt.Errorf("image config: %w: %d bytes", unpack.ErrLimit, m.Config.Size)
+	}
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("image config: %w", err)
@@ -216,6 +223,10 @@ func (OCIDir) Detect(p string) bool {
 // Open implements source.Opener.
 func (o OCIDir) Open(ctx context.Context, ref string, opts source.Options) ([]*source.Target, error) {
 	p, tag := splitTag(ref)
+	// go-containerregistry reads index.json whole: refuse a hostile one first.
+	if fi, err := os.Stat(filepath.Join(p, "index.json")); err == nil && fi.Size() > maxMetaBytes {
+		return nil, fmt.Errorf("index.json: %w: %d bytes", unpack.ErrLimit, fi.Size())
+	}
 	ii, err := layout.ImageIndexFromPath(p)
 	if err != nil {
 		return nil, fmt.Errorf("not an OCI layout: %w", err)

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/vigil-sec/vigil/source/image/unpack"
 )
 
 // DefaultPlatform is chosen from a multi-platform index when the caller names none.
@@ -114,6 +116,9 @@ func collect(ii v1.ImageIndex, tags []string, tag string, depth int, seen map[v1
 			if tag != "" && !tagMatches(t, tag) {
 				continue
 			}
+		}
+		if d.Size > maxMetaBytes {
+			return fmt.Errorf("manifest %s: %w: %d bytes", d.Digest, unpack.ErrLimit, d.Size)
 		}
 		if seen[d.Digest] {
 			continue

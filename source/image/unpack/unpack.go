@@ -348,7 +348,10 @@ func (b *Builder) entry(tr *tar.Reader, hdr *tar.Header, s Stream, touched map[s
 			case strings.HasPrefix(base, whiteoutPrefix+whiteoutPrefix):
 				// Other AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): not part of the file system.
 			default:
-				b.removeLower(path.Join(dir, base[len(whiteoutPrefix):]), touched)
+				// ".wh." or ".wh.." would name the directory itself: not a whiteout anyone writes.
+				if victim := base[len(whiteoutPrefix):]; victim != "" && victim != "." && victim != ".." {
+					b.removeLower(path.Join(dir, victim), touched)
+				}
 			}
 			return nil
 		}

@@ -112,6 +112,8 @@ func layers(t testing.TB) (lower, upper []byte) {
 		reg("usr/lib/x86_64-linux-gnu/libssl.so.3", "ELF 3.0.15"),
 		// A whiteout of a file this same layer wrote does not hide it (it applies to lower layers).
 		reg("opt/keep.txt", "kept"), whiteout("opt/.wh.keep.txt"),
+		// Degenerate whiteouts that would name their own directory are ignored.
+		whiteout("etc/.wh."), whiteout("etc/.wh.."),
 	)
 	return lower, upper
 }
