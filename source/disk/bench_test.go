@@ -2,6 +2,8 @@ package disk
 
 import (
 	"context"
+	"crypto/sha256"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -120,6 +122,87 @@ func TestCorpusImages(t *testing.T) {
 			if len(missing) > 0 {
 				t.Errorf("missing %d paths, first %q", len(missing), missing[:min(10, len(missing))])
 			}
+		})
+	}
+}
+
+// TestCorpusContent compares every entry of the corpus root with the images made from it: mode,
+// size, link target and the SHA-256 of every regular file.
+func TestCorpusContent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	rootDir := filepath.Join(benchTargets, "rootfs-bookworm")
+	if _, err := os.Stat(rootDir); err != nil {
+		t.Skip("corpus root not built")
+	}
+	sum := func(r io.Reader) string {
+		h := sha256.New()
+		io.Copy(h, r)
+		return string(h.Sum(nil))
+	}
+	for _, img := range []string{"disk-ext4.raw", "disk-xfs.raw"} {
+		t.Run(img, func(t *testing.T) {
+			tg, err := Open(context.Background(), benchImage(t, img), source.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tg.Close()
+			fsys := tg.FS.(fs.ReadLinkFS)
+			files, diffs := 0, 0
+			differ := func(format string, args ...any) {
+				if diffs++; diffs <= 10 {
+					t.Errorf(format, args...)
+				}
+			}
+			err = filepath.WalkDir(rootDir, func(p string, _ fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				rel, _ := filepath.Rel(rootDir, p)
+				rel = filepath.ToSlash(rel)
+				want, err := os.Lstat(p)
+				if err != nil || rel == "." {
+					return err
+				}
+				got, err := fsys.Lstat(rel)
+				if err != nil {
+					differ("%s: %v", rel, err)
+					return nil
+				}
+				if got.Mode() != want.Mode() || (want.Mode().IsRegular() && got.Size() != want.Size()) {
+					differ("%s: mode %v size %d, want %v %d", rel, got.Mode(), got.Size(), want.Mode(), want.Size())
+				}
+				switch {
+				case want.Mode()&fs.ModeSymlink != 0:
+					w, _ := os.Readlink(p)
+					if g, err := fsys.ReadLink(rel); g != w || err != nil {
+						differ("%s: link %q, %v; want %q", rel, g, err, w)
+					}
+				case want.Mode().IsRegular():
+					files++
+					wf, err := os.Open(p)
+					if err != nil {
+						return err
+					}
+					w := sum(wf)
+					wf.Close()
+					gf, err := tg.FS.Open(rel)
+					if err != nil {
+						differ("%s: %v", rel, err)
+						return nil
+					}
+					if sum(gf) != w {
+						differ("%s: content differs", rel)
+					}
+					gf.Close()
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %d regular files compared, %d differences", img, files, diffs)
 		})
 	}
 }
