@@ -185,7 +185,18 @@ func (x *xfsFS) inode(ino uint64) (*xfsInode, error) {
 	if end > len(buf) {
 		return nil, fmt.Errorf("inode %d: attribute fork offset out of range", ino)
 	}
-	in.fork = buf[core:end]
+	// Keep only the part of the fork that is used, not the whole inode buffer: listings cache
+	// inodes, and inodes may be 2 KiB.
+	fork := buf[core:end]
+	switch in.format {
+	case xfsFmtLocal:
+		fork = fork[:min(int64(len(fork)), in.size)]
+	case xfsFmtExtents:
+		fork = fork[:min(len(fork), int(min(in.nextents, 1<<16))*16)]
+	default:
+		fork = nil
+	}
+	in.fork = append([]byte(nil), fork...)
 	return in, nil
 }
 
