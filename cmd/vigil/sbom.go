@@ -90,7 +90,8 @@ TARGET is KIND:REF or a local path whose kind is detected from its content. Kind
   registry:REF         an image in a registry (anonymous, --username/--password, --registry-token,
                        or docker config.json credentials)
   disk:FILE            a raw or qcow2 disk image (MBR, GPT or bare ext2/3/4 or xfs)
-  archive:FILE         a zip function package, tar, tar.gz, jar/war/ear`,
+  archive:FILE         a zip function package, tar, tar.gz, jar/war/ear
+  file:FILE            one file on its own (a binary, a lockfile)`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			invs, err := tf.inventories(cmd, args[0])

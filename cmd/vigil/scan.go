@@ -27,11 +27,11 @@ type dbStore struct {
 }
 
 func (s dbStore) Advisories(ecosystem, name string) ([]model.Advisory, error) {
-	return s.db.Lookup(s.ctx, ecosystem, name)
+	return s.db.LookupDirect(s.ctx, ecosystem, name)
 }
 
 func (s dbStore) Vulnerability(id string) (*model.Vulnerability, error) {
-	v, err := s.db.Vulnerability(s.ctx, id)
+	v, err := s.db.Enrichments(s.ctx, id)
 	if err != nil || v == nil {
 		return nil, err
 	}

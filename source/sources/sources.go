@@ -6,6 +6,7 @@ import (
 	"github.com/vigil-sec/vigil/source/archive"
 	"github.com/vigil-sec/vigil/source/dir"
 	"github.com/vigil-sec/vigil/source/disk"
+	"github.com/vigil-sec/vigil/source/file"
 	"github.com/vigil-sec/vigil/source/image"
 )
 
@@ -20,5 +21,6 @@ func Default() *source.Registry {
 		archive.Opener{},
 		image.Registry{},
 		dir.Opener{},
+		file.Opener{},
 	)
 }
