@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vigil-sec/vigil/model"
@@ -140,18 +141,73 @@ type importer struct {
 	res    *ImportResult
 
 	records map[string]*existing // by record ID
-	advs    map[string]*existing // by advKey
+	advs    map[advKey]*existing
 	enrs    map[string]*existing // by vulnerability ID
-	seq     map[string]int       // advisories per (record, ecosystem, package) in this import
+	seq     map[advKey]int       // advisories per (record, ecosystem, package) in this import (seq 0)
 
 	insRecord, updRecord, delIDs, insID *sql.Stmt
 	insAdv, updAdv                      *sql.Stmt
+	pendAdv, pendID                     []any // batched insert arguments
 	insEnr, updEnr                      *sql.Stmt
 	changes                             []Change
 }
 
-func advKey(recID, eco, pkg string, seq int) string {
-	return fmt.Sprintf("%s\x00%s\x00%s\x00%d", recID, eco, pkg, seq)
+// advKey identifies an advisory within a source: a record may list one package twice (OSV allows
+// it), hence seq.
+type advKey struct {
+	rec, eco, pkg string
+	seq           int
+}
+
+// Inserts are batched into multi-row statements: per-statement overhead, not SQLite's b-tree
+// work, dominated imports.
+const (
+	batchRows = 64
+	advCols   = 8
+	idCols    = 2
+)
+
+func multiInsert(head string, cols, rows int) string {
+	var b strings.Builder
+	b.WriteString(head)
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	for i := 0; i < rows; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
+const (
+	insAdvHead = `INSERT INTO vdb_advisories(record, source, ecosystem, package, name_key, seq, hash, body) VALUES `
+	insIDHead  = `INSERT INTO vdb_ids(id, record) VALUES `
+)
+
+// flush writes the pending rows of one batched insert.
+func (im *importer) flush(full *sql.Stmt, head string, cols int, pending *[]any) error {
+	args := *pending
+	for len(args) >= batchRows*cols {
+		if _, err := full.ExecContext(im.ctx, args[:batchRows*cols]...); err != nil {
+			return err
+		}
+		args = args[batchRows*cols:]
+	}
+	if len(args) > 0 {
+		if _, err := im.tx.ExecContext(im.ctx, multiInsert(head, cols, len(args)/cols), args...); err != nil {
+			return err
+		}
+	}
+	*pending = (*pending)[:0]
+	return nil
+}
+
+func (im *importer) flushAll() error {
+	if err := im.flush(im.insAdv, insAdvHead, advCols, &im.pendAdv); err != nil {
+		return err
+	}
+	return im.flush(im.insID, insIDHead, idCols, &im.pendID)
 }
 
 func (d *DB) importSource(ctx context.Context, source string, meta SourceMeta, fill func(ctx context.Context, sink feed.Sink) error) (ImportResult, error) {
@@ -170,7 +226,7 @@ func (d *DB) importSource(ctx context.Context, source string, meta SourceMeta, f
 	}
 	defer tx.Rollback()
 	im := &importer{ctx: ctx, tx: tx, source: source, res: &res,
-		records: map[string]*existing{}, advs: map[string]*existing{}, enrs: map[string]*existing{}, seq: map[string]int{}}
+		records: map[string]*existing{}, advs: map[advKey]*existing{}, enrs: map[string]*existing{}, seq: map[advKey]int{}}
 	if err := im.load(); err != nil {
 		return res, err
 	}
@@ -180,6 +236,9 @@ func (d *DB) importSource(ctx context.Context, source string, meta SourceMeta, f
 	defer im.close()
 
 	if err := fill(ctx, im); err != nil {
+		return res, err
+	}
+	if err := im.flushAll(); err != nil {
 		return res, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -281,7 +340,7 @@ func (im *importer) load() error {
 			rows.Close()
 			return err
 		}
-		im.advs[advKey(e.recID, e.eco, e.pkg, seq)] = &e
+		im.advs[advKey{e.recID, e.eco, e.pkg, seq}] = &e
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -316,8 +375,8 @@ func (im *importer) prepare() error {
 	im.insRecord = p(`INSERT INTO vdb_records(source, id, vuln_id, withdrawn, hash, summary, body) VALUES(?,?,?,?,?,?,?)`)
 	im.updRecord = p(`UPDATE vdb_records SET vuln_id=?, withdrawn=?, hash=?, summary=?, body=? WHERE rowid=?`)
 	im.delIDs = p(`DELETE FROM vdb_ids WHERE record=?`)
-	im.insID = p(`INSERT INTO vdb_ids(id, record) VALUES(?,?)`)
-	im.insAdv = p(`INSERT INTO vdb_advisories(record, source, ecosystem, package, name_key, seq, hash, body) VALUES(?,?,?,?,?,?,?,?)`)
+	im.insID = p(multiInsert(insIDHead, idCols, batchRows))
+	im.insAdv = p(multiInsert(insAdvHead, advCols, batchRows))
 	im.updAdv = p(`UPDATE vdb_advisories SET record=?, hash=?, body=? WHERE rowid=?`)
 	im.insEnr = p(`INSERT INTO vdb_enrichments(source, id, hash, body) VALUES(?,?,?,?)`)
 	im.updEnr = p(`UPDATE vdb_enrichments SET hash=?, body=? WHERE source=? AND id=?`)
@@ -368,10 +427,10 @@ func (im *importer) Advisory(a *model.Advisory) error {
 	body := encodeEntry(&entry{PURL: a.PURL, Ranges: a.Ranges, Versions: a.Versions, Unfixed: a.Unfixed,
 		Note: a.Note, Severity: a.Severity, Urgency: a.Urgency, CVSS: a.CVSS})
 	hash := hashOf(body, recHash)
-	sk := a.ID + "\x00" + a.Ecosystem + "\x00" + a.Package
+	sk := advKey{a.ID, a.Ecosystem, a.Package, 0}
 	seq := im.seq[sk]
 	im.seq[sk] = seq + 1
-	key := advKey(a.ID, a.Ecosystem, a.Package, seq)
+	key := advKey{a.ID, a.Ecosystem, a.Package, seq}
 	ak := AdvisoryKey{Source: im.source, ID: a.ID, VulnID: vulnID, Ecosystem: a.Ecosystem, Package: a.Package}
 	if old := im.advs[key]; old != nil {
 		old.seen = true
@@ -393,8 +452,11 @@ func (im *importer) Advisory(a *model.Advisory) error {
 		}
 		return nil
 	}
-	if _, err := im.insAdv.ExecContext(im.ctx, rec, im.source, a.Ecosystem, a.Package, NormalizeName(a.Ecosystem, a.Package), seq, hash, body); err != nil {
-		return err
+	im.pendAdv = append(im.pendAdv, rec, im.source, a.Ecosystem, a.Package, NormalizeName(a.Ecosystem, a.Package), seq, hash, body)
+	if len(im.pendAdv) >= batchRows*advCols {
+		if err := im.flush(im.insAdv, insAdvHead, advCols, &im.pendAdv); err != nil {
+			return err
+		}
 	}
 	im.advs[key] = &existing{seen: true}
 	if !withdrawn {
@@ -464,9 +526,7 @@ func (im *importer) ids(rowid int64, id, vulnID string, aliases []string) error 
 			continue
 		}
 		seen[s] = true
-		if _, err := im.insID.ExecContext(im.ctx, s, rowid); err != nil {
-			return err
-		}
+		im.pendID = append(im.pendID, s, rowid)
 	}
 	return nil
 }

@@ -134,34 +134,40 @@ func (d *DB) ImportMirror(ctx context.Context, dir string, opts MirrorOptions, p
 		return UpdateReport{}, err
 	}
 	var rep UpdateReport
-	for _, src := range srcs {
-		if err := ctx.Err(); err != nil {
-			rep.fail(src.Name, err)
-			break
-		}
-		parser := parsers[src.Kind]
-		if parser == nil {
-			err := fmt.Errorf("vulndb: source %s: no parser for kind %q", src.Name, src.Kind)
-			rep.fail(src.Name, err)
-			progress(Progress{Source: src.Name, Phase: "failed", Err: err})
-			continue
-		}
-		progress(Progress{Source: src.Name, Phase: "import"})
-		res, err := d.ImportSource(ctx, src.Name, SourceMeta{URL: src.URL}, func(ctx context.Context, sink feed.Sink) error {
-			for _, f := range src.files {
-				if err := parseFile(ctx, parser, src.Kind, f, f, sink); err != nil {
-					return err
-				}
+	// A first fill of an empty database builds its indexes once, at the end.
+	if err := d.bulk(ctx, func() error {
+		for _, src := range srcs {
+			if err := ctx.Err(); err != nil {
+				rep.fail(src.Name, err)
+				break
 			}
-			return nil
-		})
-		if err != nil {
-			rep.fail(src.Name, err)
-			progress(Progress{Source: src.Name, Phase: "failed", Err: err})
-			continue
+			parser := parsers[src.Kind]
+			if parser == nil {
+				err := fmt.Errorf("vulndb: source %s: no parser for kind %q", src.Name, src.Kind)
+				rep.fail(src.Name, err)
+				progress(Progress{Source: src.Name, Phase: "failed", Err: err})
+				continue
+			}
+			progress(Progress{Source: src.Name, Phase: "import"})
+			res, err := d.ImportSource(ctx, src.Name, SourceMeta{URL: src.URL}, func(ctx context.Context, sink feed.Sink) error {
+				for _, f := range src.files {
+					if err := parseFile(ctx, parser, src.Kind, f, f, sink); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				rep.fail(src.Name, err)
+				progress(Progress{Source: src.Name, Phase: "failed", Err: err})
+				continue
+			}
+			rep.Results = append(rep.Results, res)
+			progress(Progress{Source: src.Name, Phase: "done", Result: &res})
 		}
-		rep.Results = append(rep.Results, res)
-		progress(Progress{Source: src.Name, Phase: "done", Result: &res})
+		return nil
+	}); err != nil {
+		rep.fail("(indexes)", err)
 	}
 	if len(rep.Results) > 0 {
 		_ = d.Checkpoint(ctx) // only shrinks the WAL; the data is committed either way

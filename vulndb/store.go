@@ -337,6 +337,49 @@ func NormalizeName(ecosystem, name string) string {
 	return name
 }
 
+// secondaryIndexes are dropped during the first fill of an empty database and rebuilt after:
+// building an index once is cheaper than maintaining it row by row. Queries stay correct without
+// them (only slower), and Open recreates any that a killed import left missing.
+var secondaryIndexes = []string{"vdb_advisories_source", "vdb_advisories_record", "vdb_advisories_pkg", "vdb_ids_id", "vdb_ids_record"}
+
+// bulk runs fn with the secondary indexes dropped when the database holds no advisory yet.
+func (d *DB) bulk(ctx context.Context, fn func() error) error {
+	db, release, err := d.handle()
+	if err != nil {
+		return err
+	}
+	var has int
+	err = db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM vdb_advisories)`).Scan(&has)
+	release()
+	if err != nil || has != 0 {
+		return fn()
+	}
+	d.writeMu.Lock()
+	db, release, err = d.handle()
+	if err == nil {
+		for _, ix := range secondaryIndexes {
+			if _, err = db.ExecContext(ctx, `DROP INDEX IF EXISTS `+ix); err != nil {
+				break
+			}
+		}
+		release()
+	}
+	d.writeMu.Unlock()
+	ferr := fn()
+	// Rebuild even after a failure or cancellation: the indexes must come back.
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	db, release, err2 := d.handle()
+	if err2 != nil {
+		return errors.Join(ferr, err2)
+	}
+	defer release()
+	if _, err2 = db.ExecContext(context.WithoutCancel(ctx), schema); err2 != nil {
+		return errors.Join(ferr, fmt.Errorf("vulndb: rebuild indexes: %w", err2))
+	}
+	return errors.Join(ferr, err)
+}
+
 // Checkpoint copies the WAL into the database file and truncates it (best done after a large
 // import, so the file on disk is the whole database). It fails harmlessly while readers are active.
 func (d *DB) Checkpoint(ctx context.Context) error {

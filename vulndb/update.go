@@ -92,38 +92,44 @@ func (d *DB) Update(ctx context.Context, cfg UpdateConfig, progress ProgressFunc
 		return UpdateReport{}, err
 	}
 	var rep UpdateReport
-	for _, src := range cfg.Sources {
-		if err := ctx.Err(); err != nil {
-			rep.fail(src.Name, err)
-			break
+	// A first fill of an empty database builds its indexes once, at the end.
+	if err := d.bulk(ctx, func() error {
+		for _, src := range cfg.Sources {
+			if err := ctx.Err(); err != nil {
+				rep.fail(src.Name, err)
+				break
+			}
+			parser := cfg.Parsers[src.Kind]
+			if parser == nil {
+				err := fmt.Errorf("vulndb: source %s: no parser for kind %q", src.Name, src.Kind)
+				d.recordFailure(src.Name, src.URL, d.Now(), err)
+				rep.fail(src.Name, err)
+				progress(Progress{Source: src.Name, Phase: "failed", Err: err})
+				continue
+			}
+			st := states[src.Name]
+			var res ImportResult
+			var notMod bool
+			if src.Kind == KindNVD && isNVDAPI(src.URL) {
+				res, err = d.updateNVD(ctx, cfg, src, st, progress)
+			} else {
+				res, notMod, err = d.updateOne(ctx, cfg, src, st, parser, progress)
+			}
+			switch {
+			case err != nil:
+				rep.fail(src.Name, err)
+				progress(Progress{Source: src.Name, Phase: "failed", Err: err})
+			case notMod:
+				rep.NotModified = append(rep.NotModified, src.Name)
+				progress(Progress{Source: src.Name, Phase: "not-modified"})
+			default:
+				rep.Results = append(rep.Results, res)
+				progress(Progress{Source: src.Name, Phase: "done", Result: &res})
+			}
 		}
-		parser := cfg.Parsers[src.Kind]
-		if parser == nil {
-			err := fmt.Errorf("vulndb: source %s: no parser for kind %q", src.Name, src.Kind)
-			d.recordFailure(src.Name, src.URL, d.Now(), err)
-			rep.fail(src.Name, err)
-			progress(Progress{Source: src.Name, Phase: "failed", Err: err})
-			continue
-		}
-		st := states[src.Name]
-		var res ImportResult
-		var notMod bool
-		if src.Kind == KindNVD && isNVDAPI(src.URL) {
-			res, err = d.updateNVD(ctx, cfg, src, st, progress)
-		} else {
-			res, notMod, err = d.updateOne(ctx, cfg, src, st, parser, progress)
-		}
-		switch {
-		case err != nil:
-			rep.fail(src.Name, err)
-			progress(Progress{Source: src.Name, Phase: "failed", Err: err})
-		case notMod:
-			rep.NotModified = append(rep.NotModified, src.Name)
-			progress(Progress{Source: src.Name, Phase: "not-modified"})
-		default:
-			rep.Results = append(rep.Results, res)
-			progress(Progress{Source: src.Name, Phase: "done", Result: &res})
-		}
+		return nil
+	}); err != nil {
+		rep.fail("(indexes)", err)
 	}
 	if len(rep.Results) > 0 {
 		_ = d.Checkpoint(ctx) // only shrinks the WAL; the data is committed either way

@@ -268,6 +268,11 @@ func TestImportMirror(t *testing.T) {
 	if len(rep.Results) != 3 {
 		t.Fatalf("results = %+v", rep.Results)
 	}
+	// The first fill of the empty database ran without secondary indexes; they are back.
+	var n int
+	if err := db.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='index' AND name LIKE 'vdb_%'`).Scan(&n); err != nil || n != len(secondaryIndexes)+2 {
+		t.Errorf("indexes after a bulk fill: %d, %v", n, err)
+	}
 	for _, c := range [][2]string{{"Go", "stdlib"}, {"PyPI", "urllib3"}, {"Alpine:v3.11", "openssl"}} {
 		if advs, _ := db.Lookup(ctx, c[0], c[1]); len(advs) == 0 {
 			t.Errorf("Lookup(%s, %s) empty", c[0], c[1])
