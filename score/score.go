@@ -149,9 +149,13 @@ func Risk(f *model.Finding, ctx Context) {
 	if b, ok := Base(f.CVSS); ok {
 		rs.Base, rs.BaseSource, rs.BaseVector = b.Score, b.Source+" CVSS "+b.Version, b.Vector
 	} else {
-		// Without a vector, start from the middle of the severity band the vendor gave.
+		// Without a vector, start from the middle of the severity band the vendor gave; an unrated
+		// vulnerability starts mid-scale, since unknown is not the same as harmless.
 		rs.Base = bandMiddle(f.Severity)
 		rs.BaseSource = "severity " + f.Severity
+		if f.Severity == "" || f.Severity == model.SeverityUntriaged {
+			rs.BaseSource = "no CVSS vector or vendor rating: neutral mid-scale"
+		}
 	}
 	score := rs.Base
 	add := func(factor string, d float64, reason string) {
@@ -190,8 +194,10 @@ func bandMiddle(sev string) float64 {
 		return 5.5
 	case model.SeverityLow:
 		return 2.0
+	case model.SeverityInformational:
+		return 0
 	}
-	return 0
+	return 5.0
 }
 
 // Rank orders severities for sorting and thresholds (higher is worse); unknown names rank 0.

@@ -70,6 +70,12 @@ func TestRiskAdjustments(t *testing.T) {
 		t.Errorf("unfixed risk = %+v", unfixed.RiskScore)
 	}
 
+	untriaged := model.Finding{Severity: "UNTRIAGED", FixAvailable: model.Yes}
+	Risk(&untriaged, Context{})
+	if untriaged.RiskScore.Score != 5.0 {
+		t.Errorf("an unrated finding should start mid-scale, got %+v", untriaged.RiskScore)
+	}
+
 	noVector := model.Finding{Severity: "HIGH", FixAvailable: model.Yes}
 	Risk(&noVector, Context{})
 	if noVector.RiskScore.Score != 8.0 {
