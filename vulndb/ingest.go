@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -129,6 +130,8 @@ type existing struct {
 	rowid int64
 	hash  []byte
 	seen  bool
+	// orig is the enrichment's hash before this import (nil when new)
+	orig []byte
 	// advisory rows only
 	recID, vulnID, eco, pkg string
 	withdrawn               bool
@@ -241,6 +244,7 @@ func (d *DB) importSource(ctx context.Context, source string, meta SourceMeta, f
 	if err := im.flushAll(); err != nil {
 		return res, err
 	}
+	im.logEnrichments()
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
@@ -357,6 +361,7 @@ func (im *importer) load() error {
 		if err := rows.Scan(&id, &e.hash); err != nil {
 			return err
 		}
+		e.orig = e.hash
 		im.enrs[id] = &e
 	}
 	return rows.Err()
@@ -566,7 +571,6 @@ func (im *importer) Enrich(e *model.Enrichment) error {
 	}
 	hash := hashOf(body)
 	if old != nil {
-		wasSeen := old.seen
 		old.seen = true
 		if bytesEqual(old.hash, hash) {
 			return nil
@@ -575,17 +579,28 @@ func (im *importer) Enrich(e *model.Enrichment) error {
 			return err
 		}
 		old.hash = hash
-		if !wasSeen {
-			im.enrichChange(e.ID)
-		}
 		return nil
 	}
 	if _, err := im.insEnr.ExecContext(im.ctx, im.source, e.ID, hash, body); err != nil {
 		return err
 	}
 	im.enrs[e.ID] = &existing{seen: true, hash: hash}
-	im.enrichChange(e.ID)
 	return nil
+}
+
+// logEnrichments writes one change per enrichment whose final state differs from the one before
+// the import (a CVE may arrive in pieces; only the sum counts).
+func (im *importer) logEnrichments() {
+	var changed []string
+	for id, e := range im.enrs {
+		if e.seen && !bytesEqual(e.hash, e.orig) {
+			changed = append(changed, id)
+		}
+	}
+	sort.Strings(changed)
+	for _, id := range changed {
+		im.enrichChange(id)
+	}
 }
 
 func (im *importer) enrichChange(id string) {

@@ -413,3 +413,28 @@ func TestConcurrentLookupsDuringImports(t *testing.T) {
 		}
 	}
 }
+
+func TestEnrichmentChangeInSecondPiece(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	imp := func(cwe string) ImportResult {
+		res, err := db.ImportSource(ctx, "nvd", SourceMeta{}, func(ctx context.Context, sink feed.Sink) error {
+			if err := sink.Enrich(&model.Enrichment{ID: "CVE-2022-27664", Description: "In net/http in Go before 1.18.6"}); err != nil {
+				return err
+			}
+			return sink.Enrich(&model.Enrichment{ID: "CVE-2022-27664", CWEs: []string{cwe}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	imp("NVD-CWE-Other")
+	if res := imp("NVD-CWE-Other"); res.Enriched != 0 {
+		t.Errorf("unchanged import logged %d changes", res.Enriched)
+	}
+	// Only the second piece differs: the change must still be logged, once.
+	if res := imp("CWE-400"); res.Enriched != 1 {
+		t.Errorf("changed import logged %d changes, want 1", res.Enriched)
+	}
+}
