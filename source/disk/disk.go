@@ -1,9 +1,20 @@
-// Package disk reads VM disk snapshots ("disk:PATH") without mounting them and without root: raw
-// images (sparse or not) with an MBR or GPT partition table or a bare file system, and qcow2 images
-// (with backing files that lie inside the image's directory).
-// xfs volumes are read with go-xfs-filesystem and ext2/3/4 volumes with this package's own reader
-// (see ext4.go for why), both wrapped as fsx.Trees so that links resolve inside the volume. The root file system is found on its own: the
-// first volume holding etc/os-release (or usr/lib/os-release).
+// Package disk reads VM disk snapshots ("disk:PATH") without mounting them and without root.
+//
+// Containers: raw images (sparse or not) with an MBR (including logical partitions) or GPT table
+// (the backup GPT is used when the primary is damaged), or a bare file system; qcow2 v2/v3 images
+// (package qcow2), including deflate-compressed clusters and backing chains that stay inside the
+// image's directory.
+//
+// File systems: ext2/3/4 and xfs, read by this package (ext4.go, xfs.go; go-xfs-filesystem still
+// decodes xfs B+tree extent maps) and served as fsx.Trees, so that fsx.FS resolves links with
+// chroot semantics inside the volume. Files are io.ReaderAt and safe for concurrent reads.
+//
+// The root file system is found on its own (pickRoot): the first volume holding etc/os-release or
+// usr/lib/os-release. Not read: LVM, LUKS, btrfs, ZFS, ext4 inline data past the inode, xfs
+// realtime volumes and B+tree extent maps on v4 (pre-CRC) xfs.
+//
+// Corrupt input yields an error that names the image and the partition; every size, count and
+// offset read from the image is bounded before use.
 package disk
 
 import (
@@ -151,12 +162,22 @@ func Open(ctx context.Context, path string, opts source.Options) (*source.Target
 	return source.NewTarget(info, root.FS, closer), nil
 }
 
-// pickRoot returns the first volume with an os-release file, else the first volume.
+// pickRoot returns the volume that looks most like a root file system: the first with an
+// os-release file; else one with a distribution release file or a package database (older
+// systems); else one with an etc directory; else the first volume (a data disk can still hold
+// language packages).
 func pickRoot(vols []Volume) *Volume {
-	for i, v := range vols {
-		for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
-			if fi, err := v.FS.Stat(p); err == nil && fi.Mode().IsRegular() {
-				return &vols[i]
+	signs := [][]string{
+		{"etc/os-release", "usr/lib/os-release"},
+		{"etc/redhat-release", "etc/debian_version", "etc/alpine-release", "etc/SuSE-release", "var/lib/dpkg/status", "var/lib/rpm"},
+		{"etc"},
+	}
+	for _, names := range signs {
+		for i, v := range vols {
+			for _, p := range names {
+				if _, err := v.FS.Stat(p); err == nil {
+					return &vols[i]
+				}
 			}
 		}
 	}

@@ -360,3 +360,41 @@ func TestQcow2Overlay(t *testing.T) {
 	}
 	checkRoot(t, tg.FS)
 }
+
+func TestPickRoot(t *testing.T) {
+	vol := func(name string, ents ...entry) Volume {
+		m := fsx.NewMemTree()
+		for _, e := range ents {
+			n := &fsx.MemNode{Mode: 0o644, Link: e.link}
+			switch {
+			case e.dir:
+				n.Mode = fs.ModeDir | 0o755
+			case e.link != "":
+				n.Mode = fs.ModeSymlink | 0o777
+			}
+			m.Put(e.name, n)
+		}
+		return Volume{Partition: name, FS: fsx.New(m)}
+	}
+	boot := vol("p1", entry{name: "grub/grub.cfg"})
+	data := vol("p2", entry{name: "etc", dir: true})
+	old := vol("p3", entry{name: "etc/redhat-release"})
+	root := vol("p4", entry{name: "usr/lib/os-release"}, entry{name: "etc/os-release", link: "../usr/lib/os-release"})
+	cases := []struct {
+		vols []Volume
+		want string
+	}{
+		{[]Volume{boot, data, old, root}, "p4"},
+		{[]Volume{boot, data, old}, "p3"},
+		{[]Volume{boot, data}, "p2"},
+		{[]Volume{boot}, "p1"},
+	}
+	for _, c := range cases {
+		if got := pickRoot(c.vols); got == nil || got.Partition != c.want {
+			t.Errorf("pickRoot = %v, want %s", got, c.want)
+		}
+	}
+	if pickRoot(nil) != nil {
+		t.Error("pickRoot(nil) != nil")
+	}
+}
