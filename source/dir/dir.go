@@ -66,6 +66,6 @@ func osName(name string) string {
 }
 
 func (t tree) Lstat(name string) (fs.FileInfo, error)     { return t.r.Lstat(osName(name)) }
-func (t tree) ReadLink(name string) (string, error)        { return t.r.Readlink(osName(name)) }
-func (t tree) Open(name string) (fs.File, error)           { return t.r.Open(osName(name)) }
+func (t tree) ReadLink(name string) (string, error)       { return t.r.Readlink(osName(name)) }
+func (t tree) Open(name string) (fs.File, error)          { return t.r.Open(osName(name)) }
 func (t tree) ReadDir(name string) ([]fs.DirEntry, error) { return fs.ReadDir(t.r.FS(), name) }

@@ -21,7 +21,7 @@ type chunk struct {
 }
 
 const (
-	raChunk = 1 << 20
+	raChunk = 256 << 10
 	raSlots = 4
 )
 

@@ -50,7 +50,7 @@ const (
 	DefaultMaxStreamBytes = 32 << 30
 	DefaultMaxEntries     = 500_000
 	DefaultMaxMetadata    = 64 << 20
-	DefaultMaxMemory      = 128 << 20
+	DefaultMaxMemory      = 1 << 20
 	DefaultMaxSpool       = 8 << 30
 	DefaultSmallFile      = 1 << 20
 )
