@@ -113,6 +113,7 @@ func (m *Matcher) finding(primary string, ids []string, hs []hit, opts Options) 
 	var order []pkey
 	advSeen := map[string]bool{}
 	var vendorSev, vendorSrc, ecoSev, ecoSrc, details string
+	var related []string // IDs named as related, not the same: an erratum's CVEs
 	for _, h := range hs {
 		p := h.pkg
 		k := pkey{p.Ecosystem, p.Name, p.Version, first(p.Locations)}
@@ -128,6 +129,7 @@ func (m *Matcher) finding(primary string, ids []string, hs []hit, opts Options) 
 		a := h.adv
 		if ak := a.Source + ":" + a.ID; !advSeen[ak] {
 			advSeen[ak] = true
+			related = append(related, a.Related...)
 			f.Advisories = append(f.Advisories, model.AdvisoryRef{Source: a.Source, ID: a.ID, Note: a.Note})
 			f.CVSS = append(f.CVSS, a.CVSS...)
 			f.CWEs = append(f.CWEs, a.CWEs...)
@@ -186,6 +188,35 @@ func (m *Matcher) finding(primary string, ids []string, hs []hit, opts Options) 
 			f.EPSS = v.EPSS
 		}
 		if v.KEV != nil {
+			f.KEV = v.KEV
+			f.ExploitAvailable = model.Yes
+		}
+	}
+	// An erratum's related CVEs are listed, and their exploitation evidence counts for the erratum:
+	// installing it is how those CVEs get fixed. Their descriptions and CVSS stay theirs.
+	inGroup := map[string]bool{}
+	for _, id := range ids {
+		inGroup[id] = true
+	}
+	for _, id := range dedup(related) {
+		if inGroup[id] {
+			continue
+		}
+		f.RelatedVulnerabilities = append(f.RelatedVulnerabilities, id)
+		if !strings.HasPrefix(id, "CVE-") {
+			continue
+		}
+		v, err := m.store.Vulnerability(id)
+		if err != nil {
+			return f, err
+		}
+		if v == nil {
+			continue
+		}
+		if v.EPSS != nil && (f.EPSS == nil || v.EPSS.Score > f.EPSS.Score) {
+			f.EPSS = v.EPSS
+		}
+		if v.KEV != nil && f.KEV == nil {
 			f.KEV = v.KEV
 			f.ExploitAvailable = model.Yes
 		}

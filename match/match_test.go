@@ -176,3 +176,22 @@ func TestUnparseableVersionIsReportedNotMatched(t *testing.T) {
 		t.Fatalf("res=%+v err=%v", res, err)
 	}
 }
+
+// AlmaLinux errata name their CVEs as related: the finding keeps the erratum's ID, lists the CVEs,
+// and takes their exploitation evidence, without merging distinct CVEs into one.
+func TestErratumRelatedCVEs(t *testing.T) {
+	store := newStore(model.Advisory{Source: "osv", ID: "ALSA-2023:7877", Related: []string{"CVE-2023-3817", "CVE-2023-5678"},
+		Ecosystem: "AlmaLinux:9", Package: "openssl-libs", Ranges: fixedRange("0", "1:3.0.7-24.el9"), Severity: "LOW"})
+	store.vulns["CVE-2023-5678"] = &model.Vulnerability{ID: "CVE-2023-5678", EPSS: &model.EPSS{Score: 0.02, Percentile: 0.8}}
+	inv := &model.Inventory{Packages: []model.Package{{Name: "openssl-libs", Version: "1:3.0.7-18.el9_2", Ecosystem: "AlmaLinux:9",
+		SourceName: "openssl", SourceVersion: "1:3.0.7-18.el9_2"}}}
+	res, err := New(store).Match(context.Background(), inv, Options{})
+	if err != nil || len(res.Findings) != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	f := res.Findings[0]
+	if f.VulnerabilityID != "ALSA-2023:7877" || strings.Join(f.RelatedVulnerabilities, ",") != "CVE-2023-3817,CVE-2023-5678" ||
+		f.EPSS == nil || f.Packages[0].FixedInVersion != "1:3.0.7-24.el9" || f.Severity != "LOW" {
+		t.Fatalf("erratum finding: %+v", f)
+	}
+}

@@ -12,6 +12,9 @@ type Advisory struct {
 	ID string `json:"id"`
 	// Aliases are the other IDs of the same vulnerability (from OSV aliases/upstream, tracker CVE IDs).
 	Aliases []string `json:"aliases,omitempty"`
+	// Related are IDs the source names as related but not the same vulnerability: the CVEs an OS
+	// vendor's erratum fixes (OSV "related", as AlmaLinux and Rocky Linux write their errata).
+	Related []string `json:"related,omitempty"`
 	// Ecosystem is the OSV ecosystem, with the release for OS vendors ("Debian:12", "Alpine:v3.20").
 	Ecosystem string `json:"ecosystem"`
 	// Package is the affected package; for OS vendors, the source package name.

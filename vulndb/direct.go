@@ -42,7 +42,7 @@ func (d *DB) LookupDirect(ctx context.Context, ecosystem, name string) ([]model.
 			return nil, fmt.Errorf("vulndb: advisory %s %s: %w", id, pkg, err)
 		}
 		out = append(out, model.Advisory{
-			Source: source, ID: id, Aliases: sum.Aliases, Ecosystem: ecosystem, Package: pkg, PURL: en.PURL,
+			Source: source, ID: id, Aliases: sum.Aliases, Related: sum.Related, Ecosystem: ecosystem, Package: pkg, PURL: en.PURL,
 			Ranges: en.Ranges, Versions: en.Versions, Unfixed: en.Unfixed, Note: en.Note, Severity: en.Severity,
 			Urgency: en.Urgency, CVSS: en.CVSS, Summary: sum.Summary, CWEs: sum.CWEs,
 			Published: sum.Published, Modified: sum.Modified,

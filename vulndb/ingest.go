@@ -18,6 +18,7 @@ import (
 // recordSummary is what every affected entry of a record shares and lookups return.
 type recordSummary struct {
 	Aliases   []string   `json:"aliases,omitempty"`
+	Related   []string   `json:"related,omitempty"`
 	Summary   string     `json:"summary,omitempty"`
 	CWEs      []string   `json:"cwes,omitempty"`
 	Published time.Time  `json:"published,omitzero"`
@@ -481,7 +482,7 @@ func (im *importer) record(a *model.Advisory) (int64, []byte, bool, string, erro
 	if e := im.records[a.ID]; e != nil && e.seen {
 		return e.rowid, e.hash, e.withdrawn, e.vulnID, nil
 	}
-	sum, err := json.Marshal(recordSummary{Aliases: a.Aliases, Summary: a.Summary, CWEs: a.CWEs,
+	sum, err := json.Marshal(recordSummary{Aliases: a.Aliases, Related: a.Related, Summary: a.Summary, CWEs: a.CWEs,
 		Published: a.Published, Modified: a.Modified, Withdrawn: a.Withdrawn})
 	if err != nil {
 		return 0, nil, false, "", err

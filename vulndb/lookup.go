@@ -207,7 +207,7 @@ func (idx *index) decode(s *slot) ([]model.Advisory, error) {
 		}
 		r := &idx.recs[e.rec]
 		out[i] = model.Advisory{
-			Source: r.source, ID: r.id, Aliases: r.sum.Aliases, Ecosystem: s.eco, Package: e.pkg, PURL: en.PURL,
+			Source: r.source, ID: r.id, Aliases: r.sum.Aliases, Related: r.sum.Related, Ecosystem: s.eco, Package: e.pkg, PURL: en.PURL,
 			Ranges: en.Ranges, Versions: en.Versions, Unfixed: en.Unfixed, Note: en.Note, Severity: en.Severity,
 			Urgency: en.Urgency, CVSS: en.CVSS, Summary: r.sum.Summary, CWEs: r.sum.CWEs,
 			Published: r.sum.Published, Modified: r.sum.Modified,

@@ -206,6 +206,7 @@ func Convert(rec *Record) ([]model.Advisory, error) {
 			Source:     SourceName,
 			ID:         rec.ID,
 			Aliases:    aliases,
+			Related:    rec.Related,
 			Ecosystem:  aff.Package.Ecosystem,
 			Package:    aff.Package.Name,
 			PURL:       aff.Package.PURL,
