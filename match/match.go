@@ -149,6 +149,9 @@ func (m *Matcher) Package(p *model.Package) ([]hit, string, error) {
 		if len(advs) == 0 {
 			continue
 		}
+		if k.version == "(devel)" {
+			continue // a Go module built from a checkout: no release to compare, nothing to report
+		}
 		v, err := scheme.Parse(k.version)
 		if err != nil {
 			warn = fmt.Sprintf("%s %s %s: version not comparable (%v); not matched", p.Ecosystem, p.Name, k.version, err)

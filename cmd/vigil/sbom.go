@@ -46,8 +46,10 @@ func (f *targetFlags) register(cmd *cobra.Command) {
 // inventories opens target and inventories each of its targets (several for --platform all).
 func (f *targetFlags) inventories(cmd *cobra.Command, target string) ([]*model.Inventory, error) {
 	ctx := cmd.Context()
+	// The machine's own root is a host: virtual file systems and container storage are skipped.
+	host := f.host || target == "/" || target == "dir:/"
 	eng := inventory.New(extractors.OSDetector(), extractors.Default(), inventory.Config{
-		Host: f.host, ExtraPaths: f.extraPaths, MaxPackages: f.maxPkgs, Timeout: f.timeout,
+		Host: host, ExtraPaths: f.extraPaths, MaxPackages: f.maxPkgs, Timeout: f.timeout,
 	})
 	bar := newProgress(cmd.ErrOrStderr())
 	defer bar.finish()
