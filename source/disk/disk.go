@@ -3,15 +3,16 @@
 // Containers: raw images (sparse or not) with an MBR (including logical partitions) or GPT table
 // (the backup GPT is used when the primary is damaged), or a bare file system; qcow2 v2/v3 images
 // (package qcow2), including deflate-compressed clusters and backing chains that stay inside the
-// image's directory.
+// image's directory. LVM2 physical volumes (a partition or the whole disk) are read too: their
+// linear logical volumes are searched like partitions (package lvm).
 //
 // File systems: ext2/3/4 and xfs, read by this package (ext4.go, xfs.go; go-xfs-filesystem still
 // decodes xfs B+tree extent maps) and served as fsx.Trees, so that fsx.FS resolves links with
 // chroot semantics inside the volume. Files are io.ReaderAt and safe for concurrent reads.
 //
 // The root file system is found on its own (pickRoot): the first volume holding etc/os-release or
-// usr/lib/os-release. Not read: LVM, LUKS, btrfs, ZFS, ext4 inline data past the inode, xfs
-// realtime volumes and B+tree extent maps on v4 (pre-CRC) xfs.
+// usr/lib/os-release. Not read: thin, RAID and mirrored LVM volumes, LUKS, btrfs, ZFS, ext4 inline
+// data past the inode, xfs realtime volumes and B+tree extent maps on v4 (pre-CRC) xfs.
 //
 // Corrupt input yields an error that names the image and the partition; every size, count and
 // offset read from the image is bounded before use.
@@ -31,6 +32,7 @@ import (
 
 	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/source"
+	"github.com/vigil-sec/vigil/source/disk/lvm"
 	"github.com/vigil-sec/vigil/source/disk/partition"
 	"github.com/vigil-sec/vigil/source/disk/qcow2"
 	"github.com/vigil-sec/vigil/source/fsx"
@@ -207,30 +209,57 @@ func Volumes(ctx context.Context, r io.ReaderAt, size int64, name string, progre
 	var first [1536]byte
 	n, _ := r.ReadAt(first[:], 0)
 	kind := sniff(first[:n])
+	type piece struct {
+		r     io.ReaderAt
+		size  int64
+		label string
+	}
+	var pieces []piece
 	scheme, parts, err := partition.Read(r, size)
 	switch {
 	case kind == "ext" || kind == "xfs" || errors.Is(err, partition.ErrNoTable):
-		v, err := openVolume(r, size, name, "whole disk")
-		if err != nil {
-			return nil, []error{err}, nil
-		}
-		return []Volume{*v}, nil, nil
+		pieces = []piece{{r, size, "whole disk"}}
 	case err != nil:
 		return nil, nil, fmt.Errorf("%s: %s partition table: %w", name, scheme, err)
 	}
 	for _, p := range parts {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		if progress != nil {
-			progress(source.Progress{Stage: "disk", Item: p.Label(), Total: -1})
-		}
 		if p.Start < 0 || p.End() > size || p.End() < p.Start {
 			problems = append(problems, fmt.Errorf("%s %s: partition (bytes %d to %d) lies past the end of the %d-byte disk",
 				name, p.Label(), p.Start, p.End(), size))
 			continue
 		}
-		v, err := openVolume(io.NewSectionReader(r, p.Start, p.Size), p.Size, name, p.Label())
+		pieces = append(pieces, piece{io.NewSectionReader(r, p.Start, p.Size), p.Size, p.Label()})
+	}
+	var pvs []*lvm.PV
+	for _, p := range pieces {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if progress != nil {
+			progress(source.Progress{Stage: "disk", Item: p.label, Total: -1})
+		}
+		if lvm.Probe(p.r) {
+			pv, err := lvm.ReadPV(p.r, p.size)
+			if err != nil {
+				problems = append(problems, fmt.Errorf("%s %s: %w", name, p.label, err))
+				continue
+			}
+			pvs = append(pvs, pv)
+			continue
+		}
+		v, err := openVolume(p.r, p.size, name, p.label)
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		vols = append(vols, *v)
+	}
+	lvs, lvProblems := lvm.Volumes(pvs)
+	for _, e := range lvProblems {
+		problems = append(problems, fmt.Errorf("%s: %w", name, e))
+	}
+	for _, lv := range lvs {
+		v, err := openVolume(lv, lv.Size(), name, "LVM "+lv.VG+"/"+lv.Name)
 		if err != nil {
 			problems = append(problems, err)
 			continue

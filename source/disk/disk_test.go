@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -396,5 +397,61 @@ func TestPickRoot(t *testing.T) {
 	}
 	if pickRoot(nil) != nil {
 		t.Error("pickRoot(nil) != nil")
+	}
+}
+
+// TestLVM reads a root file system from a linear logical volume of two segments, in reverse
+// order on the physical volume. testdata/lvm-pv-first-mib.img.gz is the first MiB of a 64 MiB
+// PV written by LVM 2.03.16 (pvcreate, vgcreate vgtest, then vgcfgrestore of metadata declaring
+// LV swap on PE 0-1 and LV root on PE 6-9 then 2-5; extents of 4 MiB from byte 1 MiB).
+func TestLVM(t *testing.T) {
+	ext, err := os.ReadFile(mkExt(t, "ext4", append(rootTree(), manyFiles()...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz, err := os.Open("testdata/lvm-pv-first-mib.img.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gz.Close()
+	zr, err := gzip.NewReader(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mib = 1 << 20
+	disk := make([]byte, 64*mib)
+	copy(disk, head)
+	copy(disk[mib+6*4*mib:], ext[:16*mib])
+	copy(disk[mib+2*4*mib:], ext[16*mib:32*mib])
+	img := filepath.Join(t.TempDir(), "lvm.img")
+	if err := os.WriteFile(img, disk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tg := openDisk(t, img)
+	if tg.Info.Partition != "LVM vgtest/root" || tg.Info.Filesystem != "ext4" {
+		t.Errorf("info %+v", tg.Info)
+	}
+	checkRoot(t, tg.FS)
+
+	// The same PV inside an MBR partition of type 0x8e.
+	need(t, "sfdisk")
+	part := filepath.Join(t.TempDir(), "mbr.img")
+	sparseFile(t, part, 66*mib)
+	run(t, "label: dos\nstart=2048, size=131072, type=8e\n", "sfdisk", "-q", "--no-reread", "--no-tell-kernel", part)
+	f, err := os.OpenFile(part, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(disk, mib); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	tg = openDisk(t, part)
+	if tg.Info.Partition != "LVM vgtest/root" {
+		t.Errorf("info %+v", tg.Info)
 	}
 }
