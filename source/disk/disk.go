@@ -44,8 +44,8 @@ type Opener struct{}
 // Kind implements source.Opener.
 func (Opener) Kind() string { return "disk" }
 
-// Detect implements source.Opener: a regular file that starts like a qcow2 image, a partition table
-// or an ext or xfs file system.
+// Detect implements source.Opener: a regular file that starts like a qcow2 image, a partition table,
+// an LVM physical volume or an ext or xfs file system.
 func (Opener) Detect(path string) bool {
 	f, err := os.Open(path)
 	if err != nil {
@@ -69,6 +69,8 @@ func sniff(b []byte) string {
 		return "xfs"
 	case len(b) >= 520 && string(b[512:520]) == "EFI PART":
 		return "gpt"
+	case len(b) >= 1024 && string(b[512:520]) == "LABELONE" && string(b[536:544]) == "LVM2 001":
+		return "lvm"
 	case len(b) >= 1082 && b[1080] == 0x53 && b[1081] == 0xEF:
 		return "ext"
 	case len(b) >= 512 && b[510] == 0x55 && b[511] == 0xAA:

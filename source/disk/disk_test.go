@@ -200,6 +200,9 @@ func TestDetect(t *testing.T) {
 	mbr[510], mbr[511] = 0x55, 0xAA
 	gpt := append([]byte(nil), zero...)
 	copy(gpt[512:], "EFI PART")
+	pv := append([]byte(nil), zero...)
+	copy(pv[512:], "LABELONE")
+	copy(pv[536:], "LVM2 001")
 	cases := []struct {
 		path string
 		want bool
@@ -209,6 +212,7 @@ func TestDetect(t *testing.T) {
 		{write("e", ext), true},
 		{write("m", mbr), true},
 		{write("g", gpt), true},
+		{write("l", pv), true},
 		{write("z", zero), false},
 		{write("t", []byte("hello")), false},
 		{dir, false},
@@ -430,6 +434,9 @@ func TestLVM(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "lvm.img")
 	if err := os.WriteFile(img, disk, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if !(Opener{}).Detect(img) {
+		t.Error("Detect(whole-disk PV) = false")
 	}
 	tg := openDisk(t, img)
 	if tg.Info.Partition != "LVM vgtest/root" || tg.Info.Filesystem != "ext4" {
