@@ -1,0 +1,204 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// write creates files under dir from a name → content map.
+func write(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// run executes the CLI in-process and returns its standard output.
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+const dpkgStatus = `Package: libssl3
+Status: install ok installed
+Architecture: amd64
+Source: openssl
+Version: 3.0.11-1~deb12u2
+
+Package: openssl
+Status: install ok installed
+Architecture: amd64
+Version: 3.0.11-1~deb12u2
+
+Package: tar
+Status: install ok installed
+Architecture: amd64
+Version: 1.34+dfsg-1.2+deb12u1
+`
+
+const trackerJSON = `{
+ "openssl": {
+  "CVE-2023-5678": {"description": "Generating excessively long X9.42 DH keys or checking excessively long X9.42 DH keys or parameters may be very slow.",
+   "scope": "local", "releases": {"bookworm": {"status": "resolved", "repositories": {"bookworm": "3.0.11-1~deb12u2"},
+   "fixed_version": "3.0.13-1~deb12u1", "urgency": "not yet assigned"}}},
+  "CVE-2010-0928": {"description": "OpenSSL 0.9.8i on the Gaisler Research LEON3 SoC ... fault-based attack",
+   "scope": "local", "releases": {"bookworm": {"status": "open", "repositories": {"bookworm": "3.0.11-1~deb12u2"},
+   "urgency": "unimportant"}}}
+ },
+ "tar": {
+  "CVE-2022-48303": {"description": "GNU Tar through 1.34 has a one-byte out-of-bounds read", "scope": "local",
+   "releases": {"bookworm": {"status": "resolved", "repositories": {"bookworm": "1.34+dfsg-1.2+deb12u1"},
+   "fixed_version": "1.34+dfsg-1.2", "urgency": "low"}}}
+ }
+}`
+
+const lodashGHSA = `{"schema_version": "1.6.0", "id": "GHSA-35jh-r3h4-6jhm", "modified": "2024-02-20T00:00:00Z",
+ "published": "2021-05-06T16:05:51Z", "aliases": ["CVE-2021-23337"], "summary": "Command Injection in lodash",
+ "affected": [{"package": {"ecosystem": "npm", "name": "lodash", "purl": "pkg:npm/lodash"},
+   "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "4.17.21"}]}]}],
+ "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H"}],
+ "database_specific": {"severity": "HIGH", "cwe_ids": ["CWE-77", "CWE-94"]}}`
+
+func mirror(t *testing.T) string {
+	dir := t.TempDir()
+	write(t, dir, map[string]string{"debian/tracker.json": trackerJSON})
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("GHSA-35jh-r3h4-6jhm.json")
+	w.Write([]byte(lodashGHSA))
+	zw.Close()
+	write(t, dir, map[string]string{"osv/npm/all.zip": buf.String()})
+	return dir
+}
+
+func TestScanEndToEnd(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{
+		"etc/os-release":       "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\nID=debian\n",
+		"var/lib/dpkg/status":  dpkgStatus,
+		"srv/app/package.json": `{"name": "app", "version": "1.0.0", "dependencies": {"lodash": "^4.17.15"}}`,
+		"srv/app/package-lock.json": `{"name": "app", "version": "1.0.0", "lockfileVersion": 3, "packages": {
+			"": {"name": "app", "version": "1.0.0"},
+			"node_modules/lodash": {"version": "4.17.15", "resolved": "https://registry.npmjs.org/lodash/-/lodash-4.17.15.tgz"}}}`,
+	})
+	db := filepath.Join(t.TempDir(), "vulndb.sqlite")
+	if _, err := run(t, "scan", "--db", db, "dir:"+root); err == nil || !strings.Contains(err.Error(), "vigil db update") {
+		t.Fatalf("a scan without a database must say how to get one, got %v", err)
+	}
+	if _, err := run(t, "db", "import", "--db", db, mirror(t)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "scan", "--db", db, "--format", "json", "dir:"+root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Findings []struct {
+			VulnerabilityID        string   `json:"vulnerabilityId"`
+			RelatedVulnerabilities []string `json:"relatedVulnerabilities"`
+			Severity, FixAvailable string
+			Packages               []struct {
+				Name, FixedInVersion, SourceName string
+			} `json:"vulnerablePackages"`
+		}
+		Summary map[string]int
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, f := range rep.Findings {
+		got[f.VulnerabilityID] = f.Severity + " " + f.FixAvailable + " " + f.Packages[0].FixedInVersion
+	}
+	want := map[string]string{
+		"CVE-2023-5678":  "UNTRIAGED YES 3.0.13-1~deb12u1", // Debian's urgency not yet assigned, no NVD data offline
+		"CVE-2010-0928":  "LOW NO ",                        // open, unimportant: no fix
+		"CVE-2021-23337": "HIGH YES 4.17.21",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("findings %v, want %v", got, want)
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s: %q, want %q", id, got[id], w)
+		}
+	}
+
+	// --fail-on sets the exit status; an ignore rule with a reason suppresses.
+	_, err = run(t, "scan", "--db", db, "--fail-on", "HIGH", "dir:"+root)
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != failExit {
+		t.Fatalf("--fail-on HIGH: %v", err)
+	}
+	ignore := filepath.Join(t.TempDir(), "ignore.yaml")
+	write(t, filepath.Dir(ignore), map[string]string{"ignore.yaml": "ignore:\n  - vulnerability: GHSA-35jh-r3h4-6jhm\n    reason: template strings never reach lodash.template\n"})
+	if _, err := run(t, "scan", "--db", db, "--fail-on", "HIGH", "--ignore-file", ignore, "dir:"+root); err != nil {
+		t.Fatalf("the only HIGH finding is ignored, want exit 0: %v", err)
+	}
+	out, _ = run(t, "scan", "--db", db, "--ignore-unfixed", "--format", "json", "dir:"+root)
+	if strings.Contains(out, "CVE-2010-0928") {
+		t.Error("--ignore-unfixed must hide unfixed vulnerabilities")
+	}
+
+	// An SBOM written by vigil sbom scans to the same findings.
+	bom := filepath.Join(t.TempDir(), "bom.cdx.json")
+	if _, err := run(t, "sbom", "-o", bom, "dir:"+root); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, "scan", "--db", db, "--format", "json", bom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range want {
+		if !strings.Contains(out, id) {
+			t.Errorf("scanning the SBOM lost %s", id)
+		}
+	}
+	// SARIF for CI dashboards.
+	out, err = run(t, "scan", "--db", db, "--format", "sarif", "dir:"+root)
+	if err != nil || !strings.Contains(out, `"version": "2.1.0"`) || !strings.Contains(out, "CVE-2021-23337") {
+		t.Fatalf("sarif: %v\n%.300s", err, out)
+	}
+}
+
+func TestDBStatusExportImport(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "vulndb.sqlite")
+	if _, err := run(t, "db", "import", "--db", db, mirror(t)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "db", "status", "--db", db)
+	if err != nil || !strings.Contains(out, "osv/npm") || !strings.Contains(out, "debian") {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	bundle := filepath.Join(t.TempDir(), "vigil-db.bundle")
+	if _, err := run(t, "db", "export", "--db", db, bundle); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other.sqlite")
+	if _, err := run(t, "db", "import", "--db", other, bundle); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, "db", "status", "--db", other)
+	if err != nil || !strings.Contains(out, "osv/npm") {
+		t.Fatalf("imported bundle status: %v\n%s", err, out)
+	}
+}
