@@ -27,8 +27,12 @@ const (
 type Finding struct {
 	// ID is stable: derived from the account, resource, type and vulnerability, so a rescan updates the
 	// finding instead of duplicating it. The CLI leaves the account and resource empty.
-	ID                     string   `json:"findingId"`
-	Type                   string   `json:"type"`
+	ID   string `json:"findingId"`
+	Type string `json:"type"`
+	// Account, ResourceID and ResourceType place the finding in the fleet (empty in the CLI).
+	Account                string   `json:"account,omitempty"`
+	ResourceID             string   `json:"resourceId,omitempty"`
+	ResourceType           string   `json:"resourceType,omitempty"`
 	VulnerabilityID        string   `json:"vulnerabilityId"`
 	RelatedVulnerabilities []string `json:"relatedVulnerabilities,omitempty"`
 	Title                  string   `json:"title,omitempty"`
