@@ -1,0 +1,28 @@
+package match
+
+import "github.com/vigil-sec/vigil/model"
+
+// Hit is one package affected by one advisory, as Matcher.Package returns it. The server keeps the
+// hits of each package so that a changed inventory or a feed delta re-matches only what changed and
+// regroups the rest with Findings.
+type Hit = hit
+
+// Package is the affected installed package.
+func (h hit) Package() *model.Package { return h.pkg }
+
+// Advisory is the advisory that affects it.
+func (h hit) Advisory() *model.Advisory { return h.adv }
+
+// Fixed is the version that removes the vulnerability, or "" when there is none.
+func (h hit) Fixed() string { return h.fixed }
+
+// NewHit builds a hit; it exists for callers that store hits in their own compact form.
+func NewHit(p *model.Package, a *model.Advisory, fixed string) Hit {
+	return hit{pkg: p, adv: a, fixed: fixed}
+}
+
+// Findings groups hits into findings (aliases merged, enriched and scored) exactly as Match does.
+// Hits of one package may come from different Package calls; the order of hits does not matter.
+func (m *Matcher) Findings(hits []Hit, opts Options) ([]model.Finding, error) {
+	return m.findings(hits, opts)
+}

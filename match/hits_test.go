@@ -1,0 +1,63 @@
+package match
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"github.com/vigil-sec/vigil/model"
+)
+
+// TestFindingsFromHitsEqualsMatch proves that regrouping per-package hits, gathered package by
+// package and in any order, gives the same findings as one Match over the inventory.
+func TestFindingsFromHitsEqualsMatch(t *testing.T) {
+	store := newStore(
+		model.Advisory{Source: "osv", ID: "GHSA-35jh-r3h4-6jhm", Aliases: []string{"CVE-2021-23337"}, Ecosystem: "npm", Package: "lodash",
+			Ranges: fixedRange("0", "4.17.21"), Severity: "HIGH"},
+		model.Advisory{Source: "osv", ID: "GHSA-jf85-cpcp-j695", Aliases: []string{"CVE-2019-10744"}, Ecosystem: "npm", Package: "lodash",
+			Ranges: fixedRange("0", "4.17.12"), Severity: "CRITICAL"},
+		model.Advisory{Source: "osv", ID: "GHSA-qwcr-r2fm-qrc7", Aliases: []string{"CVE-2024-45590"}, Ecosystem: "npm", Package: "body-parser",
+			Ranges: fixedRange("0", "1.20.3"), Severity: "HIGH"},
+	)
+	inv := &model.Inventory{Packages: []model.Package{
+		{Name: "lodash", Version: "4.17.11", Ecosystem: "npm", Locations: []string{"/app/node_modules/lodash/package.json"}},
+		{Name: "body-parser", Version: "1.20.2", Ecosystem: "npm"},
+		{Name: "express", Version: "4.19.2", Ecosystem: "npm"},
+	}}
+	m := New(store)
+	opts := Options{Account: "acct", Resource: "i-0abc"}
+	want, err := m.Match(context.Background(), inv, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hits []Hit
+	for i := len(inv.Packages) - 1; i >= 0; i-- {
+		hs, _, err := m.Package(&inv.Packages[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		hits = append(hits, hs...)
+	}
+	if len(hits) != 3 {
+		t.Fatalf("hits = %d, want 3", len(hits))
+	}
+	for _, h := range hits {
+		if h.Package() == nil || h.Advisory() == nil {
+			t.Fatal("hit without package or advisory")
+		}
+		if h.Advisory().ID == "GHSA-qwcr-r2fm-qrc7" && h.Fixed() != "1.20.3" {
+			t.Errorf("fixed = %q", h.Fixed())
+		}
+	}
+	got, err := m.Findings(hits, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want.Findings) {
+		t.Errorf("Findings(hits) differs from Match:\n got %+v\nwant %+v", got, want.Findings)
+	}
+	rebuilt := []Hit{NewHit(hits[0].Package(), hits[0].Advisory(), hits[0].Fixed())}
+	if fs, _ := m.Findings(rebuilt, opts); len(fs) != 1 {
+		t.Errorf("NewHit findings = %d", len(fs))
+	}
+}
