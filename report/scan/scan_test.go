@@ -85,7 +85,7 @@ func TestCycloneDXVulnerabilitiesReferenceComponents(t *testing.T) {
 		} `json:"components"`
 		Vulnerabilities []struct {
 			ID       string
-			Affects  []struct{ Ref string } `json:"affects"`
+			Affects  []struct{ Ref string }  `json:"affects"`
 			Analysis *struct{ State string } `json:"analysis"`
 		} `json:"vulnerabilities"`
 	}
