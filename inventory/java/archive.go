@@ -14,6 +14,7 @@ package java
 
 import (
 	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -269,7 +270,7 @@ func (w *walker) nested(ra io.ReaderAt, f *zip.File) (io.ReaderAt, int64, func()
 		if err != nil {
 			return nil, 0, nil, err
 		}
-		return bytesReaderAt(b), int64(len(b)), func() {}, nil
+		return bytes.NewReader(b), int64(len(b)), func() {}, nil
 	}
 	return w.spool(f)
 }
@@ -315,8 +316,8 @@ func (w *walker) sizeOf(ra io.ReaderAt) int64 {
 	switch r := ra.(type) {
 	case *io.SectionReader:
 		return r.Size()
-	case bytesReaderAt:
-		return int64(len(r))
+	case *bytes.Reader:
+		return r.Size()
 	}
 	return w.rootSize
 }
@@ -431,20 +432,4 @@ func zipEntryCount(ra io.ReaderAt, size int64) (uint64, error) {
 		return 0, errors.New("bad zip64 end record")
 	}
 	return binary.LittleEndian.Uint64(rec[32:]), nil
-}
-
-type bytesReaderAt []byte
-
-func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errors.New("negative offset")
-	}
-	if off >= int64(len(b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
 }

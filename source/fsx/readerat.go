@@ -1,6 +1,7 @@
 package fsx
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"io/fs"
@@ -22,7 +23,7 @@ func ReaderAt(f fs.File, size int64) (io.ReaderAt, func(), error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		return bytesReaderAt(b), func() {}, nil
+		return bytes.NewReader(b), func() {}, nil
 	}
 	tmp, err := os.CreateTemp("", "vigil-spool-*")
 	if err != nil {
@@ -34,20 +35,4 @@ func ReaderAt(f fs.File, size int64) (io.ReaderAt, func(), error) {
 		return nil, nil, fmt.Errorf("spool: %w", err)
 	}
 	return tmp, func() { tmp.Close() }, nil
-}
-
-type bytesReaderAt []byte
-
-func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("negative offset")
-	}
-	if off >= int64(len(b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
 }
