@@ -26,3 +26,15 @@ func NewHit(p *model.Package, a *model.Advisory, fixed string) Hit {
 func (m *Matcher) Findings(hits []Hit, opts Options) ([]model.Finding, error) {
 	return m.findings(hits, opts)
 }
+
+// LookupNames returns the names under which Package looks a package up in the store (the source
+// package for Debian, Ubuntu and Alpine; source and binary names for rpm vendors; the normalized name
+// for language ecosystems). An index of these names tells which resources a changed advisory affects.
+func LookupNames(p *model.Package) []string {
+	ks := keys(p)
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = k.name
+	}
+	return out
+}

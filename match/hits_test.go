@@ -61,3 +61,22 @@ func TestFindingsFromHitsEqualsMatch(t *testing.T) {
 		t.Errorf("NewHit findings = %d", len(fs))
 	}
 }
+
+func TestLookupNames(t *testing.T) {
+	tests := []struct {
+		p    model.Package
+		want []string
+	}{
+		{model.Package{Name: "libssl3", Version: "3.0.11-1~deb12u2", Ecosystem: "Debian:12", SourceName: "openssl"}, []string{"openssl"}},
+		{model.Package{Name: "bash", Version: "5.2.15-2+b2", Ecosystem: "Debian:12"}, []string{"bash"}},
+		{model.Package{Name: "openssl-libs", Version: "1:3.0.7-27.el9", Ecosystem: "AlmaLinux:9", SourceName: "openssl"}, []string{"openssl", "openssl-libs"}},
+		{model.Package{Name: "Django", Version: "4.2.7", Ecosystem: "PyPI"}, []string{"django"}},
+		{model.Package{Name: "zope.interface", Version: "6.1", Ecosystem: "PyPI"}, []string{"zope-interface"}},
+		{model.Package{Name: "@babel/traverse", Version: "7.22.5", Ecosystem: "npm"}, []string{"@babel/traverse"}},
+	}
+	for _, tc := range tests {
+		if got := LookupNames(&tc.p); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("LookupNames(%s %s) = %v, want %v", tc.p.Ecosystem, tc.p.Name, got, tc.want)
+		}
+	}
+}
