@@ -1,0 +1,577 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/vigil-sec/vigil/model"
+)
+
+// Severity names in increasing order; UNTRIAGED ranks lowest.
+var severityRank = map[string]int{
+	"UNTRIAGED":     0,
+	"INFORMATIONAL": 1,
+	"LOW":           2,
+	"MEDIUM":        3,
+	"HIGH":          4,
+	"CRITICAL":      5,
+}
+
+// SortField names a finding sort key.
+type SortField string
+
+// Finding sort keys. Ties are broken by finding ID and account, so the order is total and pages are
+// stable under concurrent inserts.
+const (
+	SortSeverity      SortField = "severity"
+	SortUpdatedAt     SortField = "updatedAt"
+	SortFirstObserved SortField = "firstObservedAt"
+	SortLastObserved  SortField = "lastObservedAt"
+	SortRiskScore     SortField = "riskScore"
+	SortEPSS          SortField = "epss"
+)
+
+// sortColumns maps a sort key to its column and whether the column is floating point.
+var sortColumns = map[SortField]struct {
+	col   string
+	float bool
+}{
+	SortSeverity:      {"severity_rank", false},
+	SortUpdatedAt:     {"updated_at", false},
+	SortFirstObserved: {"first_observed", false},
+	SortLastObserved:  {"last_observed", false},
+	SortRiskScore:     {"risk_score", true},
+	SortEPSS:          {"epss", true},
+}
+
+// FindingQuery selects and orders findings for ListFindings.
+type FindingQuery struct {
+	Filter model.FindingFilter
+	// Sort defaults to SortSeverity; the order is descending unless Ascending.
+	Sort      SortField
+	Ascending bool
+	// PageSize defaults to 100 and is at most 1000.
+	PageSize int
+	// PageToken continues a listing; it is valid only with the same sort and direction.
+	PageToken string
+}
+
+// FindingPage is one page of findings; NextToken is empty on the last page.
+type FindingPage struct {
+	Findings  []model.Finding
+	NextToken string
+}
+
+type findingToken struct {
+	Sort    SortField `json:"s"`
+	Asc     bool      `json:"a,omitempty"`
+	Key     string    `json:"k"` // the sort column's value, formatted exactly
+	ID      string    `json:"i"`
+	Account string    `json:"c"`
+}
+
+// effectiveAccounts intersects the accounts a caller may touch with the filter's own account list.
+func effectiveAccounts(accounts []string, f model.FindingFilter) []string {
+	if len(f.Accounts) == 0 {
+		return accounts
+	}
+	var out []string
+	for _, a := range accounts {
+		if slices.Contains(f.Accounts, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// findingWhere renders a filter as SQL conditions over findings aliased f. An empty result set is
+// expressed as a false condition.
+func findingWhere(accounts []string, f model.FindingFilter) ([]string, []any) {
+	eff := effectiveAccounts(accounts, f)
+	if len(eff) == 0 {
+		return []string{"1 = 0"}, nil
+	}
+	var (
+		where = []string{`f.account IN (` + placeholders(len(eff)) + `)`}
+		args  = anys(eff)
+	)
+	in := func(col string, vals []string) {
+		if len(vals) > 0 {
+			where = append(where, col+` IN (`+placeholders(len(vals))+`)`)
+			args = append(args, anys(vals)...)
+		}
+	}
+	in("f.severity", f.Severities)
+	in("f.status", f.Statuses)
+	in("f.type", f.Types)
+	in("f.vulnerability_id", f.VulnerabilityIDs)
+	in("f.resource_id", f.ResourceIDs)
+	in("f.resource_type", f.ResourceTypes)
+	in("f.image_repository", f.ImageRepositories)
+	in("f.fix_available", f.FixAvailable)
+	in("f.exploit_available", f.ExploitAvailable)
+	if len(f.PackageNames) > 0 || len(f.PackageVersions) > 0 {
+		// Name and version must hold for the same vulnerable package.
+		cond := `EXISTS (SELECT 1 FROM finding_packages p WHERE p.account = f.account AND p.finding_id = f.id`
+		if len(f.PackageNames) > 0 {
+			cond += ` AND p.name IN (` + placeholders(len(f.PackageNames)) + `)`
+			args = append(args, anys(f.PackageNames)...)
+		}
+		if len(f.PackageVersions) > 0 {
+			cond += ` AND p.version IN (` + placeholders(len(f.PackageVersions)) + `)`
+			args = append(args, anys(f.PackageVersions)...)
+		}
+		where = append(where, cond+`)`)
+	}
+	keys := make([]string, 0, len(f.ResourceTags))
+	for k := range f.ResourceTags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		where = append(where, `EXISTS (SELECT 1 FROM resource_tags t WHERE t.account = f.account AND t.resource_id = f.resource_id AND t.key = ? AND t.value = ?)`)
+		args = append(args, k, f.ResourceTags[k])
+	}
+	num := func(col string, r *model.NumberRange) {
+		if r == nil {
+			return
+		}
+		if r.Min != nil {
+			where = append(where, col+` >= ?`)
+			args = append(args, *r.Min)
+		}
+		if r.Max != nil {
+			where = append(where, col+` <= ?`)
+			args = append(args, *r.Max)
+		}
+	}
+	num("f.epss", f.EPSS)
+	num("f.risk_score", f.RiskScore)
+	tr := func(col string, r *model.TimeRange) {
+		if r == nil {
+			return
+		}
+		if r.From != nil {
+			where = append(where, col+` >= ?`)
+			args = append(args, r.From.UnixMicro())
+		}
+		if r.To != nil {
+			where = append(where, col+` <= ?`)
+			args = append(args, r.To.UnixMicro())
+		}
+	}
+	tr("f.first_observed", f.FirstObserved)
+	tr("f.last_observed", f.LastObserved)
+	return where, args
+}
+
+// ListFindings lists the accounts' findings that match the query, with keyset pagination: a page
+// costs the same however deep it is, and rows inserted or deleted elsewhere never shift a page.
+func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQuery) (FindingPage, error) {
+	var page FindingPage
+	if err := checkAccounts(accounts); err != nil {
+		return page, err
+	}
+	if q.Sort == "" {
+		q.Sort = SortSeverity
+	}
+	sc, ok := sortColumns[q.Sort]
+	if !ok {
+		return page, fmt.Errorf("%w: unknown sort %q", ErrInvalid, q.Sort)
+	}
+	where, args := findingWhere(accounts, q.Filter)
+	single := len(effectiveAccounts(accounts, q.Filter)) == 1
+	cmp, dir := "<", "DESC"
+	if q.Ascending {
+		cmp, dir = ">", "ASC"
+	}
+	col := "f." + sc.col
+	if q.PageToken != "" {
+		var tok findingToken
+		if err := decodeToken(q.PageToken, &tok); err != nil {
+			return page, err
+		}
+		if tok.Sort != q.Sort || tok.Asc != q.Ascending {
+			return page, fmt.Errorf("%w: token was made for another sort order", ErrBadToken)
+		}
+		var key any
+		var err error
+		if sc.float {
+			key, err = strconv.ParseFloat(tok.Key, 64)
+		} else {
+			key, err = strconv.ParseInt(tok.Key, 10, 64)
+		}
+		if err != nil {
+			return page, ErrBadToken
+		}
+		// With one account the account column is constant: the shorter row value lets both planners
+		// seek the (account, key, id) index directly.
+		if single {
+			where = append(where, `(`+col+`, f.id) `+cmp+` (?, ?)`)
+			args = append(args, key, tok.ID)
+		} else {
+			where = append(where, `(`+col+`, f.id, f.account) `+cmp+` (?, ?, ?)`)
+			args = append(args, key, tok.ID, tok.Account)
+		}
+	}
+	size := pageSize(q.PageSize)
+	query := `SELECT f.account, f.id, ` + col + `, f.data FROM findings f WHERE ` + strings.Join(where, " AND ") +
+		fmt.Sprintf(` ORDER BY %s %s, f.id %s, f.account %s LIMIT %d`, col, dir, dir, dir, size+1)
+	rows, err := s.query(ctx, s.db, query, args...)
+	if err != nil {
+		return page, fmt.Errorf("store: list findings: %w", err)
+	}
+	defer rows.Close()
+	var last findingToken
+	for rows.Next() {
+		var (
+			acc, id, data string
+			ikey          int64
+			fkey          float64
+			keyDst        any = &ikey
+		)
+		if sc.float {
+			keyDst = &fkey
+		}
+		if err := rows.Scan(&acc, &id, keyDst, &data); err != nil {
+			return page, fmt.Errorf("store: list findings: %w", err)
+		}
+		if len(page.Findings) == size {
+			page.NextToken = encodeToken(last)
+			break
+		}
+		var fd model.Finding
+		if err := json.Unmarshal([]byte(data), &fd); err != nil {
+			return page, fmt.Errorf("store: finding %s: %w", id, err)
+		}
+		page.Findings = append(page.Findings, fd)
+		last = findingToken{Sort: q.Sort, Asc: q.Ascending, ID: id, Account: acc}
+		if sc.float {
+			last.Key = strconv.FormatFloat(fkey, 'g', -1, 64)
+		} else {
+			last.Key = strconv.FormatInt(ikey, 10)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return page, fmt.Errorf("store: list findings: %w", err)
+	}
+	return page, nil
+}
+
+// CountFindings counts the accounts' findings that match the filter.
+func (s *Store) CountFindings(ctx context.Context, accounts []string, f model.FindingFilter) (int, error) {
+	if err := checkAccounts(accounts); err != nil {
+		return 0, err
+	}
+	where, args := findingWhere(accounts, f)
+	var n int
+	if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM findings f WHERE `+strings.Join(where, " AND "), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count findings: %w", err)
+	}
+	return n, nil
+}
+
+// GetFinding returns the finding with the ID if it belongs to one of the accounts.
+func (s *Store) GetFinding(ctx context.Context, accounts []string, id string) (model.Finding, error) {
+	var fd model.Finding
+	if err := checkAccounts(accounts); err != nil {
+		return fd, err
+	}
+	var data string
+	err := s.queryRow(ctx, s.db, `SELECT data FROM findings WHERE id = ? AND account IN (`+placeholders(len(accounts))+`) ORDER BY account LIMIT 1`,
+		append([]any{id}, anys(accounts)...)...).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fd, notFound("finding", id)
+	}
+	if err != nil {
+		return fd, fmt.Errorf("store: get finding %s: %w", id, err)
+	}
+	if err := json.Unmarshal([]byte(data), &fd); err != nil {
+		return fd, fmt.Errorf("store: finding %s: %w", id, err)
+	}
+	return fd, nil
+}
+
+// ResourceFindings returns every finding of one of the account's resources (any status), ordered by
+// ID: what the lifecycle code compares a new match result with.
+func (s *Store) ResourceFindings(ctx context.Context, account, resourceID string) ([]model.Finding, error) {
+	rows, err := s.query(ctx, s.db, `SELECT data FROM findings WHERE account = ? AND resource_id = ? ORDER BY id`, account, resourceID)
+	if err != nil {
+		return nil, fmt.Errorf("store: resource %s findings: %w", resourceID, err)
+	}
+	defer rows.Close()
+	var out []model.Finding
+	for rows.Next() {
+		var data string
+		if err := rows.Scan(&data); err != nil {
+			return nil, err
+		}
+		var fd model.Finding
+		if err := json.Unmarshal([]byte(data), &fd); err != nil {
+			return nil, fmt.Errorf("store: resource %s findings: %w", resourceID, err)
+		}
+		out = append(out, fd)
+	}
+	return out, rows.Err()
+}
+
+// GroupBy names an aggregation.
+type GroupBy string
+
+// Aggregations: severity counts of findings grouped by one dimension.
+const (
+	ByResource        GroupBy = "resource"
+	ByPackage         GroupBy = "package"
+	ByVulnerability   GroupBy = "vulnerability"
+	ByImageRepository GroupBy = "imageRepository"
+	ByImageLayer      GroupBy = "imageLayer"
+	ByAccount         GroupBy = "account"
+	ByResourceType    GroupBy = "resourceType"
+)
+
+// SeverityCounts counts findings by severity.
+type SeverityCounts struct {
+	Critical      int `json:"critical"`
+	High          int `json:"high"`
+	Medium        int `json:"medium"`
+	Low           int `json:"low"`
+	Informational int `json:"informational"`
+	Untriaged     int `json:"untriaged"`
+	Total         int `json:"all"`
+}
+
+// AggregateRow is one group. Account is set when grouping by resource or by account.
+type AggregateRow struct {
+	Account string         `json:"account,omitempty"`
+	Key     string         `json:"key"`
+	Counts  SeverityCounts `json:"severityCounts"`
+}
+
+// AggregateQuery selects the findings to aggregate.
+type AggregateQuery struct {
+	GroupBy GroupBy
+	Filter  model.FindingFilter
+	// Limit bounds the number of groups (default 100, at most 1000). Groups come most severe first:
+	// by critical, high, medium, low counts, then total, then key.
+	Limit int
+}
+
+// Aggregate counts the accounts' matching findings by severity per group. Grouping by package or
+// layer counts a finding once per distinct package name or layer it lists.
+func (s *Store) Aggregate(ctx context.Context, accounts []string, q AggregateQuery) ([]AggregateRow, error) {
+	if err := checkAccounts(accounts); err != nil {
+		return nil, err
+	}
+	where, args := findingWhere(accounts, q.Filter)
+	var (
+		from     = `findings f`
+		acc, key string
+		extra    string
+	)
+	switch q.GroupBy {
+	case ByResource:
+		acc, key = "f.account", "f.resource_id"
+	case ByAccount:
+		acc, key = "f.account", "f.account"
+	case ByVulnerability:
+		key = "f.vulnerability_id"
+	case ByResourceType:
+		key = "f.resource_type"
+	case ByImageRepository:
+		key, extra = "f.image_repository", "f.image_repository <> ''"
+	case ByPackage:
+		from = `findings f JOIN finding_packages p ON p.account = f.account AND p.finding_id = f.id`
+		key = "p.name"
+	case ByImageLayer:
+		from = `findings f JOIN finding_packages p ON p.account = f.account AND p.finding_id = f.id`
+		key, extra = "p.layer", "p.layer <> ''"
+	default:
+		return nil, fmt.Errorf("%w: unknown aggregation %q", ErrInvalid, q.GroupBy)
+	}
+	if extra != "" {
+		where = append(where, extra)
+	}
+	accSel := "''"
+	group := key
+	if acc != "" {
+		accSel = acc
+		if acc != key {
+			group = acc + ", " + key
+		}
+	}
+	// COUNT(DISTINCT ...) keeps a finding that lists one package twice from counting twice.
+	count := func(sev string) string {
+		return `COUNT(DISTINCT CASE WHEN f.severity = '` + sev + `' THEN f.account || '/' || f.id END)`
+	}
+	query := `SELECT ` + accSel + `, ` + key + `, ` +
+		count("CRITICAL") + ` AS c, ` + count("HIGH") + ` AS h, ` + count("MEDIUM") + ` AS m, ` +
+		count("LOW") + ` AS l, ` + count("INFORMATIONAL") + ` AS i, ` + count("UNTRIAGED") + ` AS u, ` +
+		`COUNT(DISTINCT f.account || '/' || f.id) AS t FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
+		` GROUP BY ` + group + ` ORDER BY c DESC, h DESC, m DESC, l DESC, t DESC, ` + group +
+		fmt.Sprintf(` LIMIT %d`, pageSize(q.Limit))
+	rows, err := s.query(ctx, s.db, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: aggregate by %s: %w", q.GroupBy, err)
+	}
+	defer rows.Close()
+	var out []AggregateRow
+	for rows.Next() {
+		var r AggregateRow
+		c := &r.Counts
+		if err := rows.Scan(&r.Account, &r.Key, &c.Critical, &c.High, &c.Medium, &c.Low, &c.Informational, &c.Untriaged, &c.Total); err != nil {
+			return nil, fmt.Errorf("store: aggregate by %s: %w", q.GroupBy, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Changes is one atomic unit of work for one account: finding upserts and deletions, outbox events,
+// coverage updates and audit entries are written in a single transaction or not at all. It is the
+// transactional outbox: an event is durable exactly when the change it describes is.
+type Changes struct {
+	// Account owns every row below; a row of another account fails the whole call with ErrForeign.
+	Account  string
+	Upsert   []model.Finding
+	Delete   []string // finding IDs
+	Events   []model.OutboxEvent
+	Coverage []model.Coverage
+	Audit    []AuditEntry
+}
+
+func (c *Changes) validate() error {
+	if c.Account == "" {
+		return fmt.Errorf("%w: changes without an account", ErrInvalid)
+	}
+	foreign := func(what, id, acc string) error {
+		if acc != c.Account {
+			return fmt.Errorf("%w: %s %q of account %q in changes for %q", ErrForeign, what, id, acc, c.Account)
+		}
+		return nil
+	}
+	for i := range c.Upsert {
+		f := &c.Upsert[i]
+		if f.ID == "" || f.ResourceID == "" {
+			return fmt.Errorf("%w: finding needs an ID and a resource", ErrInvalid)
+		}
+		if _, ok := severityRank[f.Severity]; !ok {
+			return fmt.Errorf("%w: finding %s: unknown severity %q", ErrInvalid, f.ID, f.Severity)
+		}
+		if err := foreign("finding", f.ID, f.Account); err != nil {
+			return err
+		}
+	}
+	for _, e := range c.Events {
+		if e.ID == "" || e.Type == "" {
+			return fmt.Errorf("%w: event needs an ID and a type", ErrInvalid)
+		}
+		if err := foreign("event", e.ID, e.Account); err != nil {
+			return err
+		}
+	}
+	for _, cv := range c.Coverage {
+		if err := foreign("coverage", cv.ResourceID, cv.Account); err != nil {
+			return err
+		}
+	}
+	for _, a := range c.Audit {
+		if err := foreign("audit entry", a.Action, a.Account); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ApplyChanges writes c atomically.
+func (s *Store) ApplyChanges(ctx context.Context, c Changes) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for i := range c.Upsert {
+			if err := s.upsertFinding(ctx, tx, &c.Upsert[i]); err != nil {
+				return err
+			}
+		}
+		for chunk := range slices.Chunk(c.Delete, 500) {
+			args := append([]any{c.Account}, anys(chunk)...)
+			if _, err := s.exec(ctx, tx, `DELETE FROM findings WHERE account = ? AND id IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
+				return fmt.Errorf("store: delete findings: %w", err)
+			}
+		}
+		for _, e := range c.Events {
+			if err := s.appendEvent(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		for _, cv := range c.Coverage {
+			if err := s.putCoverage(ctx, tx, cv); err != nil {
+				return err
+			}
+		}
+		for _, a := range c.Audit {
+			if err := s.appendAudit(ctx, tx, a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) upsertFinding(ctx context.Context, tx *sql.Tx, f *model.Finding) error {
+	data, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("store: finding %s: %w", f.ID, err)
+	}
+	epss := 0.0
+	if f.EPSS != nil {
+		epss = f.EPSS.Score
+	}
+	_, err = s.exec(ctx, tx, `INSERT INTO findings (account, id, resource_id, resource_type, type, vulnerability_id, severity,
+			severity_rank, status, fix_available, exploit_available, epss, risk_score, first_observed, last_observed,
+			updated_at, image_repository, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+			COALESCE((SELECT image_repository FROM resources WHERE account = ? AND id = ?), ''), ?)
+		ON CONFLICT (account, id) DO UPDATE SET resource_id = excluded.resource_id, resource_type = excluded.resource_type,
+			type = excluded.type, vulnerability_id = excluded.vulnerability_id, severity = excluded.severity,
+			severity_rank = excluded.severity_rank, status = excluded.status, fix_available = excluded.fix_available,
+			exploit_available = excluded.exploit_available, epss = excluded.epss, risk_score = excluded.risk_score,
+			first_observed = excluded.first_observed, last_observed = excluded.last_observed,
+			updated_at = excluded.updated_at, image_repository = excluded.image_repository, data = excluded.data`,
+		f.Account, f.ID, f.ResourceID, f.ResourceType, f.Type, f.VulnerabilityID, f.Severity,
+		severityRank[f.Severity], f.Status, f.FixAvailable, f.ExploitAvailable, epss, f.RiskScore.Score,
+		micros(f.FirstObservedAt), micros(f.LastObservedAt), micros(f.UpdatedAt),
+		f.Account, f.ResourceID, string(data))
+	if err != nil {
+		return fmt.Errorf("store: upsert finding %s: %w", f.ID, err)
+	}
+	if _, err := s.exec(ctx, tx, `DELETE FROM finding_packages WHERE account = ? AND finding_id = ?`, f.Account, f.ID); err != nil {
+		return fmt.Errorf("store: upsert finding %s packages: %w", f.ID, err)
+	}
+	if len(f.Packages) == 0 {
+		return nil
+	}
+	const cols = 6
+	for chunk := range slices.Chunk(f.Packages, 200) {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO finding_packages (account, finding_id, name, version, ecosystem, layer) VALUES `)
+		args := make([]any, 0, len(chunk)*cols)
+		for i, p := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(" + placeholders(cols) + ")")
+			args = append(args, f.Account, f.ID, p.Name, p.Version, p.Ecosystem, p.LayerDigest)
+		}
+		if _, err := s.exec(ctx, tx, b.String(), args...); err != nil {
+			return fmt.Errorf("store: upsert finding %s packages: %w", f.ID, err)
+		}
+	}
+	return nil
+}

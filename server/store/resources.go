@@ -1,0 +1,409 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vigil-sec/vigil/model"
+)
+
+// PutResource creates or updates a resource's descriptive fields (type, name, tags, metadata, image
+// repository, scan mode, removal). Its inventory hash and last scan time change only through
+// PutInventory.
+func (s *Store) PutResource(ctx context.Context, r model.Resource) error {
+	if r.Account == "" || r.ID == "" || r.Type == "" {
+		return fmt.Errorf("%w: resource needs an account, an ID and a type", ErrInvalid)
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = s.now()
+	}
+	tags, err := json.Marshal(nonNilMap(r.Tags))
+	if err != nil {
+		return err
+	}
+	meta, err := json.Marshal(nonNilMap(r.Metadata))
+	if err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO resources (account, id, type, name, tags, metadata, image_repository, scan_mode, created_at, removed_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (account, id) DO UPDATE SET type = excluded.type, name = excluded.name, tags = excluded.tags,
+				metadata = excluded.metadata, image_repository = excluded.image_repository, scan_mode = excluded.scan_mode,
+				removed_at = excluded.removed_at`,
+			r.Account, r.ID, r.Type, r.Name, string(tags), string(meta), r.ImageRepository, r.ScanMode, micros(r.CreatedAt), ptrMicros(r.RemovedAt))
+		if err != nil {
+			return fmt.Errorf("store: put resource %s: %w", r.ID, err)
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM resource_tags WHERE account = ? AND resource_id = ?`, r.Account, r.ID); err != nil {
+			return fmt.Errorf("store: put resource %s tags: %w", r.ID, err)
+		}
+		for k, v := range r.Tags {
+			if _, err := s.exec(ctx, tx, `INSERT INTO resource_tags (account, resource_id, key, value) VALUES (?, ?, ?, ?)`, r.Account, r.ID, k, v); err != nil {
+				return fmt.Errorf("store: put resource %s tags: %w", r.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+const resourceCols = `account, id, type, name, tags, metadata, image_repository, scan_mode, inventory_hash, last_scanned_at, created_at, removed_at`
+
+func scanResource(sc interface{ Scan(...any) error }) (model.Resource, error) {
+	var (
+		r                model.Resource
+		tags, meta       string
+		scanned, removed sql.NullInt64
+		created          int64
+	)
+	if err := sc.Scan(&r.Account, &r.ID, &r.Type, &r.Name, &tags, &meta, &r.ImageRepository, &r.ScanMode, &r.InventoryHash, &scanned, &created, &removed); err != nil {
+		return r, err
+	}
+	r.LastScannedAt, r.CreatedAt, r.RemovedAt = fromNull(scanned), fromMicros(created), ptrFromNull(removed)
+	if err := json.Unmarshal([]byte(tags), &r.Tags); err != nil {
+		return r, fmt.Errorf("store: resource %s tags: %w", r.ID, err)
+	}
+	if err := json.Unmarshal([]byte(meta), &r.Metadata); err != nil {
+		return r, fmt.Errorf("store: resource %s metadata: %w", r.ID, err)
+	}
+	if len(r.Tags) == 0 {
+		r.Tags = nil
+	}
+	if len(r.Metadata) == 0 {
+		r.Metadata = nil
+	}
+	return r, nil
+}
+
+// GetResource returns one of the account's resources.
+func (s *Store) GetResource(ctx context.Context, account, id string) (model.Resource, error) {
+	r, err := scanResource(s.queryRow(ctx, s.db, `SELECT `+resourceCols+` FROM resources WHERE account = ? AND id = ?`, account, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, notFound("resource", id)
+	}
+	if err != nil {
+		return r, fmt.Errorf("store: get resource %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ResourceQuery selects resources for ListResources.
+type ResourceQuery struct {
+	Types          []string
+	IncludeRemoved bool
+	PageSize       int // default 100, at most 1000
+	PageToken      string
+}
+
+// ResourcePage is one page of resources; NextToken is empty on the last page.
+type ResourcePage struct {
+	Resources []model.Resource
+	NextToken string
+}
+
+// ListResources lists the accounts' resources ordered by (account, ID).
+func (s *Store) ListResources(ctx context.Context, accounts []string, q ResourceQuery) (ResourcePage, error) {
+	var page ResourcePage
+	if err := checkAccounts(accounts); err != nil {
+		return page, err
+	}
+	where := []string{`account IN (` + placeholders(len(accounts)) + `)`}
+	args := anys(accounts)
+	if len(q.Types) > 0 {
+		where = append(where, `type IN (`+placeholders(len(q.Types))+`)`)
+		args = append(args, anys(q.Types)...)
+	}
+	if !q.IncludeRemoved {
+		where = append(where, `removed_at IS NULL`)
+	}
+	if q.PageToken != "" {
+		var tok [2]string
+		if err := decodeToken(q.PageToken, &tok); err != nil {
+			return page, err
+		}
+		where = append(where, `(account, id) > (?, ?)`)
+		args = append(args, tok[0], tok[1])
+	}
+	size := pageSize(q.PageSize)
+	rows, err := s.query(ctx, s.db, `SELECT `+resourceCols+` FROM resources WHERE `+strings.Join(where, " AND ")+
+		fmt.Sprintf(` ORDER BY account, id LIMIT %d`, size+1), args...)
+	if err != nil {
+		return page, fmt.Errorf("store: list resources: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanResource(rows)
+		if err != nil {
+			return page, err
+		}
+		page.Resources = append(page.Resources, r)
+	}
+	if err := rows.Err(); err != nil {
+		return page, fmt.Errorf("store: list resources: %w", err)
+	}
+	if len(page.Resources) > size {
+		page.Resources = page.Resources[:size]
+		last := page.Resources[size-1]
+		page.NextToken = encodeToken([2]string{last.Account, last.ID})
+	}
+	return page, nil
+}
+
+// DeleteResource deletes the account's resource with its inventory, findings and coverage. Prefer
+// setting RemovedAt with PutResource and deleting after the retention period.
+func (s *Store) DeleteResource(ctx context.Context, account, id string) error {
+	res, err := s.exec(ctx, s.db, `DELETE FROM resources WHERE account = ? AND id = ?`, account, id)
+	if err != nil {
+		return fmt.Errorf("store: delete resource %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound("resource", id)
+	}
+	return nil
+}
+
+// InventoryDiff is what PutInventory changed. A package's identity is all of its stored fields, so a
+// version change is one removal and one addition.
+type InventoryDiff struct {
+	// NoOp is true when the inventory hash was unchanged and nothing was written.
+	NoOp      bool
+	Added     []model.Package
+	Removed   []model.Package
+	Unchanged int
+}
+
+// packageRow is the stored form of a package; its fields are the package's identity.
+type packageRow struct {
+	Ecosystem, Name, Version, SourceName, SourceVersion, PURL, Location, Layer, Arch, Extractor string
+}
+
+func rowOf(p model.Package) packageRow {
+	r := packageRow{Ecosystem: p.Ecosystem, Name: p.Name, Version: p.Version, SourceName: p.SourceName,
+		SourceVersion: p.SourceVersion, PURL: p.PURL, Layer: p.LayerDigest, Arch: p.Arch, Extractor: p.Extractor}
+	if len(p.Locations) > 0 {
+		r.Location = p.Locations[0]
+	}
+	return r
+}
+
+func (r packageRow) pkg() model.Package {
+	p := model.Package{Ecosystem: r.Ecosystem, Name: r.Name, Version: r.Version, SourceName: r.SourceName,
+		SourceVersion: r.SourceVersion, PURL: r.PURL, LayerDigest: r.Layer, Arch: r.Arch, Extractor: r.Extractor}
+	if r.Location != "" {
+		p.Locations = []string{r.Location}
+	}
+	return p
+}
+
+// PutInventory replaces the resource's inventory with pkgs in one transaction and records hash and the
+// scan time. When hash equals the stored hash it writes nothing and returns a NoOp diff. Only a
+// package's primary location is kept. The resource must exist.
+func (s *Store) PutInventory(ctx context.Context, account, resourceID, hash string, pkgs []model.Package) (InventoryDiff, error) {
+	var diff InventoryDiff
+	if hash == "" {
+		return diff, fmt.Errorf("%w: empty inventory hash", ErrInvalid)
+	}
+	// The cheap path: one indexed read, no write transaction.
+	var cur string
+	err := s.queryRow(ctx, s.db, `SELECT inventory_hash FROM resources WHERE account = ? AND id = ?`, account, resourceID).Scan(&cur)
+	if errors.Is(err, sql.ErrNoRows) {
+		return diff, notFound("resource", resourceID)
+	}
+	if err != nil {
+		return diff, fmt.Errorf("store: put inventory %s: %w", resourceID, err)
+	}
+	if cur == hash {
+		return InventoryDiff{NoOp: true}, nil
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		diff = InventoryDiff{}
+		// Re-check under the write lock: a concurrent writer may have stored the same inventory.
+		if err := s.queryRow(ctx, tx, `SELECT inventory_hash FROM resources WHERE account = ? AND id = ?`, account, resourceID).Scan(&cur); err != nil {
+			return fmt.Errorf("store: put inventory %s: %w", resourceID, err)
+		}
+		if cur == hash {
+			diff.NoOp = true
+			return nil
+		}
+		rows, err := s.query(ctx, tx, `SELECT seq, ecosystem, name, version, source_name, source_version, purl, location, layer, arch, extractor
+			FROM packages WHERE account = ? AND resource_id = ?`, account, resourceID)
+		if err != nil {
+			return fmt.Errorf("store: put inventory %s: %w", resourceID, err)
+		}
+		existing := map[packageRow][]int64{}
+		for rows.Next() {
+			var (
+				seq int64
+				r   packageRow
+			)
+			if err := rows.Scan(&seq, &r.Ecosystem, &r.Name, &r.Version, &r.SourceName, &r.SourceVersion, &r.PURL, &r.Location, &r.Layer, &r.Arch, &r.Extractor); err != nil {
+				rows.Close()
+				return fmt.Errorf("store: put inventory %s: %w", resourceID, err)
+			}
+			existing[r] = append(existing[r], seq)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: put inventory %s: %w", resourceID, err)
+		}
+		var added []packageRow
+		for _, p := range pkgs {
+			r := rowOf(p)
+			if seqs := existing[r]; len(seqs) > 0 {
+				existing[r] = seqs[1:]
+				diff.Unchanged++
+				continue
+			}
+			added = append(added, r)
+			diff.Added = append(diff.Added, r.pkg())
+		}
+		var removed []int64
+		for r, seqs := range existing {
+			for range seqs {
+				diff.Removed = append(diff.Removed, r.pkg())
+			}
+			removed = append(removed, seqs...)
+		}
+		slices.SortFunc(diff.Removed, comparePackages)
+		for chunk := range slices.Chunk(removed, 500) {
+			if _, err := s.exec(ctx, tx, `DELETE FROM packages WHERE seq IN (`+placeholders(len(chunk))+`)`, anys(chunk)...); err != nil {
+				return fmt.Errorf("store: put inventory %s: delete packages: %w", resourceID, err)
+			}
+		}
+		const cols = 12
+		for chunk := range slices.Chunk(added, 200) {
+			var b strings.Builder
+			b.WriteString(`INSERT INTO packages (account, resource_id, ecosystem, name, version, source_name, source_version, purl, location, layer, arch, extractor) VALUES `)
+			args := make([]any, 0, len(chunk)*cols)
+			for i, r := range chunk {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("(" + placeholders(cols) + ")")
+				args = append(args, account, resourceID, r.Ecosystem, r.Name, r.Version, r.SourceName, r.SourceVersion, r.PURL, r.Location, r.Layer, r.Arch, r.Extractor)
+			}
+			if _, err := s.exec(ctx, tx, b.String(), args...); err != nil {
+				return fmt.Errorf("store: put inventory %s: insert packages: %w", resourceID, err)
+			}
+		}
+		_, err = s.exec(ctx, tx, `UPDATE resources SET inventory_hash = ?, last_scanned_at = ? WHERE account = ? AND id = ?`,
+			hash, micros(s.now()), account, resourceID)
+		if err != nil {
+			return fmt.Errorf("store: put inventory %s: %w", resourceID, err)
+		}
+		return nil
+	})
+	return diff, err
+}
+
+func comparePackages(a, b model.Package) int {
+	return strings.Compare(a.Ecosystem+"\x00"+a.Name+"\x00"+a.Version, b.Ecosystem+"\x00"+b.Name+"\x00"+b.Version)
+}
+
+// Inventory returns the account's resource's stored packages, ordered by ecosystem, name, version.
+func (s *Store) Inventory(ctx context.Context, account, resourceID string) ([]model.Package, error) {
+	rows, err := s.query(ctx, s.db, `SELECT ecosystem, name, version, source_name, source_version, purl, location, layer, arch, extractor
+		FROM packages WHERE account = ? AND resource_id = ? ORDER BY ecosystem, name, version, location, seq`, account, resourceID)
+	if err != nil {
+		return nil, fmt.Errorf("store: inventory %s: %w", resourceID, err)
+	}
+	defer rows.Close()
+	var out []model.Package
+	for rows.Next() {
+		var r packageRow
+		if err := rows.Scan(&r.Ecosystem, &r.Name, &r.Version, &r.SourceName, &r.SourceVersion, &r.PURL, &r.Location, &r.Layer, &r.Arch, &r.Extractor); err != nil {
+			return nil, fmt.Errorf("store: inventory %s: %w", resourceID, err)
+		}
+		out = append(out, r.pkg())
+	}
+	return out, rows.Err()
+}
+
+// ResourceRef names one resource of one account.
+type ResourceRef struct {
+	Account    string
+	ResourceID string
+}
+
+// ResourcesHolding returns every resource, across all accounts, whose inventory holds a package of the
+// ecosystem named one of names, either as the binary package name or as its source package name (OS
+// advisories are keyed on source packages). It is the re-evaluation index for advisory changes and is
+// therefore system-wide: callers must not expose its result to a tenant unfiltered.
+func (s *Store) ResourcesHolding(ctx context.Context, ecosystem string, names ...string) ([]ResourceRef, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	var out []ResourceRef
+	seen := map[ResourceRef]bool{}
+	for chunk := range slices.Chunk(names, 500) {
+		ph := placeholders(len(chunk))
+		args := append([]any{ecosystem}, anys(chunk)...)
+		args = append(args, ecosystem)
+		args = append(args, anys(chunk)...)
+		rows, err := s.query(ctx, s.db, `SELECT account, resource_id FROM packages WHERE ecosystem = ? AND name IN (`+ph+`)
+			UNION SELECT account, resource_id FROM packages WHERE ecosystem = ? AND source_name IN (`+ph+`) AND source_name <> ''`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: resources holding %s packages: %w", ecosystem, err)
+		}
+		for rows.Next() {
+			var r ResourceRef
+			if err := rows.Scan(&r.Account, &r.ResourceID); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(out, func(a, b ResourceRef) int {
+		if c := strings.Compare(a.Account, b.Account); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ResourceID, b.ResourceID)
+	})
+	return out, nil
+}
+
+// Page tokens are opaque to clients: base64url of a small JSON value holding the last row's key.
+
+func encodeToken(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeToken(tok string, v any) error {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || json.Unmarshal(b, v) != nil {
+		return ErrBadToken
+	}
+	return nil
+}
+
+func pageSize(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	}
+	return n
+}
