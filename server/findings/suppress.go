@@ -205,3 +205,20 @@ func Process(prev, current []model.Finding, rules []model.SuppressionRule, r *mo
 	applyRules(b, rules, r, now)
 	return b.result()
 }
+
+// Observe is the pass for a resource whose findings cannot have changed (its inventory was
+// resubmitted unchanged and no advisory changed since): every open finding is observed again
+// (lastObservedAt = now, listed in Observed) and the rules are applied, so expired rules still lapse.
+func Observe(prev []model.Finding, rules []model.SuppressionRule, r *model.Resource, now time.Time) Result {
+	b := newBuilder(now)
+	for _, f := range prev {
+		if f.Status != model.FindingClosed {
+			f.LastObservedAt = now
+			b.observe(f)
+		} else {
+			b.keep(f)
+		}
+	}
+	applyRules(b, rules, r, now)
+	return b.result()
+}

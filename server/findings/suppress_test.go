@@ -192,3 +192,27 @@ func TestProcessOneEventPerFinding(t *testing.T) {
 		t.Errorf("after rule deletion: %+v observed %v", r3.Events, r3.Observed)
 	}
 }
+
+func TestObserve(t *testing.T) {
+	now := t0.Add(day)
+	host := &model.Resource{ID: "i-0a1b2c3d", Type: model.ResourceHost}
+	sup := stored(libwebp(), model.FindingSuppressed, t0, t0, t0)
+	sup.Suppression = &model.SuppressionEvidence{Rule: "gone"}
+	prev := []model.Finding{stored(openssl(), model.FindingActive, t0, t0, t0), sup,
+		stored(model.Finding{ID: "vf-closed"}, model.FindingClosed, t0, t0, t0)}
+	r := Observe(prev, nil, host, now)
+	if len(r.Observed) != 1 || r.Observed[0] != "vf-openssl" {
+		t.Errorf("observed = %v", r.Observed)
+	}
+	if len(r.Upserts) != 1 || r.Upserts[0].ID != "vf-libwebp" || r.Upserts[0].Status != model.FindingActive || len(r.Events) != 1 {
+		t.Errorf("a suppression whose rule is gone must lapse: %+v", r.Upserts)
+	}
+	for _, f := range r.Findings {
+		if f.ID == "vf-closed" && !f.LastObservedAt.Equal(t0) {
+			t.Error("closed finding observed")
+		}
+		if f.ID == "vf-openssl" && !f.LastObservedAt.Equal(now) {
+			t.Error("open finding not observed")
+		}
+	}
+}

@@ -1,0 +1,520 @@
+// Package reeval keeps a fleet's findings current without rescanning it. It holds, in memory, each
+// resource's packages in a compact interned form, the advisory hits of each package, and an inverted
+// index from package key (ecosystem, lookup name) to the resources holding it. Then:
+//
+//   - a new inventory is diffed against the previous one and only added or changed packages are
+//     matched; the hits of unchanged packages are kept and everything is regrouped into findings;
+//   - a feed delta (vulndb.DB.Changes) names the keys whose advisories changed; the index gives the
+//     resources holding them, and only those packages on only those resources are matched again;
+//     enrichment changes (EPSS, KEV, NVD) regroup and rescore the resources whose hits name the ID.
+//
+// Either way the fresh findings are reconciled with the stored ones by findings.Process, which
+// yields the rows to write and the outbox events. The engine never touches storage: the caller
+// passes the stored findings and rules (directly, or through a Loader for feed deltas) and writes
+// the results in one transaction.
+//
+// Advisories are fetched once per key and shared by every resource (a cache in front of the
+// match.Store). The cache is correct only if every change to the database is reported through
+// FeedDelta; a process that missed deltas (started late, fell behind) must be rebuilt by submitting
+// the inventories again with Reset first.
+package reeval
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/vigil-sec/vigil/match"
+	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/score"
+	"github.com/vigil-sec/vigil/server/findings"
+	"github.com/vigil-sec/vigil/vulndb"
+)
+
+// Ref names a resource.
+type Ref struct{ Account, ResourceID string }
+
+// Config tunes an engine.
+type Config struct {
+	Findings findings.Config
+	// Workers re-evaluate resources of a feed delta in parallel (default GOMAXPROCS).
+	Workers int
+}
+
+// Engine is the in-memory re-evaluation state of a fleet. It is safe for concurrent use; calls are
+// serialized, and a feed delta fans out over Config.Workers goroutines.
+type Engine struct {
+	cfg     Config
+	cache   *cache
+	matcher *match.Matcher
+
+	mu      sync.Mutex
+	strs    *strtab
+	idx     *index
+	handles map[Ref]uint32
+	entries []*entry // by handle; nil when free
+	free    []uint32
+}
+
+// rec is one installed package in compact form: interned strings, 44 bytes.
+type rec struct {
+	eco, name, ver, srcName, srcVer, arch, purl, loc, layer uint32
+	// key1, key2 are index key IDs + 1 (0: none): the lookup names of the package.
+	key1, key2 uint32
+}
+
+type entry struct {
+	handle   uint32
+	resource model.Resource
+	exposure score.Context
+	pkgs     []rec                  // inventory order, deduplicated
+	hits     map[rec][]match.Hit    // only packages with hits
+	hitPkgs  map[rec]*model.Package // the packages hits point to
+	keyCount map[uint32]int32       // index key → packages holding it, to update postings
+	warnings map[rec]string         // packages that could not be evaluated
+}
+
+// New returns an empty engine over a vulnerability store.
+func New(store match.Store, cfg Config) *Engine {
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	c := newCache(store)
+	return &Engine{cfg: cfg, cache: c, matcher: match.New(c), strs: newStrtab(), idx: newIndex(), handles: map[Ref]uint32{}}
+}
+
+// Submission is a resource's new inventory with the state the caller holds for it.
+type Submission struct {
+	Resource  model.Resource
+	Inventory *model.Inventory
+	// Exposure feeds the risk score (network reachability of the resource).
+	Exposure score.Context
+	// Prev are the resource's stored findings (every status); Rules the suppression rules that govern it.
+	Prev  []model.Finding
+	Rules []model.SuppressionRule
+}
+
+// Outcome is the re-evaluation of one resource.
+type Outcome struct {
+	Ref    Ref
+	Result findings.Result
+	// Matched counts packages matched against the database in this pass; Unchanged means the
+	// inventory was identical and nothing was matched or regrouped.
+	Matched   int
+	Unchanged bool
+	// Warnings list packages that could not be evaluated (unparseable versions).
+	Warnings []string
+}
+
+// Submit records a resource's new inventory and returns its re-evaluated findings.
+func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outcome, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ref := Ref{s.Resource.Account, s.Resource.ID}
+	ent, existed := e.entryOf(ref)
+	sameExposure := existed && sameContext(ent.exposure, s.Exposure)
+	ent.resource, ent.exposure = s.Resource, s.Exposure
+
+	// Compact the new inventory; remember the source package of each new record for matching.
+	newPkgs := make([]rec, 0, len(s.Inventory.Packages))
+	srcOf := make(map[rec]*model.Package, len(s.Inventory.Packages))
+	for i := range s.Inventory.Packages {
+		p := &s.Inventory.Packages[i]
+		r := e.compact(p)
+		if _, dup := srcOf[r]; dup {
+			continue
+		}
+		srcOf[r] = p
+		newPkgs = append(newPkgs, r)
+	}
+	oldSet := make(map[rec]struct{}, len(ent.pkgs))
+	for _, r := range ent.pkgs {
+		oldSet[r] = struct{}{}
+	}
+	var added []rec
+	for _, r := range newPkgs {
+		if _, ok := oldSet[r]; ok {
+			delete(oldSet, r)
+			continue
+		}
+		added = append(added, r)
+	}
+	removed := oldSet // what is left of the old set
+	if sameExposure && len(added) == 0 && len(removed) == 0 && sameOrder(ent.pkgs, newPkgs) {
+		return &Outcome{Ref: ref, Unchanged: true, Warnings: ent.warningList(),
+			Result: findings.Observe(s.Prev, s.Rules, &ent.resource, now)}, nil
+	}
+	for r := range removed {
+		delete(ent.hits, r)
+		delete(ent.hitPkgs, r)
+		delete(ent.warnings, r)
+	}
+	e.reindex(ent, ent.pkgs, newPkgs)
+	ent.pkgs = newPkgs
+	for _, r := range added {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := e.matchRec(ent, r, srcOf[r]); err != nil {
+			return nil, err
+		}
+	}
+	res, err := e.evaluate(ent, s.Prev, s.Rules, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Outcome{Ref: ref, Result: res, Matched: len(added), Warnings: ent.warningList()}, nil
+}
+
+// Remove forgets a resource (deleted or terminated); its stored findings are the caller's to close
+// (findings.CloseRemoved) and delete (findings.Expired).
+func (e *Engine) Remove(ref Ref) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h, ok := e.handles[ref]
+	if !ok {
+		return
+	}
+	ent := e.entries[h]
+	e.reindex(ent, ent.pkgs, nil)
+	delete(e.handles, ref)
+	e.entries[h] = nil
+	e.free = append(e.free, h)
+}
+
+// Reset forgets every resource and the advisory cache.
+func (e *Engine) Reset() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cache = newCache(e.cache.inner)
+	e.matcher = match.New(e.cache)
+	e.strs, e.idx, e.handles, e.entries, e.free = newStrtab(), newIndex(), map[Ref]uint32{}, nil, nil
+}
+
+// Holders returns the resources holding a package key.
+func (e *Engine) Holders(k Key) []Ref {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id, ok := e.idx.lookup(k)
+	if !ok {
+		return nil
+	}
+	var out []Ref
+	for _, h := range e.idx.holders(id) {
+		ent := e.entries[h]
+		out = append(out, Ref{ent.resource.Account, ent.resource.ID})
+	}
+	return out
+}
+
+// Stats describe the engine's size.
+type Stats struct {
+	Resources, Packages, Keys, Pairs, Strings, HitPackages int
+}
+
+// Stats counts what the engine holds.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := Stats{Resources: len(e.handles), Keys: len(e.idx.keys), Pairs: e.idx.pairs(), Strings: len(e.strs.s)}
+	for _, ent := range e.entries {
+		if ent != nil {
+			s.Packages += len(ent.pkgs)
+			s.HitPackages += len(ent.hits)
+		}
+	}
+	return s
+}
+
+// Delta is what changed in the vulnerability database.
+type Delta struct {
+	// Packages are the keys whose advisories were added, changed, withdrawn or removed.
+	Packages []Key
+	// Vulns are IDs whose enrichment (description, CVSS, EPSS, KEV) changed.
+	Vulns []string
+}
+
+// DeltaFromChanges condenses vulndb change-log entries into a Delta (names normalized as the
+// matcher looks them up).
+func DeltaFromChanges(changes []vulndb.Change) Delta {
+	var d Delta
+	seenK := map[Key]bool{}
+	seenV := map[string]bool{}
+	for _, c := range changes {
+		if c.Kind == vulndb.ChangeEnrichment {
+			if c.VulnID != "" && !seenV[c.VulnID] {
+				seenV[c.VulnID] = true
+				d.Vulns = append(d.Vulns, c.VulnID)
+			}
+			continue
+		}
+		if c.Ecosystem == "" || c.Package == "" {
+			continue
+		}
+		k := Key{c.Ecosystem, match.NormalizeName(c.Ecosystem, c.Package)}
+		if !seenK[k] {
+			seenK[k] = true
+			d.Packages = append(d.Packages, k)
+		}
+	}
+	return d
+}
+
+// Loader returns a resource's stored findings and the suppression rules that govern it. FeedDelta
+// calls it from several goroutines at once.
+type Loader func(ctx context.Context, ref Ref) (prev []model.Finding, rules []model.SuppressionRule, err error)
+
+// FeedDelta re-evaluates the resources a database change affects: packages under changed keys are
+// matched again (one store lookup per key for the whole fleet), resources whose hits name an
+// enriched ID are regrouped and rescored. Outcomes come in resource order; resources whose findings
+// did not change still appear (with Observed IDs only) so the caller can skip them cheaply.
+func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.Time) ([]Outcome, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cache.forgetKeys(d.Packages)
+	regroup := map[uint32]bool{}
+	rematch := map[uint32]map[uint32]bool{} // handle → key IDs to match again
+	for _, k := range d.Packages {
+		id, ok := e.idx.lookup(k)
+		if !ok {
+			continue
+		}
+		for _, h := range e.idx.holders(id) {
+			if rematch[h] == nil {
+				rematch[h] = map[uint32]bool{}
+			}
+			rematch[h][id] = true
+			regroup[h] = true
+		}
+	}
+	for _, k := range e.cache.forgetVulns(d.Vulns) {
+		if id, ok := e.idx.lookup(k); ok {
+			for _, h := range e.idx.holders(id) {
+				regroup[h] = true
+			}
+		}
+	}
+	// Fetch each changed key once, before fanning out, so workers share one lookup per key.
+	for _, k := range d.Packages {
+		if id, ok := e.idx.lookup(k); ok && len(e.idx.holders(id)) > 0 {
+			if _, err := e.cache.Advisories(k.Ecosystem, k.Name); err != nil {
+				return nil, fmt.Errorf("reeval: looking up %s %s: %w", k.Ecosystem, k.Name, err)
+			}
+		}
+	}
+	handles := sortedHandles(regroup)
+	out := make([]Outcome, len(handles))
+	errs := make([]error, len(handles))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < e.cfg.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				out[i], errs[i] = e.redo(ctx, e.entries[handles[i]], rematch[handles[i]], load, now)
+			}
+		}()
+	}
+	for i := range handles {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// redo re-evaluates one resource of a feed delta. It touches only its own entry; the string table
+// and index are read-only while a feed delta runs.
+func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, load Loader, now time.Time) (Outcome, error) {
+	ref := Ref{ent.resource.Account, ent.resource.ID}
+	n := 0
+	for _, r := range ent.pkgs {
+		if (r.key1 != 0 && keys[r.key1-1]) || (r.key2 != 0 && keys[r.key2-1]) {
+			if err := e.matchRec(ent, r, nil); err != nil {
+				return Outcome{}, err
+			}
+			n++
+		}
+	}
+	prev, rules, err := load(ctx, ref)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("reeval: loading %s/%s: %w", ref.Account, ref.ResourceID, err)
+	}
+	res, err := e.evaluate(ent, prev, rules, now)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{Ref: ref, Result: res, Matched: n, Warnings: ent.warningList()}, nil
+}
+
+// evaluate regroups the entry's hits, in inventory order as a full match would, and reconciles.
+func (e *Engine) evaluate(ent *entry, prev []model.Finding, rules []model.SuppressionRule, now time.Time) (findings.Result, error) {
+	var hits []match.Hit
+	for _, r := range ent.pkgs {
+		hits = append(hits, ent.hits[r]...)
+	}
+	opts := match.Options{Account: ent.resource.Account, Resource: ent.resource.ID, Exposure: ent.exposure}
+	current, err := e.matcher.Findings(hits, opts)
+	if err != nil {
+		return findings.Result{}, fmt.Errorf("reeval: %s/%s: %w", ent.resource.Account, ent.resource.ID, err)
+	}
+	for i := range current {
+		current[i].Account, current[i].ResourceID, current[i].ResourceType = ent.resource.Account, ent.resource.ID, ent.resource.Type
+	}
+	return findings.Process(prev, current, rules, &ent.resource, now, e.cfg.Findings), nil
+}
+
+// matchRec matches one package and stores its hits. p is the inventory's package when at hand; else
+// the package is rebuilt from the compact record.
+func (e *Engine) matchRec(ent *entry, r rec, p *model.Package) error {
+	if p == nil {
+		p = e.expand(r)
+	} else {
+		p = trimmed(p)
+	}
+	hs, warn, err := e.matcher.Package(p)
+	if err != nil {
+		return fmt.Errorf("reeval: %s/%s: %w", ent.resource.Account, ent.resource.ID, err)
+	}
+	if warn != "" {
+		ent.warnings[r] = warn
+	} else {
+		delete(ent.warnings, r)
+	}
+	if len(hs) == 0 {
+		delete(ent.hits, r)
+		delete(ent.hitPkgs, r)
+		return nil
+	}
+	ent.hits[r] = hs
+	ent.hitPkgs[r] = p
+	return nil
+}
+
+// trimmed copies what findings use of a package, so the inventory can be released.
+func trimmed(p *model.Package) *model.Package {
+	q := &model.Package{Name: p.Name, Version: p.Version, Ecosystem: p.Ecosystem, PURL: p.PURL, SourceName: p.SourceName,
+		SourceVersion: p.SourceVersion, Arch: p.Arch, LayerDigest: p.LayerDigest}
+	if len(p.Locations) > 0 {
+		q.Locations = []string{p.Locations[0]}
+	}
+	return q
+}
+
+func (e *Engine) expand(r rec) *model.Package {
+	s := e.strs.str
+	p := &model.Package{Name: s(r.name), Version: s(r.ver), Ecosystem: s(r.eco), PURL: s(r.purl), SourceName: s(r.srcName),
+		SourceVersion: s(r.srcVer), Arch: s(r.arch), LayerDigest: s(r.layer)}
+	if r.loc != 0 {
+		p.Locations = []string{s(r.loc)}
+	}
+	return p
+}
+
+func (e *Engine) compact(p *model.Package) rec {
+	id := e.strs.id
+	r := rec{eco: id(p.Ecosystem), name: id(p.Name), ver: id(p.Version), srcName: id(p.SourceName), srcVer: id(p.SourceVersion),
+		arch: id(p.Arch), purl: id(p.PURL), layer: id(p.LayerDigest)}
+	if len(p.Locations) > 0 {
+		r.loc = id(p.Locations[0])
+	}
+	names := match.LookupNames(p)
+	if len(names) > 0 {
+		r.key1 = e.idx.keyID(Key{p.Ecosystem, names[0]}) + 1
+	}
+	if len(names) > 1 {
+		r.key2 = e.idx.keyID(Key{p.Ecosystem, names[1]}) + 1
+	}
+	return r
+}
+
+func (e *Engine) entryOf(ref Ref) (*entry, bool) {
+	if h, ok := e.handles[ref]; ok {
+		return e.entries[h], true
+	}
+	var h uint32
+	if n := len(e.free); n > 0 {
+		h, e.free = e.free[n-1], e.free[:n-1]
+	} else {
+		h = uint32(len(e.entries))
+		e.entries = append(e.entries, nil)
+	}
+	ent := &entry{handle: h, hits: map[rec][]match.Hit{}, hitPkgs: map[rec]*model.Package{},
+		warnings: map[rec]string{}}
+	e.entries[h] = ent
+	e.handles[ref] = h
+	return ent, false
+}
+
+// reindex moves the entry's postings from the keys of old packages to those of new ones.
+func (e *Engine) reindex(ent *entry, old, new []rec) {
+	keys := func(rs []rec) map[uint32]bool {
+		m := make(map[uint32]bool, len(rs))
+		for _, r := range rs {
+			if r.key1 != 0 {
+				m[r.key1-1] = true
+			}
+			if r.key2 != 0 {
+				m[r.key2-1] = true
+			}
+		}
+		return m
+	}
+	was, is := keys(old), keys(new)
+	for k := range is {
+		if !was[k] {
+			e.idx.add(k, ent.handle)
+		}
+	}
+	for k := range was {
+		if !is[k] {
+			e.idx.remove(k, ent.handle)
+			if len(e.idx.holders(k)) == 0 {
+				e.cache.drop(e.idx.keys[k])
+			}
+		}
+	}
+}
+
+func (ent *entry) warningList() []string {
+	var out []string
+	for _, r := range ent.pkgs {
+		if w, ok := ent.warnings[r]; ok {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func sameOrder(a, b []rec) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameContext(a, b score.Context) bool {
+	if (a.NetworkExposed == nil) != (b.NetworkExposed == nil) || a.ExposedPorts != b.ExposedPorts {
+		return false
+	}
+	return a.NetworkExposed == nil || *a.NetworkExposed == *b.NetworkExposed
+}
