@@ -152,7 +152,8 @@ func (s *Store) Claim(ctx context.Context, worker string, kinds []string, lease 
 				ORDER BY run_at, id LIMIT 1`+s.skipLocked()+`)
 			RETURNING `+jobCols, args...))
 		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNoJob
+			job = nil // commit anyway: the reaping above must stick
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("store: claim: %w", err)
@@ -161,6 +162,9 @@ func (s *Store) Claim(ctx context.Context, worker string, kinds []string, lease 
 	})
 	if err != nil {
 		return nil, err
+	}
+	if job == nil {
+		return nil, ErrNoJob
 	}
 	return job, nil
 }

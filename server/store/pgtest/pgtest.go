@@ -51,6 +51,9 @@ type Cluster struct {
 // /usr/lib/postgresql/*/bin, or $PATH.
 func BinDir() (string, error) {
 	if d := os.Getenv("VIGIL_PG_BIN"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+			return "", fmt.Errorf("%w in VIGIL_PG_BIN=%s", ErrNoPostgres, d)
+		}
 		return d, nil
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
