@@ -116,9 +116,12 @@ func findingWhere(accounts []string, f model.FindingFilter) ([]string, []any) {
 	in("f.image_repository", f.ImageRepositories)
 	in("f.fix_available", f.FixAvailable)
 	in("f.exploit_available", f.ExploitAvailable)
+	accIn := `IN (` + placeholders(len(eff)) + `)`
 	if len(f.PackageNames) > 0 || len(f.PackageVersions) > 0 {
-		// Name and version must hold for the same vulnerable package.
-		cond := `EXISTS (SELECT 1 FROM finding_packages p WHERE p.account = f.account AND p.finding_id = f.id`
+		// Name and version must hold for the same vulnerable package. An uncorrelated IN lets the
+		// planner start from the package index when the package is rare.
+		cond := `(f.account, f.id) IN (SELECT p.account, p.finding_id FROM finding_packages p WHERE p.account ` + accIn
+		args = append(args, anys(eff)...)
 		if len(f.PackageNames) > 0 {
 			cond += ` AND p.name IN (` + placeholders(len(f.PackageNames)) + `)`
 			args = append(args, anys(f.PackageNames)...)
@@ -135,7 +138,8 @@ func findingWhere(accounts []string, f model.FindingFilter) ([]string, []any) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		where = append(where, `EXISTS (SELECT 1 FROM resource_tags t WHERE t.account = f.account AND t.resource_id = f.resource_id AND t.key = ? AND t.value = ?)`)
+		where = append(where, `(f.account, f.resource_id) IN (SELECT t.account, t.resource_id FROM resource_tags t WHERE t.account `+accIn+` AND t.key = ? AND t.value = ?)`)
+		args = append(args, anys(eff)...)
 		args = append(args, k, f.ResourceTags[k])
 	}
 	num := func(col string, r *model.NumberRange) {
@@ -171,8 +175,15 @@ func findingWhere(accounts []string, f model.FindingFilter) ([]string, []any) {
 	return where, args
 }
 
+// maxMergeAccounts bounds the per-account merge of ListFindings; larger sets use one plain query.
+const maxMergeAccounts = 32
+
 // ListFindings lists the accounts' findings that match the query, with keyset pagination: a page
 // costs the same however deep it is, and rows inserted or deleted elsewhere never shift a page.
+//
+// Findings are ordered by (sort key, ID, account). For several accounts the store reads one ordered
+// index range per account and merges them (a UNION ALL of per-account LIMITed scans), so a delegated
+// administrator's page costs one page per member account instead of a sort of the whole fleet.
 func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQuery) (FindingPage, error) {
 	var page FindingPage
 	if err := checkAccounts(accounts); err != nil {
@@ -185,44 +196,81 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 	if !ok {
 		return page, fmt.Errorf("%w: unknown sort %q", ErrInvalid, q.Sort)
 	}
-	where, args := findingWhere(accounts, q.Filter)
-	single := len(effectiveAccounts(accounts, q.Filter)) == 1
-	cmp, dir := "<", "DESC"
-	if q.Ascending {
-		cmp, dir = ">", "ASC"
-	}
-	col := "f." + sc.col
+	var (
+		tok    *findingToken
+		tokKey any
+	)
 	if q.PageToken != "" {
-		var tok findingToken
-		if err := decodeToken(q.PageToken, &tok); err != nil {
+		tok = new(findingToken)
+		if err := decodeToken(q.PageToken, tok); err != nil {
 			return page, err
 		}
 		if tok.Sort != q.Sort || tok.Asc != q.Ascending {
 			return page, fmt.Errorf("%w: token was made for another sort order", ErrBadToken)
 		}
-		var key any
 		var err error
 		if sc.float {
-			key, err = strconv.ParseFloat(tok.Key, 64)
+			tokKey, err = strconv.ParseFloat(tok.Key, 64)
 		} else {
-			key, err = strconv.ParseInt(tok.Key, 10, 64)
+			tokKey, err = strconv.ParseInt(tok.Key, 10, 64)
 		}
 		if err != nil {
 			return page, ErrBadToken
 		}
-		// With one account the account column is constant: the shorter row value lets both planners
-		// seek the (account, key, id) index directly.
-		if single {
-			where = append(where, `(`+col+`, f.id) `+cmp+` (?, ?)`)
-			args = append(args, key, tok.ID)
-		} else {
-			where = append(where, `(`+col+`, f.id, f.account) `+cmp+` (?, ?, ?)`)
-			args = append(args, key, tok.ID, tok.Account)
-		}
 	}
+	cmp, dir := "<", "DESC"
+	if q.Ascending {
+		cmp, dir = ">", "ASC"
+	}
+	col := "f." + sc.col
 	size := pageSize(q.PageSize)
-	query := `SELECT f.account, f.id, ` + col + `, f.data FROM findings f WHERE ` + strings.Join(where, " AND ") +
-		fmt.Sprintf(` ORDER BY %s %s, f.id %s, f.account %s LIMIT %d`, col, dir, dir, dir, size+1)
+	limit := fmt.Sprintf(` LIMIT %d`, size+1)
+	eff := effectiveAccounts(accounts, q.Filter)
+	filter := q.Filter
+	filter.Accounts = nil
+
+	// arm selects one ordered, limited range of keys for the accounts.
+	arm := func(accs []string) (string, []any) {
+		where, args := findingWhere(accs, filter)
+		if tok != nil {
+			switch {
+			case len(accs) > 1:
+				where = append(where, `(`+col+`, f.id, f.account) `+cmp+` (?, ?, ?)`)
+				args = append(args, tokKey, tok.ID, tok.Account)
+			case (cmp == "<" && accs[0] < tok.Account) || (cmp == ">" && accs[0] > tok.Account):
+				// (key, id, account) beyond the token: equal (key, id) is beyond it too.
+				where = append(where, `(`+col+`, f.id) `+cmp+`= (?, ?)`)
+				args = append(args, tokKey, tok.ID)
+			default:
+				where = append(where, `(`+col+`, f.id) `+cmp+` (?, ?)`)
+				args = append(args, tokKey, tok.ID)
+			}
+		}
+		return `SELECT f.account AS account, f.id AS id, ` + col + ` AS sk FROM findings f WHERE ` + strings.Join(where, " AND ") +
+			fmt.Sprintf(` ORDER BY %s %s, f.id %s, f.account %s`, col, dir, dir, dir) + limit, args
+	}
+	var (
+		keys string
+		args []any
+	)
+	switch {
+	case len(eff) == 0:
+		return page, nil
+	case len(eff) == 1 || len(eff) > maxMergeAccounts:
+		keys, args = arm(eff)
+	default:
+		sorted := slices.Clone(eff)
+		slices.Sort(sorted)
+		parts := make([]string, 0, len(sorted))
+		for i, a := range slices.Compact(sorted) {
+			sql, a := arm([]string{a})
+			parts = append(parts, fmt.Sprintf(`SELECT * FROM (%s) AS a%d`, sql, i))
+			args = append(args, a...)
+		}
+		keys = strings.Join(parts, " UNION ALL ")
+	}
+	query := `SELECT k.account, k.id, k.sk, d.data FROM (` + keys + `) k JOIN finding_data d ON d.account = k.account AND d.id = k.id` +
+		fmt.Sprintf(` ORDER BY k.sk %s, k.id %s, k.account %s`, dir, dir, dir) + limit
 	rows, err := s.query(ctx, s.db, query, args...)
 	if err != nil {
 		return page, fmt.Errorf("store: list findings: %w", err)
@@ -284,7 +332,7 @@ func (s *Store) GetFinding(ctx context.Context, accounts []string, id string) (m
 		return fd, err
 	}
 	var data string
-	err := s.queryRow(ctx, s.db, `SELECT data FROM findings WHERE id = ? AND account IN (`+placeholders(len(accounts))+`) ORDER BY account LIMIT 1`,
+	err := s.queryRow(ctx, s.db, `SELECT data FROM finding_data WHERE id = ? AND account IN (`+placeholders(len(accounts))+`) ORDER BY account LIMIT 1`,
 		append([]any{id}, anys(accounts)...)...).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fd, notFound("finding", id)
@@ -301,7 +349,8 @@ func (s *Store) GetFinding(ctx context.Context, accounts []string, id string) (m
 // ResourceFindings returns every finding of one of the account's resources (any status), ordered by
 // ID: what the lifecycle code compares a new match result with.
 func (s *Store) ResourceFindings(ctx context.Context, account, resourceID string) ([]model.Finding, error) {
-	rows, err := s.query(ctx, s.db, `SELECT data FROM findings WHERE account = ? AND resource_id = ? ORDER BY id`, account, resourceID)
+	rows, err := s.query(ctx, s.db, `SELECT d.data FROM findings f JOIN finding_data d ON d.account = f.account AND d.id = f.id
+		WHERE f.account = ? AND f.resource_id = ? ORDER BY f.id`, account, resourceID)
 	if err != nil {
 		return nil, fmt.Errorf("store: resource %s findings: %w", resourceID, err)
 	}
@@ -535,19 +584,24 @@ func (s *Store) upsertFinding(ctx context.Context, tx *sql.Tx, f *model.Finding)
 	}
 	_, err = s.exec(ctx, tx, `INSERT INTO findings (account, id, resource_id, resource_type, type, vulnerability_id, severity,
 			severity_rank, status, fix_available, exploit_available, epss, risk_score, first_observed, last_observed,
-			updated_at, image_repository, data)
+			updated_at, image_repository)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-			COALESCE((SELECT image_repository FROM resources WHERE account = ? AND id = ?), ''), ?)
+			COALESCE((SELECT image_repository FROM resources WHERE account = ? AND id = ?), ''))
 		ON CONFLICT (account, id) DO UPDATE SET resource_id = excluded.resource_id, resource_type = excluded.resource_type,
 			type = excluded.type, vulnerability_id = excluded.vulnerability_id, severity = excluded.severity,
 			severity_rank = excluded.severity_rank, status = excluded.status, fix_available = excluded.fix_available,
 			exploit_available = excluded.exploit_available, epss = excluded.epss, risk_score = excluded.risk_score,
 			first_observed = excluded.first_observed, last_observed = excluded.last_observed,
-			updated_at = excluded.updated_at, image_repository = excluded.image_repository, data = excluded.data`,
+			updated_at = excluded.updated_at, image_repository = excluded.image_repository`,
 		f.Account, f.ID, f.ResourceID, f.ResourceType, f.Type, f.VulnerabilityID, f.Severity,
 		severityRank[f.Severity], f.Status, f.FixAvailable, f.ExploitAvailable, epss, f.RiskScore.Score,
 		micros(f.FirstObservedAt), micros(f.LastObservedAt), micros(f.UpdatedAt),
-		f.Account, f.ResourceID, string(data))
+		f.Account, f.ResourceID)
+	if err != nil {
+		return fmt.Errorf("store: upsert finding %s: %w", f.ID, err)
+	}
+	_, err = s.exec(ctx, tx, `INSERT INTO finding_data (account, id, data) VALUES (?, ?, ?)
+		ON CONFLICT (account, id) DO UPDATE SET data = excluded.data`, f.Account, f.ID, string(data))
 	if err != nil {
 		return fmt.Errorf("store: upsert finding %s: %w", f.ID, err)
 	}

@@ -100,7 +100,6 @@ CREATE TABLE findings (
     last_observed     BIGINT NOT NULL,
     updated_at        BIGINT NOT NULL,
     image_repository  TEXT NOT NULL DEFAULT '',
-    data              TEXT NOT NULL,
     PRIMARY KEY (account, id),
     FOREIGN KEY (account, resource_id) REFERENCES resources (account, id) ON DELETE CASCADE
 );
@@ -114,8 +113,18 @@ CREATE INDEX findings_sort_epss ON findings (account, epss, id);
 -- Selective filters.
 CREATE INDEX findings_vuln ON findings (account, vulnerability_id);
 CREATE INDEX findings_resource ON findings (account, resource_id);
-CREATE INDEX findings_repo ON findings (account, image_repository) WHERE image_repository <> '';
+CREATE INDEX findings_repo ON findings (account, image_repository);
 CREATE INDEX findings_status_sev ON findings (account, status, severity_rank, id);
+
+-- The finding document lives apart from its indexed columns: filters that scan findings read narrow
+-- rows, and only the rows of the returned page fetch their document.
+CREATE TABLE finding_data (
+    account TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    data    TEXT NOT NULL,
+    PRIMARY KEY (account, id),
+    FOREIGN KEY (account, id) REFERENCES findings (account, id) ON DELETE CASCADE
+);
 
 CREATE TABLE finding_packages (
     account    TEXT NOT NULL,
@@ -129,7 +138,7 @@ CREATE TABLE finding_packages (
 CREATE INDEX finding_packages_finding ON finding_packages (account, finding_id);
 CREATE INDEX finding_packages_name ON finding_packages (account, name, version);
 CREATE INDEX finding_packages_version ON finding_packages (account, version);
-CREATE INDEX finding_packages_layer ON finding_packages (account, layer) WHERE layer <> '';
+CREATE INDEX finding_packages_layer ON finding_packages (account, layer);
 
 CREATE TABLE suppression_rules (
     account    TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
@@ -217,6 +226,7 @@ DROP TABLE audit_log;
 DROP TABLE coverage;
 DROP TABLE suppression_rules;
 DROP TABLE finding_packages;
+DROP TABLE finding_data;
 DROP TABLE findings;
 DROP TABLE packages;
 DROP TABLE resource_tags;
