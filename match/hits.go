@@ -1,6 +1,10 @@
 package match
 
-import "github.com/vigil-sec/vigil/model"
+import (
+	"strings"
+
+	"github.com/vigil-sec/vigil/model"
+)
 
 // Hit is one package affected by one advisory, as Matcher.Package returns it. The server keeps the
 // hits of each package so that a changed inventory or a feed delta re-matches only what changed and
@@ -35,6 +39,35 @@ func LookupNames(p *model.Package) []string {
 	out := make([]string, len(ks))
 	for i, k := range ks {
 		out[i] = k.name
+	}
+	return out
+}
+
+// GroupHits splits hits into the groups Findings turns into one finding each (advisories joined by
+// shared IDs and aliases), in the order of each group's first hit. Findings over the hits of whole
+// groups gives, for those groups, the same findings as over all hits: callers regroup only the
+// groups a change touched.
+func GroupHits(hits []Hit) [][]Hit {
+	uf := unionFind{}
+	for _, h := range hits {
+		uf.add(h.adv.ID)
+		for _, al := range h.adv.Aliases {
+			if strings.Contains(al, "-") {
+				uf.union(h.adv.ID, al)
+			}
+		}
+	}
+	pos := map[string]int{}
+	var out [][]Hit
+	for _, h := range hits {
+		r := uf.find(h.adv.ID)
+		i, ok := pos[r]
+		if !ok {
+			i = len(out)
+			pos[r] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], h)
 	}
 	return out
 }

@@ -80,3 +80,43 @@ func TestLookupNames(t *testing.T) {
 		}
 	}
 }
+
+func TestGroupHits(t *testing.T) {
+	xnet := "golang.org/x/net"
+	store := newStore(
+		model.Advisory{Source: "osv", ID: "GO-2022-0969", Aliases: []string{"CVE-2022-27664", "GHSA-69cg-p879-7622"}, Ecosystem: "Go", Package: xnet,
+			Ranges: fixedRange("0", "0.0.0-20220906165146-f3363e06e74c")},
+		model.Advisory{Source: "osv", ID: "GHSA-69cg-p879-7622", Aliases: []string{"CVE-2022-27664"}, Ecosystem: "Go", Package: xnet,
+			Ranges: fixedRange("0", "0.0.0-20220906165146-f3363e06e74c")},
+		model.Advisory{Source: "osv", ID: "GHSA-35jh-r3h4-6jhm", Aliases: []string{"CVE-2021-23337"}, Ecosystem: "npm", Package: "lodash",
+			Ranges: fixedRange("0", "4.17.21")},
+	)
+	m := New(store)
+	pkgs := []model.Package{
+		{Name: xnet, Version: "v0.0.0-20220722155237-a158d28d115b", Ecosystem: "Go"},
+		{Name: "lodash", Version: "4.17.20", Ecosystem: "npm"},
+	}
+	var hits []Hit
+	for i := range pkgs {
+		hs, _, err := m.Package(&pkgs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		hits = append(hits, hs...)
+	}
+	groups := GroupHits(hits)
+	if len(groups) != 2 || len(groups[0]) != 2 || len(groups[1]) != 1 {
+		t.Fatalf("groups = %d (%v)", len(groups), groups)
+	}
+	opts := Options{Account: "a", Resource: "r"}
+	all, _ := m.Findings(hits, opts)
+	var parts []model.Finding
+	for _, g := range groups {
+		fs, _ := m.Findings(g, opts)
+		parts = append(parts, fs...)
+	}
+	SortFindings(parts)
+	if !reflect.DeepEqual(all, parts) {
+		t.Errorf("findings of groups differ from findings of all hits")
+	}
+}
