@@ -97,7 +97,7 @@ func Changed(prev *model.Coverage, next model.Coverage, now time.Time) (model.Co
 		data = []byte("null")
 	}
 	return next, &model.OutboxEvent{
-		ID:      EventID(model.EventCoverageChanged, next.ResourceID+"\x00"+next.ScanType, now, data),
+		ID:      EventID(model.EventCoverageChanged, next.Account+"\x00"+next.ResourceID+"\x00"+next.ScanType, now),
 		Type:    model.EventCoverageChanged,
 		Account: next.Account,
 		Subject: next.ResourceID,

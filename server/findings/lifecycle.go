@@ -266,16 +266,17 @@ func (b *builder) result() Result {
 }
 
 // FindingEvent builds an outbox event for a finding. Its ID is a hash of the event type, the
-// finding's ID, the pass time and the finding's data: recomputing the same pass (a retried
-// transaction, a second server process doing the same work) yields the same ID, so the outbox's
-// unique key and webhook consumers deduplicate redeliveries, while distinct changes never collide.
+// finding's ID and the pass time (a pass emits at most one event per finding): recomputing the same
+// pass (a retried transaction, a second server process doing the same work at the same clock
+// reading) yields the same ID, so the outbox's unique key and webhook consumers deduplicate
+// redeliveries, while distinct passes never collide.
 func FindingEvent(typ string, f model.Finding, now time.Time) model.OutboxEvent {
 	data, err := json.Marshal(f)
 	if err != nil {
 		data = []byte("null") // a Finding holds only plain data; Marshal cannot fail on it
 	}
 	return model.OutboxEvent{
-		ID:      EventID(typ, f.ID, now, data),
+		ID:      EventID(typ, f.ID, now),
 		Type:    typ,
 		Account: f.Account,
 		Subject: f.ID,
@@ -285,9 +286,7 @@ func FindingEvent(typ string, f model.Finding, now time.Time) model.OutboxEvent 
 }
 
 // EventID derives a deterministic event ID ("ev-" and 32 hex digits).
-func EventID(typ, subject string, now time.Time, data []byte) string {
-	h := sha256.New()
-	h.Write([]byte(typ + "\x00" + subject + "\x00" + strconv.FormatInt(now.UnixNano(), 10) + "\x00"))
-	h.Write(data)
-	return "ev-" + hex.EncodeToString(h.Sum(nil)[:16])
+func EventID(typ, subject string, now time.Time) string {
+	h := sha256.Sum256([]byte(typ + "\x00" + subject + "\x00" + strconv.FormatInt(now.UnixNano(), 10)))
+	return "ev-" + hex.EncodeToString(h[:16])
 }

@@ -23,6 +23,8 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -49,6 +51,11 @@ type Engine struct {
 	cfg     Config
 	cache   *cache
 	matcher *match.Matcher
+
+	// memo holds the outcome of matching each distinct (package, version) once: hosts of a fleet
+	// share versions, so a fleet's worth of packages costs a few thousand matches, not millions.
+	memoMu sync.Mutex
+	memo   map[memoKey]*memoVal
 
 	mu      sync.Mutex
 	strs    *strtab
@@ -82,7 +89,18 @@ func New(store match.Store, cfg Config) *Engine {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
 	c := newCache(store)
-	return &Engine{cfg: cfg, cache: c, matcher: match.New(c), strs: newStrtab(), idx: newIndex(), handles: map[Ref]uint32{}}
+	return &Engine{cfg: cfg, cache: c, matcher: match.New(c), strs: newStrtab(), idx: newIndex(), handles: map[Ref]uint32{},
+		memo: map[memoKey]*memoVal{}}
+}
+
+// memoKey is what the matcher reads of a package.
+type memoKey struct{ eco, name, ver, srcName, srcVer uint32 }
+
+type memoVal struct {
+	key1, key2 uint32
+	advs       []*model.Advisory
+	fixed      []string
+	warn       string
 }
 
 // Submission is a resource's new inventory with the state the caller holds for it.
@@ -146,7 +164,14 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 		return &Outcome{Ref: ref, Unchanged: true, Warnings: ent.warningList(),
 			Result: findings.Observe(s.Prev, s.Rules, &ent.resource, now)}, nil
 	}
+	// Full regrouping for a new resource or a new exposure (every score may move); otherwise only the
+	// findings whose IDs the removed and added packages' hits name.
+	var dirty map[string]bool
+	if existed && sameExposure {
+		dirty = map[string]bool{}
+	}
 	for r := range removed {
+		addIDs(dirty, ent.hits[r])
 		delete(ent.hits, r)
 		delete(ent.hitPkgs, r)
 		delete(ent.warnings, r)
@@ -160,8 +185,9 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 		if err := e.matchRec(ent, r, srcOf[r]); err != nil {
 			return nil, err
 		}
+		addIDs(dirty, ent.hits[r])
 	}
-	res, err := e.evaluate(ent, s.Prev, s.Rules, now)
+	res, err := e.evaluate(ent, s.Prev, s.Rules, now, dirty, true)
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +217,7 @@ func (e *Engine) Reset() {
 	e.cache = newCache(e.cache.inner)
 	e.matcher = match.New(e.cache)
 	e.strs, e.idx, e.handles, e.entries, e.free = newStrtab(), newIndex(), map[Ref]uint32{}, nil, nil
+	e.memo = map[memoKey]*memoVal{}
 }
 
 // Holders returns the resources holding a package key.
@@ -274,6 +301,19 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.cache.forgetKeys(d.Packages)
+	changed := map[uint32]bool{}
+	for _, k := range d.Packages {
+		if id, ok := e.idx.lookup(k); ok {
+			changed[id+1] = true
+		}
+	}
+	e.memoMu.Lock()
+	for mk, mv := range e.memo {
+		if changed[mv.key1] || changed[mv.key2] {
+			delete(e.memo, mk)
+		}
+	}
+	e.memoMu.Unlock()
 	regroup := map[uint32]bool{}
 	rematch := map[uint32]map[uint32]bool{} // handle → key IDs to match again
 	for _, k := range d.Packages {
@@ -314,7 +354,7 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				out[i], errs[i] = e.redo(ctx, e.entries[handles[i]], rematch[handles[i]], load, now)
+				out[i], errs[i] = e.redo(ctx, e.entries[handles[i]], rematch[handles[i]], d.Vulns, load, now)
 			}
 		}()
 	}
@@ -339,14 +379,20 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 
 // redo re-evaluates one resource of a feed delta. It touches only its own entry; the string table
 // and index are read-only while a feed delta runs.
-func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, load Loader, now time.Time) (Outcome, error) {
+func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, vulns []string, load Loader, now time.Time) (Outcome, error) {
 	ref := Ref{ent.resource.Account, ent.resource.ID}
+	dirty := map[string]bool{}
+	for _, v := range vulns {
+		dirty[v] = true
+	}
 	n := 0
 	for _, r := range ent.pkgs {
 		if (r.key1 != 0 && keys[r.key1-1]) || (r.key2 != 0 && keys[r.key2-1]) {
+			addIDs(dirty, ent.hits[r])
 			if err := e.matchRec(ent, r, nil); err != nil {
 				return Outcome{}, err
 			}
+			addIDs(dirty, ent.hits[r])
 			n++
 		}
 	}
@@ -354,7 +400,7 @@ func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, loa
 	if err != nil {
 		return Outcome{}, fmt.Errorf("reeval: loading %s/%s: %w", ref.Account, ref.ResourceID, err)
 	}
-	res, err := e.evaluate(ent, prev, rules, now)
+	res, err := e.evaluate(ent, prev, rules, now, dirty, false)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -362,10 +408,23 @@ func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, loa
 }
 
 // evaluate regroups the entry's hits, in inventory order as a full match would, and reconciles.
-func (e *Engine) evaluate(ent *entry, prev []model.Finding, rules []model.SuppressionRule, now time.Time) (findings.Result, error) {
+// With a dirty set it recomputes only the findings whose groups name a dirty ID and reconciles
+// them against the stored findings that name one (or share an ID); the other stored findings are
+// left as they are, except that observe (a new inventory: every finding was seen again) moves the
+// lastObservedAt of the open ones and lists them in Observed. A feed delta does not observe them.
+func (e *Engine) evaluate(ent *entry, prev []model.Finding, rules []model.SuppressionRule, now time.Time, dirty map[string]bool, observe bool) (findings.Result, error) {
 	var hits []match.Hit
 	for _, r := range ent.pkgs {
 		hits = append(hits, ent.hits[r]...)
+	}
+	if dirty != nil {
+		var sel []match.Hit
+		for _, g := range match.GroupHits(hits) {
+			if groupDirty(g, dirty) {
+				sel = append(sel, g...)
+			}
+		}
+		hits = sel
 	}
 	opts := match.Options{Account: ent.resource.Account, Resource: ent.resource.ID, Exposure: ent.exposure}
 	current, err := e.matcher.Findings(hits, opts)
@@ -375,30 +434,107 @@ func (e *Engine) evaluate(ent *entry, prev []model.Finding, rules []model.Suppre
 	for i := range current {
 		current[i].Account, current[i].ResourceID, current[i].ResourceType = ent.resource.Account, ent.resource.ID, ent.resource.Type
 	}
-	return findings.Process(prev, current, rules, &ent.resource, now, e.cfg.Findings), nil
+	if dirty == nil {
+		return findings.Process(prev, current, rules, &ent.resource, now, e.cfg.Findings), nil
+	}
+	ids := make(map[string]bool, len(current))
+	for _, f := range current {
+		ids[f.ID] = true
+	}
+	var touched, rest []model.Finding
+	for _, f := range prev {
+		if ids[f.ID] || dirty[f.VulnerabilityID] || slices.ContainsFunc(f.RelatedVulnerabilities, func(id string) bool { return dirty[id] }) {
+			touched = append(touched, f)
+		} else {
+			rest = append(rest, f)
+		}
+	}
+	res := findings.Process(touched, current, rules, &ent.resource, now, e.cfg.Findings)
+	for _, f := range rest {
+		if observe && f.Status != model.FindingClosed {
+			f.LastObservedAt = now
+			res.Observed = append(res.Observed, f.ID)
+		}
+		res.Findings = append(res.Findings, f)
+	}
+	sort.Strings(res.Observed)
+	sort.Slice(res.Findings, func(i, j int) bool { return res.Findings[i].ID < res.Findings[j].ID })
+	return res, nil
+}
+
+func groupDirty(g []match.Hit, dirty map[string]bool) bool {
+	for _, h := range g {
+		a := h.Advisory()
+		if dirty[a.ID] || slices.ContainsFunc(a.Aliases, func(id string) bool { return dirty[id] }) ||
+			slices.ContainsFunc(a.Related, func(id string) bool { return dirty[id] }) {
+			return true
+		}
+	}
+	return false
+}
+
+// addIDs adds the IDs hits name (advisory IDs, aliases, related IDs) to a dirty set (nil: no-op).
+func addIDs(dirty map[string]bool, hs []match.Hit) {
+	if dirty == nil {
+		return
+	}
+	for _, h := range hs {
+		a := h.Advisory()
+		dirty[a.ID] = true
+		for _, id := range a.Aliases {
+			dirty[id] = true
+		}
+		for _, id := range a.Related {
+			dirty[id] = true
+		}
+	}
 }
 
 // matchRec matches one package and stores its hits. p is the inventory's package when at hand; else
 // the package is rebuilt from the compact record.
 func (e *Engine) matchRec(ent *entry, r rec, p *model.Package) error {
+	mk := memoKey{r.eco, r.name, r.ver, r.srcName, r.srcVer}
+	e.memoMu.Lock()
+	mv := e.memo[mk]
+	e.memoMu.Unlock()
+	if mv != nil && mv.warn == "" && len(mv.advs) == 0 {
+		delete(ent.warnings, r)
+		delete(ent.hits, r)
+		delete(ent.hitPkgs, r)
+		return nil
+	}
 	if p == nil {
 		p = e.expand(r)
 	} else {
 		p = trimmed(p)
 	}
-	hs, warn, err := e.matcher.Package(p)
-	if err != nil {
-		return fmt.Errorf("reeval: %s/%s: %w", ent.resource.Account, ent.resource.ID, err)
+	if mv == nil {
+		hs, warn, err := e.matcher.Package(p)
+		if err != nil {
+			return fmt.Errorf("reeval: %s/%s: %w", ent.resource.Account, ent.resource.ID, err)
+		}
+		mv = &memoVal{key1: r.key1, key2: r.key2, warn: warn}
+		for _, h := range hs {
+			mv.advs = append(mv.advs, h.Advisory())
+			mv.fixed = append(mv.fixed, h.Fixed())
+		}
+		e.memoMu.Lock()
+		e.memo[mk] = mv
+		e.memoMu.Unlock()
 	}
-	if warn != "" {
-		ent.warnings[r] = warn
+	if mv.warn != "" {
+		ent.warnings[r] = mv.warn
 	} else {
 		delete(ent.warnings, r)
 	}
-	if len(hs) == 0 {
+	if len(mv.advs) == 0 {
 		delete(ent.hits, r)
 		delete(ent.hitPkgs, r)
 		return nil
+	}
+	hs := make([]match.Hit, len(mv.advs))
+	for i, a := range mv.advs {
+		hs[i] = match.NewHit(p, a, mv.fixed[i])
 	}
 	ent.hits[r] = hs
 	ent.hitPkgs[r] = p

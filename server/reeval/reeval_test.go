@@ -281,8 +281,9 @@ func TestFeedDeltaTouchesOnlyAffected(t *testing.T) {
 	if ev := eventTypes(outs[0]); len(ev) != 1 || ev["CVE-2021-23337"] != model.EventFindingCreated {
 		t.Errorf("i-aaaa events = %v", ev)
 	}
-	if len(outs[0].Result.Observed) != 2 { // body-parser, openssl seen again
-		t.Errorf("i-aaaa observed = %v", outs[0].Result.Observed)
+	// body-parser and openssl were not re-examined: left alone, not even observed.
+	if len(outs[0].Result.Observed) != 0 || len(outs[0].Result.Upserts) != 1 || len(outs[0].Result.Findings) != 3 {
+		t.Errorf("i-aaaa observed %v, upserts %d, findings %d", outs[0].Result.Observed, len(outs[0].Result.Upserts), len(outs[0].Result.Findings))
 	}
 	if len(outs[1].Result.Events) != 0 { // 4.17.21 is fixed
 		t.Errorf("i-cccc events = %v", outs[1].Result.Events)
