@@ -80,7 +80,7 @@ func loadBench(b *testing.B, s *Store, n int) {
 			first := benchBase.Add(time.Duration(rng.IntN(90*24)) * time.Hour)
 			last := first.Add(time.Duration(rng.IntN(24*30)) * time.Hour)
 			f := model.Finding{
-				ID: fmt.Sprintf("%s-%s", res.ID[:18], vuln), Type: model.FindingPackageVulnerability, Account: acc,
+				ID: res.ID + "/" + vuln, Type: model.FindingPackageVulnerability, Account: acc,
 				ResourceID: res.ID, ResourceType: res.Type, VulnerabilityID: vuln,
 				Title:       vuln + " - " + pkg,
 				Description: strings.Repeat("A flaw was found in the parsing code that may lead to a denial of service. ", 3),

@@ -107,7 +107,19 @@ func findingWhere(accounts []string, f model.FindingFilter) ([]string, []any) {
 			args = append(args, anys(vals)...)
 		}
 	}
-	in("f.severity", f.Severities)
+	if len(f.Severities) > 0 {
+		// The rank is what the indexes hold; an unknown severity matches nothing.
+		ranks := make([]any, 0, len(f.Severities))
+		for _, sev := range f.Severities {
+			r, ok := severityRank[sev]
+			if !ok {
+				r = -1
+			}
+			ranks = append(ranks, r)
+		}
+		where = append(where, `f.severity_rank IN (`+placeholders(len(ranks))+`)`)
+		args = append(args, ranks...)
+	}
 	in("f.status", f.Statuses)
 	in("f.type", f.Types)
 	in("f.vulnerability_id", f.VulnerabilityIDs)

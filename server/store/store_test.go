@@ -891,3 +891,69 @@ func TestSuppressionCoverageAudit(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentMigrations opens several stores on one fresh PostgreSQL database at once, as several
+// server processes starting together do: the advisory lock serialises the migrations.
+func TestConcurrentMigrations(t *testing.T) {
+	dsn := pg.Database(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := OpenPostgres(ctx, dsn, Options{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			if v, err := s.SchemaVersion(ctx); err != nil || v != 1 {
+				errs <- fmt.Errorf("version %d, %v", v, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestConcurrentWriters writes from two pools at once: SQLite's immediate transactions and busy
+// timeout queue writers instead of failing with SQLITE_BUSY.
+func TestConcurrentWriters(t *testing.T) {
+	for _, e := range dialects(t) {
+		t.Run(e.name, func(t *testing.T) {
+			s1, s2 := e.store(t), e.store(t)
+			seedAccounts(t, s1, acctA)
+			seedResource(t, s1, model.Resource{Account: acctA, ID: "i-1", Type: model.ResourceHost})
+			var wg sync.WaitGroup
+			for w, s := range []*Store{s1, s2, s1, s2} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 25; i++ {
+						f := finding(acctA, "i-1", fmt.Sprintf("CVE-2024-%d%04d", w, i), "HIGH")
+						ev := model.OutboxEvent{ID: f.ID, Type: model.EventFindingCreated, Account: acctA}
+						if err := s.ApplyChanges(ctx, Changes{Account: acctA, Upsert: []model.Finding{f}, Events: []model.OutboxEvent{ev}}); err != nil {
+							t.Error(err)
+							return
+						}
+						if _, err := s.ListFindings(ctx, []string{acctA}, FindingQuery{PageSize: 5}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if n, _ := s1.CountFindings(ctx, []string{acctA}, model.FindingFilter{}); n != 100 {
+				t.Errorf("%d findings, want 100", n)
+			}
+			if n := countEvents(t, s2); n != 100 {
+				t.Errorf("%d events, want 100", n)
+			}
+		})
+	}
+}
