@@ -516,11 +516,8 @@ func parseRetryAfter(v string, now time.Time, limit time.Duration) time.Duration
 		return 0
 	}
 	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		if n > int64(limit/time.Second) {
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err != nil || n > uint64(limit/time.Second) {
 			return limit
 		}
 		d = time.Duration(n) * time.Second
