@@ -196,7 +196,9 @@ func TestDeliverAndRoute(t *testing.T) {
 	disabled.Enabled = false
 	h := newHarness(t, Config{
 		// The delegated admin "acct-admin" sees acct-a's events; nobody else sees others'.
-		Visible: func(sinkAcct, evAcct string) bool { return sinkAcct == evAcct || sinkAcct == "acct-admin" && evAcct == "acct-a" },
+		Visible: func(sinkAcct, evAcct string) bool {
+			return sinkAcct == evAcct || sinkAcct == "acct-admin" && evAcct == "acct-a"
+		},
 	},
 		sink("a", "acct-a", a.srv.URL, "sec-a"),
 		sink("b", "acct-b", b.srv.URL, "sec-b", "vigil.finding.*"),
