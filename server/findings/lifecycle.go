@@ -97,12 +97,17 @@ type Result struct {
 // into the stored findings of the same resource (prev, any status). See the package comment for
 // the rules.
 func Reconcile(prev, current []model.Finding, now time.Time, cfg Config) Result {
+	b := newBuilder(now)
+	reconcile(b, prev, current, now, cfg)
+	return b.result()
+}
+
+func reconcile(b *builder, prev, current []model.Finding, now time.Time, cfg Config) {
 	cfg = cfg.withDefaults()
 	byID := make(map[string]*model.Finding, len(prev))
 	for i := range prev {
 		byID[prev[i].ID] = &prev[i]
 	}
-	b := newBuilder(now)
 	seen := make(map[string]bool, len(current))
 	for _, c := range current {
 		if seen[c.ID] {
@@ -151,7 +156,6 @@ func Reconcile(prev, current []model.Finding, now time.Time, cfg Config) Result 
 		p.UpdatedAt = now
 		b.change(p, model.EventFindingClosed)
 	}
-	return b.result()
 }
 
 // Material reports whether a finding changed in a way its owner must hear about: severity, risk
@@ -169,7 +173,22 @@ func Material(a, b model.Finding) bool {
 	if EPSSBucket(a.EPSS) != EPSSBucket(b.EPSS) {
 		return true
 	}
-	return !reflect.DeepEqual(packageSet(a.Packages), packageSet(b.Packages))
+	if len(a.Packages) != len(b.Packages) {
+		return true
+	}
+	same := true
+	for i := range a.Packages {
+		if !samePackage(a.Packages[i], b.Packages[i]) {
+			same = false
+			break
+		}
+	}
+	return !same && !reflect.DeepEqual(packageSet(a.Packages), packageSet(b.Packages))
+}
+
+func samePackage(a, b model.VulnerablePackage) bool {
+	return a.Ecosystem == b.Ecosystem && a.Name == b.Name && a.Version == b.Version && a.FilePath == b.FilePath &&
+		a.LayerDigest == b.LayerDigest && a.FixedInVersion == b.FixedInVersion
 }
 
 // EPSSBucket places an EPSS probability in one of Vigil's bands: -1 unknown, 0 below 1%, 1 below
@@ -215,7 +234,7 @@ type builder struct {
 }
 
 func newBuilder(now time.Time) *builder {
-	return &builder{now: now, all: map[string]model.Finding{}, upsert: map[string]bool{},
+	return &builder{now: now, all: make(map[string]model.Finding, 64), upsert: map[string]bool{},
 		observed: map[string]bool{}, event: map[string]string{}}
 }
 

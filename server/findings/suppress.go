@@ -188,20 +188,8 @@ func sameEvidence(a, b *model.SuppressionEvidence) bool {
 // Process is one full pass for a resource: Reconcile, then ApplyRules, with one event per finding
 // (a finding created already suppressed emits only vigil.finding.created, with its final state).
 func Process(prev, current []model.Finding, rules []model.SuppressionRule, r *model.Resource, now time.Time, cfg Config) Result {
-	res := Reconcile(prev, current, now, cfg)
 	b := newBuilder(now)
-	for _, f := range res.Findings {
-		b.keep(f)
-	}
-	for _, f := range res.Upserts {
-		b.upsert[f.ID] = true
-	}
-	for _, id := range res.Observed {
-		b.observed[id] = true
-	}
-	for _, e := range res.Events {
-		b.event[e.Subject] = e.Type
-	}
+	reconcile(b, prev, current, now, cfg)
 	applyRules(b, rules, r, now)
 	return b.result()
 }

@@ -70,6 +70,21 @@ func (s *memStore) add(a model.Advisory) Key {
 	return k
 }
 
+// replace swaps an advisory (same source, ID and package) for a new version of it.
+func (s *memStore) replace(a model.Advisory) Key {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := Key{a.Ecosystem, match.NormalizeName(a.Ecosystem, a.Package)}
+	advs := append([]model.Advisory(nil), s.advs[k]...)
+	for i := range advs {
+		if advs[i].Source == a.Source && advs[i].ID == a.ID {
+			advs[i] = a
+		}
+	}
+	s.advs[k] = advs
+	return k
+}
+
 type advSink struct{ advs []model.Advisory }
 
 func (s *advSink) Advisory(a *model.Advisory) error { s.advs = append(s.advs, *a); return nil }
@@ -163,8 +178,8 @@ func loadCorpus(ctx context.Context) (*corpus, error) {
 		if vers[n] == nil {
 			vers[n] = map[string]bool{}
 		}
-		// Hosts run released fixes more often than affected versions: offer the fixed versions.
-		var cand []string
+		// Versions hosts may run: the fixes and the listed affected versions (real releases).
+		cand := append([]string(nil), a.Versions...)
 		for _, r := range a.Ranges {
 			for _, e := range r.Events {
 				cand = append(cand, e.Fixed)
@@ -191,12 +206,13 @@ func loadCorpus(ctx context.Context) (*corpus, error) {
 		for v := range vers[n] {
 			vs = append(vs, v)
 		}
-		// The two newest fixes: most hosts are patched against older advisories.
+		// Newest first, at most 12; hosts favour the newest (see inventory), so old releases form a
+		// long tail held by few hosts.
 		sort.Slice(vs, func(i, j int) bool {
 			c, _ := version.Compare(scheme, vs[i], vs[j])
 			return c > 0
 		})
-		vs = vs[:min(2, len(vs))]
+		vs = vs[:min(12, len(vs))]
 		c.pypi = append(c.pypi, poolPkg{name: n, eco: "PyPI", versions: vs})
 	}
 	// Synthetic Debian and npm advisories: per source package / npm name, a few fixed in the newest
@@ -291,7 +307,8 @@ func (c *corpus) inventory(i int, pkgs int) *model.Inventory {
 			continue
 		}
 		seen[p.name] = true
-		v := pick(p, p.versions, "v")
+		w := float64(hash32(host, p.name, "pv")%1_000_000) / 1_000_000
+		v := p.versions[int(w*w*w*w*float64(len(p.versions)))]
 		inv.Packages = append(inv.Packages, model.Package{Name: p.name, Version: v, Ecosystem: "PyPI",
 			Locations: []string{"/usr/lib/python3/dist-packages/" + p.name + "-" + v + ".dist-info/METADATA"}, PURL: "pkg:pypi/" + p.name + "@" + v})
 	}

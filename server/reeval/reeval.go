@@ -22,9 +22,11 @@ package reeval
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +58,9 @@ type Engine struct {
 	// share versions, so a fleet's worth of packages costs a few thousand matches, not millions.
 	memoMu sync.Mutex
 	memo   map[memoKey]*memoVal
+	// stale holds, during a feed delta, the memo entries of changed keys: a new result equivalent to
+	// the stale one replaces it by the stale pointer, which tells redo that nothing changed.
+	stale map[memoKey]*memoVal
 
 	mu      sync.Mutex
 	strs    *strtab
@@ -295,8 +300,10 @@ type Loader func(ctx context.Context, ref Ref) (prev []model.Finding, rules []mo
 
 // FeedDelta re-evaluates the resources a database change affects: packages under changed keys are
 // matched again (one store lookup per key for the whole fleet), resources whose hits name an
-// enriched ID are regrouped and rescored. Outcomes come in resource order; resources whose findings
-// did not change still appear (with Observed IDs only) so the caller can skip them cheaply.
+// enriched ID are regrouped and rescored. Outcomes come in resource order. A resource whose
+// re-matched packages gave the same hits as before (an advisory modified in ways findings do not
+// show, or one that does not affect the versions it holds) is neither loaded nor reconciled: its
+// outcome has Unchanged set and an empty Result. Findings the delta did not touch are left alone.
 func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.Time) ([]Outcome, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -308,12 +315,19 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 		}
 	}
 	e.memoMu.Lock()
+	e.stale = map[memoKey]*memoVal{}
 	for mk, mv := range e.memo {
 		if changed[mv.key1] || changed[mv.key2] {
+			e.stale[mk] = mv
 			delete(e.memo, mk)
 		}
 	}
 	e.memoMu.Unlock()
+	defer func() {
+		e.memoMu.Lock()
+		e.stale = nil
+		e.memoMu.Unlock()
+	}()
 	regroup := map[uint32]bool{}
 	rematch := map[uint32]map[uint32]bool{} // handle → key IDs to match again
 	for _, k := range d.Packages {
@@ -388,13 +402,16 @@ func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, vul
 	n := 0
 	for _, r := range ent.pkgs {
 		if (r.key1 != 0 && keys[r.key1-1]) || (r.key2 != 0 && keys[r.key2-1]) {
-			addIDs(dirty, ent.hits[r])
+			old := ent.hits[r]
 			if err := e.matchRec(ent, r, nil); err != nil {
 				return Outcome{}, err
 			}
-			addIDs(dirty, ent.hits[r])
 			n++
+			diffIDs(dirty, old, ent.hits[r])
 		}
+	}
+	if len(dirty) == 0 {
+		return Outcome{Ref: ref, Matched: n, Unchanged: true}, nil
 	}
 	prev, rules, err := load(ctx, ref)
 	if err != nil {
@@ -413,18 +430,16 @@ func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, vul
 // left as they are, except that observe (a new inventory: every finding was seen again) moves the
 // lastObservedAt of the open ones and lists them in Observed. A feed delta does not observe them.
 func (e *Engine) evaluate(ent *entry, prev []model.Finding, rules []model.SuppressionRule, now time.Time, dirty map[string]bool, observe bool) (findings.Result, error) {
-	var hits []match.Hit
+	nh := 0
+	for _, hs := range ent.hits {
+		nh += len(hs)
+	}
+	hits := make([]match.Hit, 0, nh)
 	for _, r := range ent.pkgs {
 		hits = append(hits, ent.hits[r]...)
 	}
 	if dirty != nil {
-		var sel []match.Hit
-		for _, g := range match.GroupHits(hits) {
-			if groupDirty(g, dirty) {
-				sel = append(sel, g...)
-			}
-		}
-		hits = sel
+		hits = closure(hits, dirty)
 	}
 	opts := match.Options{Account: ent.resource.Account, Resource: ent.resource.ID, Exposure: ent.exposure}
 	current, err := e.matcher.Findings(hits, opts)
@@ -441,7 +456,7 @@ func (e *Engine) evaluate(ent *entry, prev []model.Finding, rules []model.Suppre
 	for _, f := range current {
 		ids[f.ID] = true
 	}
-	var touched, rest []model.Finding
+	touched, rest := make([]model.Finding, 0, len(current)), make([]model.Finding, 0, len(prev))
 	for _, f := range prev {
 		if ids[f.ID] || dirty[f.VulnerabilityID] || slices.ContainsFunc(f.RelatedVulnerabilities, func(id string) bool { return dirty[id] }) {
 			touched = append(touched, f)
@@ -450,27 +465,159 @@ func (e *Engine) evaluate(ent *entry, prev []model.Finding, rules []model.Suppre
 		}
 	}
 	res := findings.Process(touched, current, rules, &ent.resource, now, e.cfg.Findings)
-	for _, f := range rest {
-		if observe && f.Status != model.FindingClosed {
-			f.LastObservedAt = now
-			res.Observed = append(res.Observed, f.ID)
+	if observe {
+		for i := range rest {
+			if rest[i].Status != model.FindingClosed {
+				rest[i].LastObservedAt = now
+				res.Observed = append(res.Observed, rest[i].ID)
+			}
 		}
-		res.Findings = append(res.Findings, f)
+		sort.Strings(res.Observed)
 	}
-	sort.Strings(res.Observed)
-	sort.Slice(res.Findings, func(i, j int) bool { return res.Findings[i].ID < res.Findings[j].ID })
+	res.Findings = mergeByID(res.Findings, rest)
 	return res, nil
 }
 
-func groupDirty(g []match.Hit, dirty map[string]bool) bool {
-	for _, h := range g {
-		a := h.Advisory()
-		if dirty[a.ID] || slices.ContainsFunc(a.Aliases, func(id string) bool { return dirty[id] }) ||
-			slices.ContainsFunc(a.Related, func(id string) bool { return dirty[id] }) {
-			return true
+// mergeByID merges two lists of findings into ID order (a sorted, b in stored order).
+func mergeByID(a, b []model.Finding) []model.Finding {
+	if !slices.IsSortedFunc(b, func(x, y model.Finding) int { return strings.Compare(x.ID, y.ID) }) {
+		idx := make([]int, len(b))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(i, j int) bool { return b[idx[i]].ID < b[idx[j]].ID })
+		sorted := make([]model.Finding, len(b))
+		for i, k := range idx {
+			sorted[i] = b[k]
+		}
+		b = sorted
+	}
+	out := make([]model.Finding, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if a[i].ID <= b[j].ID {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, b[j])
+			j++
 		}
 	}
-	return false
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+// diffIDs adds to dirty the IDs of the hits present in only one of old and new. Unchanged
+// advisories keep their pointers across a feed delta (carryOver), so pointer identity is content
+// identity here.
+func diffIDs(dirty map[string]bool, old, new []match.Hit) {
+	type hk struct {
+		a     *model.Advisory
+		fixed string
+	}
+	if len(old) == len(new) {
+		same := true
+		for i := range old {
+			if old[i].Advisory() != new[i].Advisory() || old[i].Fixed() != new[i].Fixed() {
+				same = false
+				break
+			}
+		}
+		if same {
+			return
+		}
+	}
+	in := func(hs []match.Hit, h match.Hit) bool {
+		for _, x := range hs {
+			if x.Advisory() == h.Advisory() && x.Fixed() == h.Fixed() {
+				return true
+			}
+		}
+		return false
+	}
+	for _, h := range old {
+		if !in(new, h) {
+			addIDs(dirty, []match.Hit{h})
+		}
+	}
+	for _, h := range new {
+		if !in(old, h) {
+			addIDs(dirty, []match.Hit{h})
+		}
+	}
+}
+
+// carryOver makes a fresh match result share the previous result's advisory pointers wherever an
+// advisory is unchanged (same source and ID, same content but for its published and modified
+// times, same fixed version), and returns the previous result itself when nothing changed.
+func carryOver(old, mv *memoVal) *memoVal {
+	same := old.warn == mv.warn && len(old.advs) == len(mv.advs)
+	for i, a := range mv.advs {
+		reused := false
+		for j, o := range old.advs {
+			if o.Source == a.Source && o.ID == a.ID && old.fixed[j] == mv.fixed[i] && sameAdvisory(o, a) {
+				mv.advs[i] = o
+				reused = true
+				same = same && j == i
+				break
+			}
+		}
+		same = same && reused
+	}
+	if same {
+		return old
+	}
+	return mv
+}
+
+func sameAdvisory(a, b *model.Advisory) bool {
+	x, y := *a, *b
+	x.Modified, y.Modified = time.Time{}, time.Time{}
+	x.Published, y.Published = time.Time{}, time.Time{}
+	return reflect.DeepEqual(x, y)
+}
+
+// closure selects the hits of every group (match.GroupHits) that names a dirty ID: a hit joins
+// when its advisory's ID, an alias or a related ID is in the set, and then brings its ID and
+// aliases in, until nothing more joins. This equals filtering match.GroupHits by dirty IDs without
+// building the union of every hit of the resource.
+func closure(hits []match.Hit, dirty map[string]bool) []match.Hit {
+	set := make(map[string]bool, len(dirty))
+	for id := range dirty {
+		set[id] = true
+	}
+	in := make([]bool, len(hits))
+	n := 0
+	for grew := true; grew; {
+		grew = false
+		for i, h := range hits {
+			if in[i] {
+				continue
+			}
+			a := h.Advisory()
+			if !set[a.ID] && !slices.ContainsFunc(a.Aliases, func(id string) bool { return set[id] }) &&
+				!slices.ContainsFunc(a.Related, func(id string) bool { return set[id] }) {
+				continue
+			}
+			in[i], grew = true, true
+			n++
+			if !set[a.ID] {
+				set[a.ID] = true
+			}
+			for _, al := range a.Aliases {
+				if strings.Contains(al, "-") && !set[al] {
+					set[al] = true
+				}
+			}
+		}
+	}
+	out := make([]match.Hit, 0, n)
+	for i, h := range hits {
+		if in[i] {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // addIDs adds the IDs hits name (advisory IDs, aliases, related IDs) to a dirty set (nil: no-op).
@@ -519,7 +666,14 @@ func (e *Engine) matchRec(ent *entry, r rec, p *model.Package) error {
 			mv.fixed = append(mv.fixed, h.Fixed())
 		}
 		e.memoMu.Lock()
-		e.memo[mk] = mv
+		if cur := e.memo[mk]; cur != nil {
+			mv = cur // another worker got there first
+		} else {
+			if old := e.stale[mk]; old != nil {
+				mv = carryOver(old, mv)
+			}
+			e.memo[mk] = mv
+		}
 		e.memoMu.Unlock()
 	}
 	if mv.warn != "" {

@@ -3,6 +3,7 @@ package reeval
 import (
 	"context"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -470,3 +471,118 @@ func TestDeltaFromChanges(t *testing.T) {
 }
 
 var _ = findings.DefaultConfig
+
+// Republished advisories cost nothing per resource when findings cannot change, and a changed
+// advisory touches only its own finding.
+func TestFeedDeltaModifiedAdvisories(t *testing.T) {
+	store := newStore(lodashTemplate, lodashProto)
+	e := New(store, Config{})
+	fl := &fleet{stored: map[Ref][]model.Finding{}}
+	h := host("i-0a1b2c3d")
+	fl.submit(t, e, h, inventory(pLodash), now0)
+	loads := 0
+	load := func(ctx context.Context, ref Ref) ([]model.Finding, []model.SuppressionRule, error) {
+		loads++
+		return fl.load(ctx, ref)
+	}
+	k := Key{"npm", "lodash"}
+	store.mu.Lock()
+	store.advs[k][0].Modified = now0.Add(time.Hour) // republished, nothing else changed
+	store.mu.Unlock()
+	outs, err := e.FeedDelta(context.Background(), Delta{Packages: []Key{k}}, load, now0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 1 || !outs[0].Unchanged || outs[0].Matched != 1 || loads != 0 {
+		t.Errorf("republication: %+v, loads %d", outs, loads)
+	}
+	// The proto-pollution advisory is re-rated MEDIUM by its source: only that finding moves.
+	store.mu.Lock()
+	store.advs[k][1].Severity = model.SeverityMedium
+	store.mu.Unlock()
+	outs, err = e.FeedDelta(context.Background(), Delta{Packages: []Key{k}}, load, now0.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := outs[0]
+	if o.Unchanged || loads != 1 {
+		t.Fatalf("severity change not evaluated: %+v", o)
+	}
+	if len(o.Result.Upserts) != 1 || o.Result.Upserts[0].VulnerabilityID != "CVE-2019-10744" || o.Result.Upserts[0].Severity != model.SeverityMedium {
+		t.Errorf("upserts = %+v", o.Result.Upserts)
+	}
+	if ev := eventTypes(o); len(ev) != 1 || ev["CVE-2019-10744"] != model.EventFindingUpdated {
+		t.Errorf("events = %v", ev)
+	}
+	if len(o.Result.Findings) != 2 {
+		t.Errorf("full state has %d findings", len(o.Result.Findings))
+	}
+}
+
+// A new advisory whose aliases join two existing findings merges them: one closes, the other
+// becomes the merged finding — as a full match would group them.
+func TestFeedDeltaAliasMerge(t *testing.T) {
+	ghsa := model.Advisory{Source: "osv", ID: "GHSA-j8r2-6x86-q33q", Ecosystem: "PyPI", Package: "requests", Ranges: rng("0", "2.31.0"), Severity: model.SeverityMedium}
+	pysec := model.Advisory{Source: "osv", ID: "PYSEC-2023-74", Ecosystem: "PyPI", Package: "requests", Ranges: rng("2.3.0", "2.31.0")}
+	store := newStore(ghsa, pysec)
+	e := New(store, Config{})
+	fl := &fleet{stored: map[Ref][]model.Finding{}}
+	h := host("i-py")
+	o := fl.submit(t, e, h, inventory(pRequests, pExpress), now0)
+	if len(open(o.Result.Findings)) != 2 {
+		t.Fatalf("findings = %v", open(o.Result.Findings))
+	}
+	// The CVE record names both as aliases.
+	k := store.add(model.Advisory{Source: "osv", ID: "CVE-2023-32681", Aliases: []string{"GHSA-j8r2-6x86-q33q", "PYSEC-2023-74"},
+		Ecosystem: "PyPI", Package: "requests", Ranges: rng("2.3.0", "2.31.0")})
+	outs, err := e.FeedDelta(context.Background(), Delta{Packages: []Key{k}}, fl.load, now0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := open(outs[0].Result.Findings)
+	if len(got) != 1 || got["CVE-2023-32681"].ID == "" {
+		t.Fatalf("after merge: %v", got)
+	}
+	full, _ := match.New(store).Match(context.Background(), inventory(pRequests, pExpress), match.Options{Account: h.Account, Resource: h.ID})
+	if len(full.Findings) != 1 || full.Findings[0].ID != got["CVE-2023-32681"].ID || !reflect.DeepEqual(full.Findings[0].RelatedVulnerabilities, got["CVE-2023-32681"].RelatedVulnerabilities) {
+		t.Errorf("merged finding differs from a full match: %+v", full.Findings)
+	}
+	closed := 0
+	for _, ev := range outs[0].Result.Events {
+		if ev.Type == model.EventFindingClosed {
+			closed++
+		}
+	}
+	if closed != 2 {
+		t.Errorf("closed events = %d, want the GHSA and PYSEC findings closed", closed)
+	}
+}
+
+// closure selects exactly the groups of match.GroupHits that name a dirty ID (or a superset of
+// whole groups).
+func TestClosureSelectsWholeGroups(t *testing.T) {
+	store := newStore(lodashTemplate, lodashProto, bodyParser,
+		model.Advisory{Source: "osv", ID: "CVE-2021-23337", Aliases: []string{"GHSA-35jh-r3h4-6jhm"}, Ecosystem: "npm", Package: "lodash", Ranges: rng("0", "4.17.21")})
+	m := match.New(store)
+	var hits []match.Hit
+	for _, p := range []model.Package{pLodash, pBodyParser} {
+		p := p
+		hs, _, _ := m.Package(&p)
+		hits = append(hits, hs...)
+	}
+	for _, id := range []string{"CVE-2021-23337", "GHSA-35jh-r3h4-6jhm", "CVE-2024-45590", "CVE-2019-10744"} {
+		var want []match.Hit
+		for _, g := range match.GroupHits(hits) {
+			for _, h := range g {
+				if h.Advisory().ID == id || slices.Contains(h.Advisory().Aliases, id) {
+					want = append(want, g...)
+					break
+				}
+			}
+		}
+		got := closure(hits, map[string]bool{id: true})
+		if len(got) != len(want) {
+			t.Errorf("%s: closure %d hits, groups %d", id, len(got), len(want))
+		}
+	}
+}
