@@ -51,6 +51,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSbomCmd(), newScanCmd(), newDBCmd())
+	root.AddCommand(newSbomCmd(), newScanCmd(), newDBCmd(), newServerCmd())
 	return root
 }

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-sec/vigil/server/app"
+)
+
+func newServerCmd() *cobra.Command {
+	var cfg app.Config
+	var listen string
+	var poll time.Duration
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Vigil server: stored inventories, continuous findings, the API",
+		Long: `Run the Vigil server. With no flags it keeps everything in ./vigil-data (SQLite), serves HTTPS on :8443 with a
+CA and certificate it makes on first start, and prints an administrator API key once. --postgres URL stores the
+server's data in PostgreSQL instead (several servers may share it). Findings follow changes to the vulnerability
+database (run 'vigil db update --db DATA_DIR/vulndb.sqlite', or import a mirror) without rescanning.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg.Logger = slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+			srv, err := app.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			out := cmd.ErrOrStderr()
+			if key := srv.AdminKey(); key != "" {
+				fmt.Fprintf(out, "\nAdministrator API key (shown once, store it now):\n\n    %s\n\n", key)
+			}
+			fmt.Fprintf(out, "CA certificate %s, SHA-256 fingerprint %s\n", srv.CAFile(), srv.CAFingerprint())
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "serving https://%s\n", ln.Addr())
+			go srv.WatchFeed(ctx, poll)
+			return srv.Serve(ctx, ln)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cfg.DataDir, "data-dir", envOr("VIGIL_DATA_DIR", "vigil-data"), "data directory ($VIGIL_DATA_DIR)")
+	fl.StringVar(&cfg.Postgres, "postgres", os.Getenv("VIGIL_POSTGRES"), "PostgreSQL URL ($VIGIL_POSTGRES); empty: SQLite in the data directory")
+	fl.StringVar(&cfg.VulnDB, "vulndb", os.Getenv("VIGIL_DB"), "vulnerability database file (default DATA_DIR/vulndb.sqlite)")
+	fl.StringVar(&cfg.Hostname, "hostname", "", "host name for the generated certificate (default: this machine's)")
+	fl.StringSliceVar(&cfg.ExtraNames, "san", nil, "extra names or addresses for the generated certificate")
+	fl.StringVar(&listen, "listen", envOr("VIGIL_LISTEN", ":8443"), "address to serve HTTPS on ($VIGIL_LISTEN)")
+	fl.DurationVar(&poll, "feed-poll", 30*time.Second, "how often to look for vulnerability database changes")
+	return cmd
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

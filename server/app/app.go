@@ -1,0 +1,206 @@
+// Package app assembles Vigil's server from its parts: the store (SQLite or PostgreSQL), the
+// vulnerability database, the re-evaluation engine, the finding lifecycle and the HTTP API. It is
+// the pipeline's last steps, findings → events, behind `vigil server`.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-sec/vigil/match"
+	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/server/api"
+	"github.com/vigil-sec/vigil/server/auth"
+	"github.com/vigil-sec/vigil/server/bootstrap"
+	"github.com/vigil-sec/vigil/server/findings"
+	"github.com/vigil-sec/vigil/server/reeval"
+	"github.com/vigil-sec/vigil/server/store"
+	"github.com/vigil-sec/vigil/vulndb"
+)
+
+// DefaultAccount is the account the first administrator key belongs to.
+const DefaultAccount = "default"
+
+// Config configures a server.
+type Config struct {
+	// DataDir holds the SQLite database, the vulnerability database and the TLS material.
+	DataDir string
+	// Postgres, when set, stores everything but the vulnerability database in PostgreSQL.
+	Postgres string
+	// VulnDB is the vulnerability database file ("" = DataDir/vulndb.sqlite).
+	VulnDB string
+	// Hostname and ExtraNames go into the generated server certificate.
+	Hostname   string
+	ExtraNames []string
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Lifecycle  findings.Config
+}
+
+// Server is a running Vigil server's state.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	Store    *store.Store
+	VulnDB   *vulndb.DB
+	engine   *reeval.Engine
+	boot     *bootstrap.Result
+	router   *api.Router
+	registry *prometheus.Registry
+	// dbVersion is the vulnerability database version findings reflect.
+	dbVersion vulndb.Version
+	// submitMu serialises inventory submissions: the engine's per-resource state and the store's
+	// finding rows of one resource change together.
+	submitMu sync.Mutex
+}
+
+// New opens (and on first start creates) everything the server needs.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "vigil-data"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.VulnDB == "" {
+		cfg.VulnDB = filepath.Join(cfg.DataDir, "vulndb.sqlite")
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	var err error
+	if cfg.Postgres != "" {
+		s.Store, err = store.OpenPostgres(ctx, cfg.Postgres, store.Options{Now: cfg.Now})
+	} else {
+		s.Store, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "vigil.sqlite"), store.Options{Now: cfg.Now})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the store: %w", err)
+	}
+	if s.VulnDB, err = vulndb.Open(ctx, cfg.VulnDB); err != nil {
+		s.Store.Close()
+		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
+	}
+	if err := s.ensureDefaultAccount(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.boot, err = bootstrap.Bootstrap(ctx, bootstrap.Options{Dir: cfg.DataDir, Hostname: cfg.Hostname, ExtraNames: cfg.ExtraNames,
+		AdminAccount: DefaultAccount, Keys: adminKeys{s.Store}, Now: cfg.Now})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	s.engine = reeval.New(vulnStore{ctx: context.WithoutCancel(ctx), db: s.VulnDB}, reeval.Config{Findings: cfg.Lifecycle})
+	s.registry = prometheus.NewRegistry()
+	s.router = api.New(api.Config{
+		Auth:     &auth.Authenticator{Store: keyStore{s.Store}, Now: cfg.Now},
+		Logger:   cfg.Logger,
+		Auditor:  auditor{s.Store},
+		Metrics:  s.registry,
+		Gatherer: s.registry,
+		Now:      cfg.Now,
+	})
+	s.routes()
+	// Findings loaded below reflect the database as it is now; later changes arrive as deltas.
+	if s.dbVersion, err = s.VulnDB.Version(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.loadFleet(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) ensureDefaultAccount(ctx context.Context) error {
+	if _, err := s.Store.GetAccount(ctx, DefaultAccount); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return s.Store.PutAccount(ctx, model.Account{ID: DefaultAccount, Name: "Default", Role: model.AccountStandalone,
+		Enabled: []string{model.ScanPackage}, CreatedAt: s.now().UTC()})
+}
+
+// AdminKey is the administrator key created at first start ("" on later starts): print it once.
+func (s *Server) AdminKey() string { return s.boot.AdminKey }
+
+// CAFingerprint is the SHA-256 fingerprint of the server's CA, which clients and agents pin.
+func (s *Server) CAFingerprint() string { return s.boot.CAFingerprint }
+
+// CAFile is the PEM file of the server's CA.
+func (s *Server) CAFile() string { return filepath.Join(s.cfg.DataDir, "tls", "ca.pem") }
+
+// Handler serves the API.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// TLSConfig is the server's TLS configuration (TLS 1.3, the bootstrapped certificate).
+func (s *Server) TLSConfig() *tls.Config { return s.boot.TLSConfig() }
+
+// Serve serves HTTPS on ln until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.router, TLSConfig: s.TLSConfig(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case <-ctx.Done():
+		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(shut)
+	case err := <-errc:
+		return err
+	}
+}
+
+// Close releases the databases.
+func (s *Server) Close() error {
+	var errs []error
+	if s.VulnDB != nil {
+		errs = append(errs, s.VulnDB.Close())
+	}
+	if s.Store != nil {
+		errs = append(errs, s.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// vulnStore adapts the vulnerability database to the matcher: the in-memory index, which a
+// long-running server amortises, and the light enrichment query.
+type vulnStore struct {
+	ctx context.Context
+	db  *vulndb.DB
+}
+
+func (v vulnStore) Advisories(eco, name string) ([]model.Advisory, error) {
+	return v.db.Lookup(v.ctx, eco, name)
+}
+
+func (v vulnStore) Vulnerability(id string) (*model.Vulnerability, error) {
+	e, err := v.db.Enrichments(v.ctx, id)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	return &model.Vulnerability{ID: e.ID, Description: e.Description, CVSS: e.CVSS, CWEs: e.CWEs, References: e.References,
+		Published: e.Published, Modified: e.Modified, EPSS: e.EPSS, KEV: e.KEV}, nil
+}
+
+var _ match.Store = vulnStore{}

@@ -1,0 +1,85 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/server/reeval"
+	"github.com/vigil-sec/vigil/server/store"
+	"github.com/vigil-sec/vigil/vulndb"
+)
+
+// FeedResult says what one pass over the vulnerability database's change log did.
+type FeedResult struct {
+	From, To  vulndb.Version
+	Changes   int // change-log entries read
+	Resources int // resources re-evaluated
+	Events    int // events written
+}
+
+// ApplyFeedUpdate re-evaluates what changed in the vulnerability database since the last pass:
+// only the resources holding a package whose advisories were added, changed or withdrawn, and only
+// those packages. It does not rescan the fleet.
+func (s *Server) ApplyFeedUpdate(ctx context.Context) (FeedResult, error) {
+	s.submitMu.Lock()
+	defer s.submitMu.Unlock()
+	if err := s.VulnDB.Refresh(ctx); err != nil { // another process (vigil db update) may have written it
+		return FeedResult{}, err
+	}
+	changes, to, err := s.VulnDB.Changes(ctx, s.dbVersion)
+	if err != nil {
+		return FeedResult{}, err
+	}
+	res := FeedResult{From: s.dbVersion, To: to, Changes: len(changes)}
+	if len(changes) == 0 {
+		s.dbVersion = to
+		return res, nil
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	load := func(ctx context.Context, ref reeval.Ref) ([]model.Finding, []model.SuppressionRule, error) {
+		prev, err := s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
+		if err != nil {
+			return nil, nil, err
+		}
+		rules, err := s.Store.ListSuppressionRules(ctx, []string{ref.Account})
+		return prev, rules, err
+	}
+	outs, err := s.engine.FeedDelta(ctx, reeval.DeltaFromChanges(changes), load, now)
+	if err != nil {
+		return res, fmt.Errorf("re-evaluating after a feed update: %w", err)
+	}
+	for _, o := range outs {
+		if o.Unchanged {
+			continue
+		}
+		res.Resources++
+		res.Events += len(o.Result.Events)
+		if err := s.Store.ApplyChanges(ctx, store.Changes{Account: o.Ref.Account, Upsert: observedToo(o.Result),
+			Delete: o.Result.Deletes, Events: o.Result.Events}); err != nil {
+			return res, err
+		}
+	}
+	s.dbVersion = to
+	s.log.Info("feed update applied", "from", res.From, "to", res.To, "changes", res.Changes,
+		"resources", res.Resources, "events", res.Events)
+	return res, nil
+}
+
+// WatchFeed applies feed updates as the vulnerability database changes (it is polled every
+// interval: `vigil db update` in another process writes the same file), until ctx ends.
+func (s *Server) WatchFeed(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.ApplyFeedUpdate(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("feed update", "error", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,515 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/server/api"
+	"github.com/vigil-sec/vigil/server/auth"
+	"github.com/vigil-sec/vigil/server/findings"
+	"github.com/vigil-sec/vigil/server/reeval"
+	"github.com/vigil-sec/vigil/server/store"
+)
+
+func (s *Server) routes() {
+	rt := s.router
+	rt.Handle("PUT /v1/resources/{resourceType}/{resourceId}/inventory", api.JSONHandler(s.putInventory),
+		api.BodyLimit(64<<20), api.Doc("PutInventory", "Submit a resource's inventory; findings are updated at once", "resources"))
+	rt.Handle("GET /v1/findings", s.listFindings, api.Doc("ListFindings", "List findings with filters, sorting and pagination", "findings"))
+	rt.Handle("GET /v1/findings/{findingId}", s.getFinding, api.Doc("GetFinding", "A finding with its score breakdown", "findings"))
+	rt.Handle("GET /v1/suppression-rules", s.listRules, api.Doc("ListSuppressionRules", "List suppression rules", "suppression"))
+	rt.Handle("POST /v1/suppression-rules", api.JSONHandler(s.createRule), api.Success(http.StatusCreated, ""),
+		api.Doc("CreateSuppressionRule", "Create a suppression rule; it applies at once", "suppression"))
+	rt.Handle("DELETE /v1/suppression-rules/{ruleId}", s.deleteRule, api.Success(http.StatusNoContent, ""),
+		api.Doc("DeleteSuppressionRule", "Delete a suppression rule; its findings become active again", "suppression"))
+	rt.Handle("GET /v1/coverage", s.listCoverage, api.Doc("ListCoverage", "Coverage per resource and scan type", "coverage"))
+	rt.HandleOps()
+	if err := rt.HandleOpenAPI(api.Info{Title: "Vigil", Version: "v1",
+		Description: "Continuous vulnerability management: resources, findings, coverage."}); err != nil {
+		panic(err) // a route table that cannot be documented is a programming error
+	}
+}
+
+func principal(r *http.Request) auth.Principal {
+	p, _ := auth.PrincipalFrom(r.Context())
+	return p
+}
+
+// InventorySubmission is the body of PUT /v1/resources/{type}/{id}/inventory.
+type InventorySubmission struct {
+	Account         string            `json:"account,omitempty"`
+	Name            string            `json:"name,omitempty"`
+	Tags            map[string]string `json:"tags,omitempty"`
+	Metadata        map[string]string `json:"metadata,omitempty"`
+	ImageRepository string            `json:"imageRepository,omitempty"`
+	ScanMode        string            `json:"scanMode,omitempty"`
+	Inventory       model.Inventory   `json:"inventory"`
+}
+
+// SubmissionResult is the answer to an inventory submission.
+type SubmissionResult struct {
+	ResourceID string `json:"resourceId"`
+	Unchanged  bool   `json:"unchanged"`
+	Findings   int    `json:"activeFindings"`
+	Created    int    `json:"created"`
+	Closed     int    `json:"closed"`
+}
+
+var resourceTypes = map[string]bool{model.ResourceHost: true, model.ResourceImage: true, model.ResourceFunction: true}
+
+func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, body *InventorySubmission) error {
+	typ, id := r.PathValue("resourceType"), r.PathValue("resourceId")
+	if !resourceTypes[typ] {
+		return api.Validation(api.FieldError{Field: "resourceType", Message: "must be host, image or function"})
+	}
+	if id == "" || len(id) > 512 {
+		return api.Validation(api.FieldError{Field: "resourceId", Message: "must be 1 to 512 characters"})
+	}
+	acct := body.Account
+	if acct == "" {
+		acct = principal(r).Account
+	}
+	if err := s.router.Authorize(r, auth.WriteResources, acct); err != nil {
+		return err
+	}
+	api.SetAuditTarget(r, typ+"/"+id)
+	res := model.Resource{Account: acct, ID: id, Type: typ, Name: body.Name, Tags: body.Tags, Metadata: body.Metadata,
+		ImageRepository: body.ImageRepository, ScanMode: firstNonEmpty(body.ScanMode, "upload")}
+	out, err := s.Submit(r.Context(), res, &body.Inventory)
+	if err != nil {
+		return err
+	}
+	return api.WriteJSON(w, http.StatusOK, out)
+}
+
+// Submit stores a resource's inventory and brings its findings, coverage and events up to date in
+// one transaction. An unchanged inventory costs a hash comparison and a lastObservedAt update.
+func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inventory) (*SubmissionResult, error) {
+	s.submitMu.Lock()
+	defer s.submitMu.Unlock()
+	now := s.now().UTC().Truncate(time.Microsecond)
+	if err := s.Store.PutResource(ctx, res); err != nil {
+		return nil, err
+	}
+	diff, err := s.Store.PutInventory(ctx, res.Account, res.ID, InventoryHash(inv), inv.Packages)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := s.resourceFindings(ctx, res.Account, res.ID)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := s.Store.ListSuppressionRules(ctx, []string{res.Account})
+	if err != nil {
+		return nil, err
+	}
+	res.LastScannedAt = now
+	// The engine recognises an unchanged inventory itself and only observes the findings again.
+	out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: inv, Prev: prev, Rules: rules}, now)
+	if err != nil {
+		return nil, err
+	}
+	result := out.Result
+	cov := findings.DeriveCoverage(&res, model.ScanPackage, findings.ScanState{LastInventoryAt: now, OS: inv.OS,
+		Ecosystems: ecosystems(inv)}, now, s.cfg.Lifecycle)
+	changes := store.Changes{Account: res.Account, Upsert: observedToo(result), Delete: result.Deletes,
+		Events: result.Events, Coverage: []model.Coverage{cov}}
+	if err := s.Store.ApplyChanges(ctx, changes); err != nil {
+		return nil, err
+	}
+	sr := &SubmissionResult{ResourceID: res.ID, Unchanged: diff.NoOp}
+	for _, f := range result.Findings {
+		if f.Status == model.FindingActive {
+			sr.Findings++
+		}
+	}
+	for _, e := range result.Events {
+		switch e.Type {
+		case model.EventFindingCreated:
+			sr.Created++
+		case model.EventFindingClosed:
+			sr.Closed++
+		}
+	}
+	return sr, nil
+}
+
+// observedToo adds the findings only seen again to the upserts, with their new lastObservedAt.
+func observedToo(r findings.Result) []model.Finding {
+	if len(r.Observed) == 0 {
+		return r.Upserts
+	}
+	seen := make(map[string]bool, len(r.Observed))
+	for _, id := range r.Observed {
+		seen[id] = true
+	}
+	out := append([]model.Finding(nil), r.Upserts...)
+	for _, f := range r.Findings {
+		if seen[f.ID] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func ecosystems(inv *model.Inventory) []string {
+	set := map[string]bool{}
+	for _, p := range inv.Packages {
+		set[p.Ecosystem] = true
+	}
+	out := make([]string, 0, len(set))
+	for e := range set {
+		out = append(out, e)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// InventoryHash is a content hash of what matching depends on: an unchanged resubmission is a no-op.
+func InventoryHash(inv *model.Inventory) string {
+	keys := make([]string, 0, len(inv.Packages))
+	for _, p := range inv.Packages {
+		loc := ""
+		if len(p.Locations) > 0 {
+			loc = p.Locations[0]
+		}
+		keys = append(keys, strings.Join([]string{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion, p.PURL, loc, p.LayerDigest}, "\x00"))
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	if inv.OS != nil {
+		fmt.Fprintf(h, "os\x00%s\x00%s\n", inv.OS.Family, inv.OS.Ecosystem)
+	}
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// resourceFindings loads every stored finding of one resource, closed ones included.
+func (s *Server) resourceFindings(ctx context.Context, account, id string) ([]model.Finding, error) {
+	return s.Store.ResourceFindings(ctx, account, id)
+}
+
+// allAccounts lists every account: a system-wide read, used only at start-up to load the fleet.
+func (s *Server) allAccounts(ctx context.Context) ([]string, error) {
+	rows, err := s.Store.DB().QueryContext(ctx, `SELECT id FROM accounts ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// loadFleet gives the re-evaluation engine every stored inventory, so that feed updates after a
+// restart reach every resource. Findings are reconciled as on a submission.
+func (s *Server) loadFleet(ctx context.Context) error {
+	accounts, err := s.allAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, acct := range accounts {
+		q := store.ResourceQuery{PageSize: 1000}
+		for {
+			page, err := s.Store.ListResources(ctx, []string{acct}, q)
+			if err != nil {
+				return err
+			}
+			for _, r := range page.Resources {
+				pkgs, err := s.Store.Inventory(ctx, acct, r.ID)
+				if err != nil {
+					return err
+				}
+				if len(pkgs) == 0 {
+					continue
+				}
+				prev, err := s.resourceFindings(ctx, acct, r.ID)
+				if err != nil {
+					return err
+				}
+				if _, err := s.engine.Submit(ctx, reeval.Submission{Resource: r, Inventory: &model.Inventory{Packages: pkgs}, Prev: prev}, s.now().UTC()); err != nil {
+					return err
+				}
+			}
+			if page.NextToken == "" {
+				break
+			}
+			q.PageToken = page.NextToken
+		}
+	}
+	return nil
+}
+
+func (s *Server) listFindings(w http.ResponseWriter, r *http.Request) error {
+	acct := principal(r).Account
+	if err := s.router.Authorize(r, auth.ReadFindings, acct); err != nil {
+		return err
+	}
+	f, err := filterFromQuery(r)
+	if err != nil {
+		return err
+	}
+	size, token, err := api.PageParams(r)
+	if err != nil {
+		return err
+	}
+	q := store.FindingQuery{Filter: f, PageSize: size, PageToken: token, Sort: store.SortField(r.URL.Query().Get("sortBy")),
+		Ascending: r.URL.Query().Get("sortOrder") == "ASC"}
+	page, err := s.Store.ListFindings(r.Context(), []string{acct}, q)
+	if err != nil {
+		return err
+	}
+	if page.Findings == nil {
+		page.Findings = []model.Finding{}
+	}
+	return api.WriteJSON(w, http.StatusOK, map[string]any{"findings": page.Findings, "nextToken": page.NextToken})
+}
+
+// filterFromQuery reads a finding filter from query parameters: repeated or comma-separated values
+// for lists, min/max pairs for ranges.
+func filterFromQuery(r *http.Request) (model.FindingFilter, error) {
+	q := r.URL.Query()
+	list := func(name string) []string {
+		var out []string
+		for _, v := range q[name] {
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					out = append(out, p)
+				}
+			}
+		}
+		return out
+	}
+	f := model.FindingFilter{
+		Severities: list("severity"), Statuses: list("status"), Types: list("type"), VulnerabilityIDs: list("vulnerabilityId"),
+		PackageNames: list("packageName"), PackageVersions: list("packageVersion"), ResourceIDs: list("resourceId"),
+		ResourceTypes: list("resourceType"), ImageRepositories: list("imageRepository"), FixAvailable: list("fixAvailable"),
+		ExploitAvailable: list("exploitAvailable"),
+	}
+	var errs []api.FieldError
+	num := func(name string) *float64 {
+		v := q.Get(name)
+		if v == "" {
+			return nil
+		}
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			errs = append(errs, api.FieldError{Field: name, Message: "must be a number"})
+			return nil
+		}
+		return &x
+	}
+	if lo, hi := num("epssMin"), num("epssMax"); lo != nil || hi != nil {
+		f.EPSS = &model.NumberRange{Min: lo, Max: hi}
+	}
+	if lo, hi := num("riskScoreMin"), num("riskScoreMax"); lo != nil || hi != nil {
+		f.RiskScore = &model.NumberRange{Min: lo, Max: hi}
+	}
+	for _, t := range list("tag") {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok {
+			errs = append(errs, api.FieldError{Field: "tag", Message: "must be KEY=VALUE"})
+			continue
+		}
+		if f.ResourceTags == nil {
+			f.ResourceTags = map[string]string{}
+		}
+		f.ResourceTags[k] = v
+	}
+	for _, sev := range f.Severities {
+		switch sev {
+		case model.SeverityInformational, model.SeverityLow, model.SeverityMedium, model.SeverityHigh, model.SeverityCritical, model.SeverityUntriaged:
+		default:
+			errs = append(errs, api.FieldError{Field: "severity", Message: fmt.Sprintf("unknown severity %q", sev)})
+		}
+	}
+	for _, st := range f.Statuses {
+		if st != model.FindingActive && st != model.FindingSuppressed && st != model.FindingClosed {
+			errs = append(errs, api.FieldError{Field: "status", Message: fmt.Sprintf("unknown status %q", st)})
+		}
+	}
+	if len(errs) > 0 {
+		return f, api.Validation(errs...)
+	}
+	return f, nil
+}
+
+func (s *Server) getFinding(w http.ResponseWriter, r *http.Request) error {
+	acct := principal(r).Account
+	if err := s.router.Authorize(r, auth.ReadFindings, acct); err != nil {
+		return err
+	}
+	f, err := s.Store.GetFinding(r.Context(), []string{acct}, r.PathValue("findingId"))
+	if errors.Is(err, store.ErrNotFound) {
+		return api.NotFound("no such finding")
+	}
+	if err != nil {
+		return err
+	}
+	return api.WriteJSON(w, http.StatusOK, f)
+}
+
+func (s *Server) listRules(w http.ResponseWriter, r *http.Request) error {
+	acct := principal(r).Account
+	if err := s.router.Authorize(r, auth.ReadSuppressionRules, acct); err != nil {
+		return err
+	}
+	rules, err := s.Store.ListSuppressionRules(r.Context(), []string{acct})
+	if err != nil {
+		return err
+	}
+	if rules == nil {
+		rules = []model.SuppressionRule{}
+	}
+	return api.WriteJSON(w, http.StatusOK, map[string]any{"rules": rules})
+}
+
+// RuleRequest creates a suppression rule.
+type RuleRequest struct {
+	Name      string              `json:"name"`
+	Reason    string              `json:"reason"`
+	Filter    model.FindingFilter `json:"filter"`
+	ExpiresAt *time.Time          `json:"expiresAt,omitempty"`
+}
+
+// Validate implements api.Validator.
+func (r *RuleRequest) Validate() []api.FieldError {
+	var errs []api.FieldError
+	if strings.TrimSpace(r.Name) == "" {
+		errs = append(errs, api.FieldError{Field: "name", Message: "is required"})
+	}
+	if strings.TrimSpace(r.Reason) == "" {
+		errs = append(errs, api.FieldError{Field: "reason", Message: "is required: say why these findings are accepted"})
+	}
+	if b, _ := json.Marshal(r.Filter); string(b) == "{}" {
+		errs = append(errs, api.FieldError{Field: "filter", Message: "must select something; an empty filter would suppress every finding"})
+	}
+	return errs
+}
+
+func (s *Server) createRule(w http.ResponseWriter, r *http.Request, body *RuleRequest) error {
+	acct := principal(r).Account
+	if err := s.router.Authorize(r, auth.WriteSuppressionRules, acct); err != nil {
+		return err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	rule := model.SuppressionRule{ID: "sr-" + randomID(), Account: acct, Name: body.Name, Reason: body.Reason,
+		Filter: body.Filter, ExpiresAt: body.ExpiresAt, CreatedAt: now, UpdatedAt: now}
+	if err := s.Store.PutSuppressionRule(r.Context(), rule); err != nil {
+		return err
+	}
+	api.SetAuditTarget(r, rule.ID)
+	if err := s.reapplyRules(r.Context(), acct); err != nil {
+		return err
+	}
+	return api.WriteJSON(w, http.StatusCreated, rule)
+}
+
+func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request) error {
+	acct := principal(r).Account
+	if err := s.router.Authorize(r, auth.WriteSuppressionRules, acct); err != nil {
+		return err
+	}
+	id := r.PathValue("ruleId")
+	api.SetAuditTarget(r, id)
+	if err := s.Store.DeleteSuppressionRule(r.Context(), acct, id); errors.Is(err, store.ErrNotFound) {
+		return api.NotFound("no such rule")
+	} else if err != nil {
+		return err
+	}
+	if err := s.reapplyRules(r.Context(), acct); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// reapplyRules applies the account's current rules to every resource's findings at once.
+func (s *Server) reapplyRules(ctx context.Context, acct string) error {
+	s.submitMu.Lock()
+	defer s.submitMu.Unlock()
+	rules, err := s.Store.ListSuppressionRules(ctx, []string{acct})
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	q := store.ResourceQuery{PageSize: 1000}
+	for {
+		page, err := s.Store.ListResources(ctx, []string{acct}, q)
+		if err != nil {
+			return err
+		}
+		for _, res := range page.Resources {
+			fs, err := s.resourceFindings(ctx, acct, res.ID)
+			if err != nil {
+				return err
+			}
+			result := findings.ApplyRules(fs, rules, &res, now)
+			if len(result.Upserts) == 0 && len(result.Events) == 0 {
+				continue
+			}
+			if err := s.Store.ApplyChanges(ctx, store.Changes{Account: acct, Upsert: result.Upserts, Events: result.Events}); err != nil {
+				return err
+			}
+		}
+		if page.NextToken == "" {
+			return nil
+		}
+		q.PageToken = page.NextToken
+	}
+}
+
+func (s *Server) listCoverage(w http.ResponseWriter, r *http.Request) error {
+	acct := principal(r).Account
+	if err := s.router.Authorize(r, auth.ReadCoverage, acct); err != nil {
+		return err
+	}
+	size, token, err := api.PageParams(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.Store.ListCoverage(r.Context(), []string{acct}, store.CoverageQuery{PageSize: size, PageToken: token,
+		ResourceIDs: r.URL.Query()["resourceId"], Statuses: r.URL.Query()["status"]})
+	if err != nil {
+		return err
+	}
+	if page.Coverage == nil {
+		page.Coverage = []model.Coverage{}
+	}
+	return api.WriteJSON(w, http.StatusOK, map[string]any{"coverage": page.Coverage, "nextToken": page.NextToken})
+}
+
+func randomID() string {
+	b := make([]byte, 10)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
