@@ -79,9 +79,34 @@ func (d *DB) Enrichments(ctx context.Context, id string) (*Vulnerability, error)
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(v.Enrichments) == 0 {
+	// Other sources' advisories for the same ID carry CVSS vectors too (Bitnami scores Go's
+	// standard library, the GitHub advisory scores an npm package): one entry per record suffices.
+	arows, err := db.QueryContext(ctx, `SELECT r.source, a.body FROM vdb_advisories a JOIN vdb_records r ON r.rowid = a.record
+		WHERE a.rowid IN (SELECT MIN(rowid) FROM vdb_advisories WHERE record IN (SELECT record FROM vdb_ids WHERE id = ?) GROUP BY record)`, id)
+	if err != nil {
+		return nil, fmt.Errorf("vulndb: enrichments %s: %w", id, err)
+	}
+	defer arows.Close()
+	var advCVSS []model.CVSS
+	for arows.Next() {
+		var source string
+		var body []byte
+		if err := arows.Scan(&source, &body); err != nil {
+			return nil, fmt.Errorf("vulndb: enrichments %s: %w", id, err)
+		}
+		en, err := decodeEntry(body, true)
+		if err != nil {
+			return nil, fmt.Errorf("vulndb: enrichments %s: %w", id, err)
+		}
+		advCVSS = append(advCVSS, en.CVSS...)
+	}
+	if err := arows.Err(); err != nil {
+		return nil, err
+	}
+	if len(v.Enrichments) == 0 && len(advCVSS) == 0 {
 		return nil, nil
 	}
 	v.merge()
+	v.CVSS = append(v.CVSS, advCVSS...)
 	return v, nil
 }

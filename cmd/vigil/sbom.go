@@ -78,6 +78,7 @@ func (f *targetFlags) inventories(cmd *cobra.Command, target string) ([]*model.I
 
 func newSbomCmd() *cobra.Command {
 	var tf targetFlags
+	var sf submitFlags
 	var format, output string
 	cmd := &cobra.Command{
 		Use:   "sbom TARGET",
@@ -109,6 +110,9 @@ TARGET is KIND:REF or a local path whose kind is detected from its content. Kind
 				defer f.Close()
 				w = f
 			}
+			if sf.server != "" {
+				return sf.submit(cmd.ErrOrStderr(), invs)
+			}
 			if err := writeSBOM(w, format, invs); err != nil {
 				return err
 			}
@@ -119,6 +123,7 @@ TARGET is KIND:REF or a local path whose kind is detected from its content. Kind
 		},
 	}
 	tf.register(cmd)
+	sf.register(cmd)
 	cmd.Flags().StringVar(&format, "format", "cyclonedx-json", "output format: cyclonedx-json, spdx-json or json")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
 	return cmd

@@ -41,6 +41,7 @@ func (s dbStore) Vulnerability(id string) (*model.Vulnerability, error) {
 
 type scanFlags struct {
 	targetFlags
+	submitFlags
 	format, output string
 	failOn         string
 	ignoreUnfixed  bool
@@ -63,6 +64,7 @@ Exit status: 0; 3 when --fail-on is set and an active finding is at least that s
 		RunE: func(cmd *cobra.Command, args []string) error { return runScan(cmd, &f, args[0]) },
 	}
 	f.targetFlags.register(cmd)
+	f.submitFlags.register(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.format, "format", "table", "output format: table, json, sarif or cyclonedx-json")
 	fl.StringVarP(&f.output, "output", "o", "", "write to this file instead of standard output")
@@ -106,6 +108,14 @@ func runScan(cmd *cobra.Command, f *scanFlags, target string) error {
 			return err
 		}
 		pol.VEX = append(pol.VEX, st...)
+	}
+	if f.server != "" {
+		// The server matches continuously; the local database is not needed.
+		invs, err := scanInventories(cmd, &f.targetFlags, target)
+		if err != nil {
+			return err
+		}
+		return f.submitFlags.submit(cmd.ErrOrStderr(), invs)
 	}
 	db, err := openDB(ctx, f.dbPath, false)
 	if err != nil {
