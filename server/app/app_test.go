@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-sec/vigil/server/api/apitest"
 	"github.com/vigil-sec/vigil/server/auth"
 	"github.com/vigil-sec/vigil/server/store"
+	"github.com/vigil-sec/vigil/server/store/pgtest"
 	"github.com/vigil-sec/vigil/vulndb"
 )
 
@@ -100,7 +101,19 @@ type findingList struct {
 	NextToken string          `json:"nextToken"`
 }
 
-func TestServerEndToEnd(t *testing.T) {
+func TestServerEndToEndSQLite(t *testing.T) { endToEnd(t, "") }
+
+// The same behaviour on PostgreSQL, with a throwaway cluster (required in CI).
+func TestServerEndToEndPostgres(t *testing.T) {
+	c := pgtest.Start(t)
+	dbname, err := c.CreateDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	endToEnd(t, c.DSN(dbname))
+}
+
+func endToEnd(t *testing.T, postgres string) {
 	ctx := context.Background()
 	data := t.TempDir()
 	mirror := t.TempDir()
@@ -114,7 +127,7 @@ func TestServerEndToEnd(t *testing.T) {
 	}
 	vdb.Close()
 
-	srv, err := New(ctx, Config{DataDir: data})
+	srv, err := New(ctx, Config{DataDir: data, Postgres: postgres})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +287,7 @@ func TestServerEndToEnd(t *testing.T) {
 
 	// 8. A restart keeps everything and mints no second admin key.
 	srv.Close()
-	srv2, err := New(ctx, Config{DataDir: data})
+	srv2, err := New(ctx, Config{DataDir: data, Postgres: postgres})
 	if err != nil {
 		t.Fatal(err)
 	}
