@@ -359,6 +359,9 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 		}
 	}
 	handles := sortedHandles(regroup)
+	if err := e.prematch(ctx, handles, rematch); err != nil {
+		return nil, err
+	}
 	out := make([]Outcome, len(handles))
 	errs := make([]error, len(handles))
 	work := make(chan int)
@@ -391,6 +394,52 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 	return out, nil
 }
 
+// prematch fills the memo for every distinct package version the delta re-matches, spread over the
+// workers, so that no two workers match the same version and per-resource work is lookups only.
+func (e *Engine) prematch(ctx context.Context, handles []uint32, rematch map[uint32]map[uint32]bool) error {
+	var todo []rec
+	seen := map[memoKey]bool{}
+	for _, h := range handles {
+		keys := rematch[h]
+		if len(keys) == 0 {
+			continue
+		}
+		for _, r := range e.entries[h].pkgs {
+			if (r.key1 != 0 && keys[r.key1-1]) || (r.key2 != 0 && keys[r.key2-1]) {
+				mk := memoKey{r.eco, r.name, r.ver, r.srcName, r.srcVer}
+				if !seen[mk] {
+					seen[mk] = true
+					todo = append(todo, r)
+				}
+			}
+		}
+	}
+	errs := make([]error, e.cfg.Workers)
+	var wg sync.WaitGroup
+	for w := 0; w < e.cfg.Workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(todo) && ctx.Err() == nil; i += e.cfg.Workers {
+				if _, err := e.memoFor(todo[i], nil); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // redo re-evaluates one resource of a feed delta. It touches only its own entry; the string table
 // and index are read-only while a feed delta runs.
 func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, vulns []string, load Loader, now time.Time) (Outcome, error) {
@@ -403,10 +452,17 @@ func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, vul
 	for _, r := range ent.pkgs {
 		if (r.key1 != 0 && keys[r.key1-1]) || (r.key2 != 0 && keys[r.key2-1]) {
 			old := ent.hits[r]
+			n++
+			mv, err := e.memoFor(r, nil)
+			if err != nil {
+				return Outcome{}, err
+			}
+			if hitsOf(old, mv) {
+				continue // the memo kept its advisories: nothing to rebuild
+			}
 			if err := e.matchRec(ent, r, nil); err != nil {
 				return Outcome{}, err
 			}
-			n++
 			diffIDs(dirty, old, ent.hits[r])
 		}
 	}
@@ -505,6 +561,19 @@ func mergeByID(a, b []model.Finding) []model.Finding {
 	}
 	out = append(out, a[i:]...)
 	return append(out, b[j:]...)
+}
+
+// hitsOf reports whether hits were built from a memoized match.
+func hitsOf(hs []match.Hit, mv *memoVal) bool {
+	if len(hs) != len(mv.advs) {
+		return false
+	}
+	for i, h := range hs {
+		if h.Advisory() != mv.advs[i] || h.Fixed() != mv.fixed[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // diffIDs adds to dirty the IDs of the hits present in only one of old and new. Unchanged
@@ -637,44 +706,46 @@ func addIDs(dirty map[string]bool, hs []match.Hit) {
 	}
 }
 
-// matchRec matches one package and stores its hits. p is the inventory's package when at hand; else
-// the package is rebuilt from the compact record.
-func (e *Engine) matchRec(ent *entry, r rec, p *model.Package) error {
+// memoFor returns the memoized match of a package version, matching it on a miss (p, when not
+// nil, is the package as the inventory gave it).
+func (e *Engine) memoFor(r rec, p *model.Package) (*memoVal, error) {
 	mk := memoKey{r.eco, r.name, r.ver, r.srcName, r.srcVer}
 	e.memoMu.Lock()
 	mv := e.memo[mk]
 	e.memoMu.Unlock()
-	if mv != nil && mv.warn == "" && len(mv.advs) == 0 {
-		delete(ent.warnings, r)
-		delete(ent.hits, r)
-		delete(ent.hitPkgs, r)
-		return nil
+	if mv != nil {
+		return mv, nil
 	}
 	if p == nil {
 		p = e.expand(r)
-	} else {
-		p = trimmed(p)
 	}
-	if mv == nil {
-		hs, warn, err := e.matcher.Package(p)
-		if err != nil {
-			return fmt.Errorf("reeval: %s/%s: %w", ent.resource.Account, ent.resource.ID, err)
-		}
-		mv = &memoVal{key1: r.key1, key2: r.key2, warn: warn}
-		for _, h := range hs {
-			mv.advs = append(mv.advs, h.Advisory())
-			mv.fixed = append(mv.fixed, h.Fixed())
-		}
-		e.memoMu.Lock()
-		if cur := e.memo[mk]; cur != nil {
-			mv = cur // another worker got there first
-		} else {
-			if old := e.stale[mk]; old != nil {
-				mv = carryOver(old, mv)
-			}
-			e.memo[mk] = mv
-		}
-		e.memoMu.Unlock()
+	hs, warn, err := e.matcher.Package(p)
+	if err != nil {
+		return nil, fmt.Errorf("reeval: %s %s: %w", p.Ecosystem, p.Name, err)
+	}
+	mv = &memoVal{key1: r.key1, key2: r.key2, warn: warn}
+	for _, h := range hs {
+		mv.advs = append(mv.advs, h.Advisory())
+		mv.fixed = append(mv.fixed, h.Fixed())
+	}
+	e.memoMu.Lock()
+	defer e.memoMu.Unlock()
+	if cur := e.memo[mk]; cur != nil {
+		return cur, nil // another worker got there first
+	}
+	if old := e.stale[mk]; old != nil {
+		mv = carryOver(old, mv)
+	}
+	e.memo[mk] = mv
+	return mv, nil
+}
+
+// matchRec matches one package and stores its hits. p is the inventory's package when at hand; else
+// the package is rebuilt from the compact record.
+func (e *Engine) matchRec(ent *entry, r rec, p *model.Package) error {
+	mv, err := e.memoFor(r, p)
+	if err != nil {
+		return fmt.Errorf("reeval: %s/%s: %w", ent.resource.Account, ent.resource.ID, err)
 	}
 	if mv.warn != "" {
 		ent.warnings[r] = mv.warn
@@ -685,6 +756,11 @@ func (e *Engine) matchRec(ent *entry, r rec, p *model.Package) error {
 		delete(ent.hits, r)
 		delete(ent.hitPkgs, r)
 		return nil
+	}
+	if p == nil {
+		p = e.expand(r)
+	} else {
+		p = trimmed(p)
 	}
 	hs := make([]match.Hit, len(mv.advs))
 	for i, a := range mv.advs {
