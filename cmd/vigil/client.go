@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-sec/vigil/model"
+)
+
+// apiClient talks to a Vigil server for the read commands.
+type apiClient struct{ submitFlags }
+
+func (c *apiClient) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&c.server, "server", os.Getenv("VIGIL_SERVER"), "Vigil server URL ($VIGIL_SERVER)")
+	fl.StringVar(&c.apiKey, "api-key", os.Getenv("VIGIL_API_KEY"), "API key ($VIGIL_API_KEY)")
+	fl.StringVar(&c.caFile, "ca-file", os.Getenv("VIGIL_CA_FILE"), "the server's CA certificate (PEM)")
+	fl.StringVar(&c.caFingerprint, "ca-fingerprint", os.Getenv("VIGIL_CA_FINGERPRINT"), "pin the server's CA by its SHA-256 fingerprint")
+}
+
+func (c *apiClient) get(path string, q url.Values, out any) error {
+	if c.server == "" || c.apiKey == "" {
+		return fmt.Errorf("set --server and --api-key (or $VIGIL_SERVER and $VIGIL_API_KEY)")
+	}
+	hc, err := c.httpClient()
+	if err != nil {
+		return err
+	}
+	u := strings.TrimRight(c.server, "/") + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var p struct{ Title, Detail string }
+		_ = json.Unmarshal(b, &p)
+		return fmt.Errorf("%s: %s %s", resp.Status, p.Title, p.Detail)
+	}
+	return json.Unmarshal(b, out)
+}
+
+func newFindingsCmd() *cobra.Command {
+	var c apiClient
+	var severity, status, vuln, resource, pkg, fix, exploit []string
+	var jsonOut bool
+	var max int
+	cmd := &cobra.Command{
+		Use:   "findings",
+		Short: "List a server's findings with filters",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			add := func(k string, vs []string) {
+				for _, v := range vs {
+					q.Add(k, v)
+				}
+			}
+			add("severity", severity)
+			add("status", status)
+			add("vulnerabilityId", vuln)
+			add("resourceId", resource)
+			add("packageName", pkg)
+			add("fixAvailable", fix)
+			add("exploitAvailable", exploit)
+			var all []model.Finding
+			for {
+				var page struct {
+					Findings  []model.Finding `json:"findings"`
+					NextToken string          `json:"nextToken"`
+				}
+				if err := c.get("/v1/findings", q, &page); err != nil {
+					return err
+				}
+				all = append(all, page.Findings...)
+				if page.NextToken == "" || (max > 0 && len(all) >= max) {
+					break
+				}
+				q.Set("nextToken", page.NextToken)
+			}
+			if max > 0 && len(all) > max {
+				all = all[:max]
+			}
+			if jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(all)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SEVERITY\tRISK\tVULNERABILITY\tRESOURCE\tPACKAGES\tFIX\tSTATUS\tFIRST SEEN")
+			for _, f := range all {
+				var pk []string
+				for _, p := range f.Packages {
+					pk = append(pk, p.Name+" "+p.Version)
+				}
+				fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Severity, f.RiskScore.Score, f.VulnerabilityID, f.ResourceID,
+					strings.Join(pk, ", "), f.FixAvailable, f.Status, f.FirstObservedAt.Format("2006-01-02"))
+			}
+			tw.Flush()
+			fmt.Fprintf(cmd.ErrOrStderr(), "%d findings\n", len(all))
+			return nil
+		},
+	}
+	c.register(cmd)
+	fl := cmd.Flags()
+	fl.StringSliceVar(&severity, "severity", nil, "CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL, UNTRIAGED")
+	fl.StringSliceVar(&status, "status", nil, "ACTIVE, SUPPRESSED, CLOSED")
+	fl.StringSliceVar(&vuln, "vulnerability", nil, "vulnerability IDs")
+	fl.StringSliceVar(&resource, "resource", nil, "resource IDs")
+	fl.StringSliceVar(&pkg, "package", nil, "package names")
+	fl.StringSliceVar(&fix, "fix-available", nil, "YES, NO, PARTIAL")
+	fl.StringSliceVar(&exploit, "exploit-available", nil, "YES, NO")
+	fl.BoolVar(&jsonOut, "json", false, "print JSON")
+	fl.IntVar(&max, "max", 0, "stop after this many findings (0: all)")
+	return cmd
+}
+
+func newCoverageCmd() *cobra.Command {
+	var c apiClient
+	cmd := &cobra.Command{
+		Use:   "coverage",
+		Short: "Show a server's coverage per resource and scan type",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RESOURCE\tTYPE\tSCAN TYPE\tSTATUS\tREASON\tMODE\tLAST SCANNED")
+			for {
+				var page struct {
+					Coverage  []model.Coverage `json:"coverage"`
+					NextToken string           `json:"nextToken"`
+				}
+				if err := c.get("/v1/coverage", q, &page); err != nil {
+					return err
+				}
+				for _, cv := range page.Coverage {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cv.ResourceID, cv.ResourceType, cv.ScanType, cv.Status,
+						cv.Reason, cv.ScanMode, cv.LastScannedAt.Format("2006-01-02 15:04"))
+				}
+				if page.NextToken == "" {
+					break
+				}
+				q.Set("nextToken", page.NextToken)
+			}
+			return tw.Flush()
+		},
+	}
+	c.register(cmd)
+	return cmd
+}
