@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"runtime/debug"
 	"strings"
@@ -160,6 +159,9 @@ func (rt *Router) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 	for _, o := range opts {
 		o(&route)
 	}
+	if !route.Public && rt.cfg.Auth == nil {
+		panic(fmt.Sprintf("api: route %s needs authentication but Config.Auth is nil", pattern))
+	}
 	if route.bodyLimit <= 0 {
 		route.bodyLimit = rt.cfg.MaxBodyBytes
 	}
@@ -249,12 +251,12 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // unmatched answers 404 and 405 as problems instead of ServeMux's plain text.
 func (rt *Router) unmatched(w *statusWriter, r *http.Request) {
-	rec := httptest.NewRecorder()
+	rec := &discardWriter{h: http.Header{}, code: http.StatusNotFound}
 	rt.mux.ServeHTTP(rec, r)
-	if allow := rec.Header().Get("Allow"); allow != "" {
+	if allow := rec.h.Get("Allow"); allow != "" {
 		w.Header().Set("Allow", allow)
 	}
-	status := rec.Code
+	status := rec.code
 	detail := "no such endpoint: " + r.URL.Path
 	if status == http.StatusMethodNotAllowed {
 		detail = fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)
@@ -264,6 +266,16 @@ func (rt *Router) unmatched(w *statusWriter, r *http.Request) {
 		rt.metrics.observe(r.Method, "unmatched", status, 0)
 	}
 }
+
+// discardWriter keeps only the status and headers of ServeMux's own 404/405 answer.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(code int)        { d.code = code }
 
 func (rt *Router) panicked(w *statusWriter, r *http.Request, v any) {
 	if v == http.ErrAbortHandler {
