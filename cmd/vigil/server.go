@@ -16,6 +16,8 @@ func newServerCmd() *cobra.Command {
 	var cfg app.Config
 	var listen string
 	var poll time.Duration
+	var hooks []string
+	var hookSecret string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the Vigil server: stored inventories, continuous findings, the API",
@@ -27,6 +29,12 @@ database (run 'vigil db update --db DATA_DIR/vulndb.sqlite', or import a mirror)
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cfg.Logger = slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+			if len(hooks) > 0 && hookSecret == "" {
+				return fmt.Errorf("--webhook needs --webhook-secret (or $VIGIL_WEBHOOK_SECRET) to sign deliveries")
+			}
+			for _, u := range hooks {
+				cfg.Webhooks = append(cfg.Webhooks, app.Webhook{URL: u, Secret: hookSecret})
+			}
 			srv, err := app.New(ctx, cfg)
 			if err != nil {
 				return err
@@ -43,6 +51,11 @@ database (run 'vigil db update --db DATA_DIR/vulndb.sqlite', or import a mirror)
 			}
 			fmt.Fprintf(out, "serving https://%s\n", ln.Addr())
 			go srv.WatchFeed(ctx, poll)
+			go func() {
+				if err := srv.DeliverEvents(ctx); err != nil && ctx.Err() == nil {
+					cfg.Logger.Error("webhook delivery stopped", "error", err)
+				}
+			}()
 			return srv.Serve(ctx, ln)
 		},
 	}
@@ -53,6 +66,8 @@ database (run 'vigil db update --db DATA_DIR/vulndb.sqlite', or import a mirror)
 	fl.StringVar(&cfg.Hostname, "hostname", "", "host name for the generated certificate (default: this machine's)")
 	fl.StringSliceVar(&cfg.ExtraNames, "san", nil, "extra names or addresses for the generated certificate")
 	fl.StringVar(&listen, "listen", envOr("VIGIL_LISTEN", ":8443"), "address to serve HTTPS on ($VIGIL_LISTEN)")
+	fl.StringSliceVar(&hooks, "webhook", nil, "deliver every event to this URL as a signed CloudEvent (repeatable)")
+	fl.StringVar(&hookSecret, "webhook-secret", os.Getenv("VIGIL_WEBHOOK_SECRET"), "HMAC-SHA256 secret for webhook signatures ($VIGIL_WEBHOOK_SECRET)")
 	fl.DurationVar(&poll, "feed-poll", 30*time.Second, "how often to look for vulnerability database changes")
 	return cmd
 }

@@ -46,6 +46,8 @@ type Config struct {
 	Logger     *slog.Logger
 	Now        func() time.Time
 	Lifecycle  findings.Config
+	// Webhooks receive every account's events, signed with their secret.
+	Webhooks []Webhook
 }
 
 // Server is a running Vigil server's state.
@@ -58,6 +60,7 @@ type Server struct {
 	engine   *reeval.Engine
 	boot     *bootstrap.Result
 	router   *api.Router
+	outbox   *storeOutbox
 	registry *prometheus.Registry
 	// dbVersion is the vulnerability database version findings reflect.
 	dbVersion vulndb.Version
@@ -107,6 +110,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
+	s.outbox = newStoreOutbox(s.Store)
 	s.engine = reeval.New(vulnStore{ctx: context.WithoutCancel(ctx), db: s.VulnDB}, reeval.Config{Findings: cfg.Lifecycle})
 	s.registry = prometheus.NewRegistry()
 	s.router = api.New(api.Config{

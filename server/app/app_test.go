@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/vigil-sec/vigil/server/api"
 	"github.com/vigil-sec/vigil/server/api/apitest"
 	"github.com/vigil-sec/vigil/server/auth"
+	"github.com/vigil-sec/vigil/server/events"
 	"github.com/vigil-sec/vigil/server/store"
 	"github.com/vigil-sec/vigil/server/store/pgtest"
 	"github.com/vigil-sec/vigil/vulndb"
@@ -96,6 +98,43 @@ func inventory(lodash, minimist string) model.Inventory {
 		}}
 }
 
+// receiver is a webhook endpoint that verifies every delivery's signature.
+type receiver struct {
+	srv    *httptest.Server
+	secret string
+	mu     sync.Mutex
+	got    []string // event types, in arrival order
+	ids    map[string]bool
+	bad    int
+}
+
+func newReceiver(t *testing.T, secret string) *receiver {
+	rc := &receiver{secret: secret, ids: map[string]bool{}}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		if err := events.Verify(r.Header.Get(events.HeaderSignature), body, time.Now(), 0, rc.secret); err != nil {
+			rc.bad++
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		env, err := events.ParseEnvelope(body)
+		if err != nil {
+			rc.bad++
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		if !rc.ids[env.ID] { // at-least-once: drop repeats
+			rc.ids[env.ID] = true
+			rc.got = append(rc.got, env.Type)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
 type findingList struct {
 	Findings  []model.Finding `json:"findings"`
 	NextToken string          `json:"nextToken"`
@@ -127,7 +166,9 @@ func endToEnd(t *testing.T, postgres string) {
 	}
 	vdb.Close()
 
-	srv, err := New(ctx, Config{DataDir: data, Postgres: postgres})
+	hook := newReceiver(t, "whsec-test")
+	srv, err := New(ctx, Config{DataDir: data, Postgres: postgres,
+		Webhooks: []Webhook{{URL: hook.srv.URL, Secret: "whsec-test"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,17 +252,28 @@ func endToEnd(t *testing.T, postgres string) {
 		t.Fatalf("lodash's finding must be closed under its stable ID: %+v", list.Findings)
 	}
 
-	// 5. Events went to the outbox with the changes.
-	evs, err := srv.Store.ClaimEvents(ctx, 100, time.Minute)
+	// 5. Events went to the outbox with the changes, and out to the webhook, signed.
+	d, err := srv.dispatcher()
 	if err != nil {
 		t.Fatal(err)
 	}
-	types := map[string]int{}
-	for _, e := range evs {
-		types[e.Event.Type]++
+	for i := 0; i < 5; i++ {
+		if _, err := d.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if types[model.EventFindingCreated] != 2 || types[model.EventFindingClosed] != 1 {
-		t.Errorf("outbox events: %v", types)
+	hook.mu.Lock()
+	types := map[string]int{}
+	for _, e := range hook.got {
+		types[e]++
+	}
+	badSig := hook.bad
+	hook.mu.Unlock()
+	if types[model.EventFindingCreated] != 2 || types[model.EventFindingClosed] != 1 || badSig != 0 {
+		t.Errorf("webhook received %v, %d with bad signatures", types, badSig)
+	}
+	if left, _ := srv.Store.ClaimEvents(ctx, 100, time.Minute); len(left) != 0 {
+		t.Errorf("%d events still undelivered in the outbox", len(left))
 	}
 
 	// 6. Coverage.
