@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Role is what a key may do within the accounts it can reach.
@@ -237,4 +238,57 @@ func (s StaticOrg) Relation(_ context.Context, principal, target string) (Relati
 		}
 	}
 	return RelNone, nil
+}
+
+// OrgDirectory is an Org that can also list the accounts related to a principal's account, for
+// listings that span accounts (a delegated admin's "all findings"). server/store implements it.
+type OrgDirectory interface {
+	Org
+	// Related returns every account other than principalAccount that stands in a relation other
+	// than RelNone to it, with that relation.
+	Related(ctx context.Context, principalAccount string) (map[string]Relation, error)
+}
+
+// Scope lists the accounts whose data p may perform action on: its own account and every related
+// account the policy admits, sorted with p's own first. A listing endpoint intersects a
+// requested account filter with it (an explicitly requested account outside it answers 404).
+func Scope(ctx context.Context, dir OrgDirectory, p Principal, action Action) ([]string, error) {
+	if p.Account == "" || !p.Role.Valid() {
+		return nil, fmt.Errorf("%w: no valid principal", ErrForbidden)
+	}
+	var out []string
+	if Allowed(p.Role, RelSelf, action) {
+		out = append(out, p.Account)
+	}
+	if dir == nil {
+		return out, nil
+	}
+	rel, err := dir.Related(ctx, p.Account)
+	if err != nil {
+		return nil, fmt.Errorf("accounts related to %s: %w", p.Account, err)
+	}
+	var others []string
+	for acct, r := range rel {
+		if acct != p.Account && Allowed(p.Role, r, action) {
+			others = append(others, acct)
+		}
+	}
+	slices.Sort(others)
+	return append(out, others...), nil
+}
+
+// Related implements OrgDirectory.
+func (s StaticOrg) Related(ctx context.Context, principal string) (map[string]Relation, error) {
+	out := map[string]Relation{}
+	for _, o := range s.Orgs {
+		for _, a := range append([]string{o.Management, o.DelegatedAdmin}, o.Members...) {
+			if a == "" || a == principal {
+				continue
+			}
+			if r, _ := s.Relation(ctx, principal, a); r != RelNone {
+				out[a] = r
+			}
+		}
+	}
+	return out, nil
 }

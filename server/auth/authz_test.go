@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -125,5 +126,41 @@ func TestCanOrgError(t *testing.T) {
 	// The same account never needs the org.
 	if err := Can(context.Background(), brokenOrg{}, Principal{Account: "1", Role: RoleAdmin}, ReadFindings, "1"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestScope(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		account string
+		role    Role
+		action  Action
+		want    string
+	}{
+		{"300", RoleAdmin, ReadFindings, "[300 400]"},     // own account plus members
+		{"200", RoleAdmin, ReadFindings, "[200 300 400]"}, // the DA, not the management account
+		{"200", RoleReadOnly, ReadFindings, "[200 300 400]"},
+		{"200", RoleReadOnly, WriteSuppressionRules, "[]"},
+		{"200", RoleAdmin, WriteKeys, "[200]"},
+		{"100", RoleAdmin, ReadFindings, "[100]"},
+		{"100", RoleAdmin, WriteOrganization, "[100 200 300 400]"},
+		{"900", RoleAdmin, ReadFindings, "[900]"},
+		{"600", RoleAdmin, ReadFindings, "[600]"},
+	}
+	for _, c := range cases {
+		got, err := Scope(ctx, testOrg, Principal{Account: c.account, Role: c.role, KeyID: "k"}, c.action)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != c.want {
+			t.Errorf("Scope(%s %s %s) = %v, want %s", c.account, c.role, c.action, got, c.want)
+		}
+		// Scope and Can agree on every account of the test organizations.
+		for _, target := range []string{"100", "200", "300", "400", "500", "600", "900"} {
+			in := slices.Contains(got, target)
+			if err := Can(ctx, testOrg, Principal{Account: c.account, Role: c.role}, c.action, target); (err == nil) != in {
+				t.Errorf("Scope and Can disagree: %s %s %s on %s: Can %v, in scope %v", c.account, c.role, c.action, target, err, in)
+			}
+		}
 	}
 }
