@@ -41,13 +41,14 @@ const (
 var sortColumns = map[SortField]struct {
 	col   string
 	float bool
+	index string // the (account, col, id) index
 }{
-	SortSeverity:      {"severity_rank", false},
-	SortUpdatedAt:     {"updated_at", false},
-	SortFirstObserved: {"first_observed", false},
-	SortLastObserved:  {"last_observed", false},
-	SortRiskScore:     {"risk_score", true},
-	SortEPSS:          {"epss", true},
+	SortSeverity:      {"severity_rank", false, "findings_sort_severity"},
+	SortUpdatedAt:     {"updated_at", false, "findings_sort_updated"},
+	SortFirstObserved: {"first_observed", false, "findings_sort_first"},
+	SortLastObserved:  {"last_observed", false, "findings_sort_last"},
+	SortRiskScore:     {"risk_score", true, "findings_sort_risk"},
+	SortEPSS:          {"epss", true, "findings_sort_epss"},
 }
 
 // FindingQuery selects and orders findings for ListFindings.
@@ -92,7 +93,10 @@ func effectiveAccounts(accounts []string, f model.FindingFilter) []string {
 
 // findingWhere renders a filter as SQL conditions over findings aliased f. An empty result set is
 // expressed as a false condition.
-func findingWhere(accounts []string, f model.FindingFilter) ([]string, []any) {
+//
+// Tag conditions are uncorrelated IN subqueries (the planner may start from the tagged resources)
+// unless correlatedTags, which makes them EXISTS tests checked row by row during an ordered scan.
+func findingWhere(accounts []string, f model.FindingFilter, correlatedTags bool) ([]string, []any) {
 	eff := effectiveAccounts(accounts, f)
 	if len(eff) == 0 {
 		return []string{"1 = 0"}, nil
@@ -150,6 +154,11 @@ func findingWhere(accounts []string, f model.FindingFilter) ([]string, []any) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
+		if correlatedTags {
+			where = append(where, `EXISTS (SELECT 1 FROM resource_tags t WHERE t.account = f.account AND t.resource_id = f.resource_id AND t.key = ? AND t.value = ?)`)
+			args = append(args, k, f.ResourceTags[k])
+			continue
+		}
 		where = append(where, `(f.account, f.resource_id) IN (SELECT t.account, t.resource_id FROM resource_tags t WHERE t.account `+accIn+` AND t.key = ? AND t.value = ?)`)
 		args = append(args, anys(eff)...)
 		args = append(args, k, f.ResourceTags[k])
@@ -242,8 +251,12 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 	filter.Accounts = nil
 
 	// arm selects one ordered, limited range of keys for the accounts.
-	arm := func(accs []string) (string, []any) {
-		where, args := findingWhere(accs, filter)
+	arm := func(accs []string) (string, []any, error) {
+		from, correlated, err := s.findingPlan(ctx, accs, filter, sc.index)
+		if err != nil {
+			return "", nil, err
+		}
+		where, args := findingWhere(accs, filter, correlated)
 		if tok != nil {
 			switch {
 			case len(accs) > 1:
@@ -258,8 +271,8 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 				args = append(args, tokKey, tok.ID)
 			}
 		}
-		return `SELECT f.account AS account, f.id AS id, ` + col + ` AS sk FROM findings f WHERE ` + strings.Join(where, " AND ") +
-			fmt.Sprintf(` ORDER BY %s %s, f.id %s, f.account %s`, col, dir, dir, dir) + limit, args
+		return `SELECT f.account AS account, f.id AS id, ` + col + ` AS sk FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
+			fmt.Sprintf(` ORDER BY %s %s, f.id %s, f.account %s`, col, dir, dir, dir) + limit, args, nil
 	}
 	var (
 		keys string
@@ -269,20 +282,29 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 	case len(eff) == 0:
 		return page, nil
 	case len(eff) == 1 || len(eff) > maxMergeAccounts:
-		keys, args = arm(eff)
+		var err error
+		if keys, args, err = arm(eff); err != nil {
+			return page, err
+		}
 	default:
 		sorted := slices.Clone(eff)
 		slices.Sort(sorted)
 		parts := make([]string, 0, len(sorted))
 		for i, a := range slices.Compact(sorted) {
-			sql, a := arm([]string{a})
+			sql, a, err := arm([]string{a})
+			if err != nil {
+				return page, err
+			}
 			parts = append(parts, fmt.Sprintf(`SELECT * FROM (%s) AS a%d`, sql, i))
 			args = append(args, a...)
 		}
 		keys = strings.Join(parts, " UNION ALL ")
 	}
-	query := `SELECT k.account, k.id, k.sk, d.data FROM (` + keys + `) k JOIN finding_data d ON d.account = k.account AND d.id = k.id` +
-		fmt.Sprintf(` ORDER BY k.sk %s, k.id %s, k.account %s`, dir, dir, dir) + limit
+	// MATERIALIZED keeps the planner from pushing the document join into each arm: only the rows of
+	// the final page fetch their document.
+	query := `WITH k AS MATERIALIZED (SELECT * FROM (` + keys + `) AS u` + fmt.Sprintf(` ORDER BY u.sk %s, u.id %s, u.account %s`, dir, dir, dir) + limit +
+		`) SELECT k.account, k.id, k.sk, d.data FROM k JOIN finding_data d ON d.account = k.account AND d.id = k.id` +
+		fmt.Sprintf(` ORDER BY k.sk %s, k.id %s, k.account %s`, dir, dir, dir)
 	rows, err := s.query(ctx, s.db, query, args...)
 	if err != nil {
 		return page, fmt.Errorf("store: list findings: %w", err)
@@ -324,12 +346,64 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 	return page, nil
 }
 
+// Plan probes: a filter matching fewer rows than this is read through its filter index and sorted;
+// a denser one is read along the sort index, where a page needs about pageSize/density rows.
+const (
+	probeRows      = 2000
+	probeResources = 20
+)
+
+// findingPlan picks, on SQLite, the index a listing reads: SQLite's planner costs LIMIT queries
+// optimistically and, with ORDER BY, prefers walking the sort index even when the filter is rare
+// (hundreds of milliseconds at a million rows) or seeks a dense filter and sorts it all. A bounded
+// probe (at most probeRows entries of a covering index) tells which case holds. PostgreSQL's
+// planner has real statistics and is left alone. It returns the FROM clause and whether tag
+// conditions should be correlated.
+func (s *Store) findingPlan(ctx context.Context, accs []string, f model.FindingFilter, sortIndex string) (string, bool, error) {
+	if s.dialect != SQLite || len(accs) > maxMergeAccounts {
+		return "findings f", false, nil
+	}
+	if len(f.VulnerabilityIDs)+len(f.ResourceIDs)+len(f.PackageNames)+len(f.PackageVersions)+len(f.ImageRepositories) > 0 {
+		return "findings f", true, nil // a selective index exists; the planner finds it
+	}
+	if len(f.ResourceTags) > 0 {
+		fewest := probeResources
+		for k, v := range f.ResourceTags {
+			var n int
+			err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT 1 FROM resource_tags WHERE account IN (`+placeholders(len(accs))+`)
+				AND key = ? AND value = ? LIMIT `+strconv.Itoa(probeResources)+`) AS p`, append(anys(accs), k, v)...).Scan(&n)
+			if err != nil {
+				return "", false, fmt.Errorf("store: list findings: probe: %w", err)
+			}
+			fewest = min(fewest, n)
+		}
+		if fewest < probeResources {
+			return "findings f INDEXED BY findings_resource", false, nil
+		}
+	}
+	low := model.FindingFilter{Severities: f.Severities, Statuses: f.Statuses, ExploitAvailable: f.ExploitAvailable,
+		FixAvailable: f.FixAvailable, ResourceTypes: f.ResourceTypes, Types: f.Types}
+	if len(low.Severities)+len(low.Statuses)+len(low.ExploitAvailable)+len(low.FixAvailable)+len(low.ResourceTypes)+len(low.Types) > 0 {
+		where, args := findingWhere(accs, low, false)
+		var n int
+		err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT 1 FROM findings f INDEXED BY findings_lowcard WHERE `+
+			strings.Join(where, " AND ")+` LIMIT `+strconv.Itoa(probeRows)+`) AS p`, args...).Scan(&n)
+		if err != nil {
+			return "", false, fmt.Errorf("store: list findings: probe: %w", err)
+		}
+		if n < probeRows {
+			return "findings f INDEXED BY findings_lowcard", true, nil
+		}
+	}
+	return "findings f INDEXED BY " + sortIndex, true, nil
+}
+
 // CountFindings counts the accounts' findings that match the filter.
 func (s *Store) CountFindings(ctx context.Context, accounts []string, f model.FindingFilter) (int, error) {
 	if err := checkAccounts(accounts); err != nil {
 		return 0, err
 	}
-	where, args := findingWhere(accounts, f)
+	where, args := findingWhere(accounts, f, false)
 	var n int
 	if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM findings f WHERE `+strings.Join(where, " AND "), args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count findings: %w", err)
@@ -429,7 +503,7 @@ func (s *Store) Aggregate(ctx context.Context, accounts []string, q AggregateQue
 	if err := checkAccounts(accounts); err != nil {
 		return nil, err
 	}
-	where, args := findingWhere(accounts, q.Filter)
+	where, args := findingWhere(accounts, q.Filter, false)
 	var (
 		from     = `findings f`
 		acc, key string

@@ -114,7 +114,8 @@ CREATE INDEX findings_sort_epss ON findings (account, epss, id);
 CREATE INDEX findings_vuln ON findings (account, vulnerability_id);
 CREATE INDEX findings_resource ON findings (account, resource_id);
 CREATE INDEX findings_repo ON findings (account, image_repository);
-CREATE INDEX findings_status_sev ON findings (account, status, severity_rank, id);
+-- Every low-cardinality filter column: a covering index for filter-led plans and cheap match probes.
+CREATE INDEX findings_lowcard ON findings (account, severity_rank, status, exploit_available, fix_available, resource_type, type);
 
 -- The finding document lives apart from its indexed columns: filters that scan findings read narrow
 -- rows, and only the rows of the returned page fetch their document.
