@@ -137,7 +137,7 @@ func TestScope(t *testing.T) {
 		action  Action
 		want    string
 	}{
-		{"300", RoleAdmin, ReadFindings, "[300 400]"},     // own account plus members
+		{"300", RoleAdmin, ReadFindings, "[300]"},         // a member sees itself only
 		{"200", RoleAdmin, ReadFindings, "[200 300 400]"}, // the DA, not the management account
 		{"200", RoleReadOnly, ReadFindings, "[200 300 400]"},
 		{"200", RoleReadOnly, WriteSuppressionRules, "[]"},
