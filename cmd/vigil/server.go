@@ -17,6 +17,8 @@ func newServerCmd() *cobra.Command {
 	var listen string
 	var poll time.Duration
 	var hooks []string
+	var every time.Duration
+	var sf sourceFlags
 	var hookSecret string
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -51,6 +53,9 @@ database (run 'vigil db update --db DATA_DIR/vulndb.sqlite', or import a mirror)
 			}
 			fmt.Fprintf(out, "serving https://%s\n", ln.Addr())
 			go srv.WatchFeed(ctx, poll)
+			if every > 0 {
+				go srv.ScheduleFeedUpdates(ctx, sf.sources(), every)
+			}
 			go func() {
 				if err := srv.DeliverEvents(ctx); err != nil && ctx.Err() == nil {
 					cfg.Logger.Error("webhook delivery stopped", "error", err)
@@ -68,6 +73,8 @@ database (run 'vigil db update --db DATA_DIR/vulndb.sqlite', or import a mirror)
 	fl.StringVar(&listen, "listen", envOr("VIGIL_LISTEN", ":8443"), "address to serve HTTPS on ($VIGIL_LISTEN)")
 	fl.StringSliceVar(&hooks, "webhook", nil, "deliver every event to this URL as a signed CloudEvent (repeatable)")
 	fl.StringVar(&hookSecret, "webhook-secret", os.Getenv("VIGIL_WEBHOOK_SECRET"), "HMAC-SHA256 secret for webhook signatures ($VIGIL_WEBHOOK_SECRET)")
+	fl.DurationVar(&every, "update-every", 6*time.Hour, "fetch the vulnerability feeds this often (0: never; import mirrors instead)")
+	sf.register(cmd)
 	fl.DurationVar(&poll, "feed-poll", 30*time.Second, "how often to look for vulnerability database changes")
 	return cmd
 }

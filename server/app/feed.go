@@ -83,3 +83,30 @@ func (s *Server) WatchFeed(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// UpdateFeeds fetches the feeds (conditionally) and then re-evaluates what changed. Sources that
+// cannot be reached keep their previous data; the error names them.
+func (s *Server) UpdateFeeds(ctx context.Context, sources []vulndb.Source) (vulndb.UpdateReport, error) {
+	rep, uerr := s.VulnDB.Update(ctx, vulndb.UpdateConfig{Sources: sources, UserAgent: "vigil-server"}, nil)
+	for name, err := range rep.Failed {
+		s.log.Error("vulnerability feed unreachable; its previous data is kept", "source", name, "error", err)
+	}
+	if _, err := s.ApplyFeedUpdate(ctx); err != nil {
+		return rep, err
+	}
+	return rep, uerr
+}
+
+// ScheduleFeedUpdates runs UpdateFeeds now and then every interval until ctx ends.
+func (s *Server) ScheduleFeedUpdates(ctx context.Context, sources []vulndb.Source, interval time.Duration) {
+	for {
+		if _, err := s.UpdateFeeds(ctx, sources); err != nil && ctx.Err() == nil {
+			s.log.Warn("scheduled feed update incomplete", "error", err, "next", s.now().Add(interval))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
