@@ -32,6 +32,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-sec/vigil/server/auth"
@@ -97,6 +98,10 @@ type Result struct {
 	// Warnings are conditions an operator should hear about (an external certificate close to
 	// expiry).
 	Warnings []string
+
+	current atomic.Pointer[tls.Certificate] // what TLSConfig serves; Renew swaps it
+	dir     string
+	names   []string
 }
 
 // Bootstrap makes or loads the data directory's CA, server certificate and admin key.
@@ -137,6 +142,9 @@ func Bootstrap(ctx context.Context, o Options) (*Result, error) {
 	} else if err := ensureServerCert(res, dir, serverNames(o), now()); err != nil {
 		return nil, err
 	}
+	res.dir, res.names = dir, serverNames(o)
+	cert := res.Server
+	res.current.Store(&cert)
 
 	if o.Keys != nil {
 		if err := ensureAdminKey(ctx, res, o, now()); err != nil {
@@ -155,15 +163,57 @@ func Fingerprint(c *x509.Certificate) string {
 // TLSConfig is the server's TLS configuration: TLS 1.3 only, the server certificate, and client
 // certificates requested (not required: API clients use keys) and verified against the CA for
 // agents' mTLS. Handlers read r.TLS.VerifiedChains to tell an agent.
+// The certificate is read per handshake (GetConfigForClient, which also covers clients that
+// send no SNI, such as those dialing an IP address), so Renew takes effect without a restart.
 func (r *Result) TLSConfig() *tls.Config {
-	cert := r.Server
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    r.CAPool,
+	base := &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		ClientAuth: tls.VerifyClientCertIfGiven,
+		ClientCAs:  r.CAPool,
 	}
+	outer := base.Clone()
+	if c := r.current.Load(); c != nil {
+		outer.Certificates = []tls.Certificate{*c}
+	}
+	outer.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		cfg := base.Clone()
+		if c := r.current.Load(); c != nil {
+			cfg.Certificates = []tls.Certificate{*c}
+		}
+		return cfg, nil
+	}
+	return outer
 }
+
+// Renew reissues the self-issued server certificate when it has less than 30 days left (call it
+// daily from a long-running server); new handshakes use the new certificate. It reports whether
+// it renewed. With an external certificate it only checks expiry and never rewrites the files.
+func (r *Result) Renew(now time.Time) (bool, error) {
+	if r.External {
+		if left := r.ServerNotAfter.Sub(now); left < RenewBefore {
+			return false, fmt.Errorf("bootstrap: the external server certificate expires on %s; replace it",
+				r.ServerNotAfter.Format(time.DateOnly))
+		}
+		return false, nil
+	}
+	if r.dir == "" {
+		return false, errors.New("bootstrap: Renew on a Result not made by Bootstrap")
+	}
+	cur := r.current.Load()
+	if cur != nil && cur.Leaf != nil && needsRenewal(cur.Leaf, r.CA, r.names, now) == "" {
+		return false, nil
+	}
+	next := &Result{CA: r.CA, CAKey: r.CAKey}
+	if err := ensureServerCert(next, r.dir, r.names, now); err != nil {
+		return false, err
+	}
+	cert := next.Server
+	r.current.Store(&cert)
+	return next.Issued, nil
+}
+
+// Current is the server certificate being served now.
+func (r *Result) Current() *tls.Certificate { return r.current.Load() }
 
 func ensureDir(d string) error {
 	if err := os.MkdirAll(d, 0o700); err != nil {

@@ -436,3 +436,45 @@ func TestFingerprintMatchesOpenSSL(t *testing.T) {
 		t.Fatalf("fingerprint %s, openssl says %s", r.CAFingerprint, want)
 	}
 }
+
+// TestRenewWhileServing renews the certificate of a running server: new connections get the new
+// certificate without a restart.
+func TestRenewWhileServing(t *testing.T) {
+	r, err := Bootstrap(context.Background(), Options{Dir: t.TempDir(), Hostname: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.TLS = r.TLSConfig()
+	srv.StartTLS()
+	defer srv.Close()
+	later := time.Now().Add(340 * 24 * time.Hour)
+	serial := func() string {
+		// The client's clock is 340 days ahead so both certificates verify.
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.CAPool, Time: func() time.Time { return later.Add(time.Hour) }}, DisableKeepAlives: true}
+		resp, err := (&http.Client{Transport: tr}).Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.TLS.PeerCertificates[0].SerialNumber.String()
+	}
+	first := serial()
+	if renewed, err := r.Renew(time.Now().Add(24 * time.Hour)); err != nil || renewed {
+		t.Fatalf("early renewal: %v %v", renewed, err)
+	}
+	if serial() != first {
+		t.Fatal("certificate changed without renewal")
+	}
+	// 340 days on, the certificate has < 30 days left.
+	renewed, err := r.Renew(later)
+	if err != nil || !renewed {
+		t.Fatalf("renewal: %v %v", renewed, err)
+	}
+	if got := serial(); got == first || got != r.Current().Leaf.SerialNumber.String() {
+		t.Fatal("new connections do not get the renewed certificate")
+	}
+	if r.Current().Leaf.NotAfter.Before(time.Now().Add(ServerValidity)) {
+		t.Fatal("renewed certificate not extended")
+	}
+}
