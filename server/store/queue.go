@@ -80,6 +80,19 @@ func (s *Store) Enqueue(ctx context.Context, j JobSpec) (id int64, created bool,
 	if j.DedupeKey != "" {
 		dedupe = j.DedupeKey
 	}
+	// The duplicate may finish between the insert and the look-up; then the insert is tried again.
+	for try := 0; try < 3; try++ {
+		id, created, err = s.enqueue(ctx, j, dedupe, now)
+		if !errors.Is(err, errDuplicateGone) {
+			break
+		}
+	}
+	return id, created, err
+}
+
+var errDuplicateGone = errors.New("store: duplicate job finished")
+
+func (s *Store) enqueue(ctx context.Context, j JobSpec, dedupe any, now time.Time) (id int64, created bool, err error) {
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		err := s.queryRow(ctx, tx, `INSERT INTO jobs (kind, account, payload, state, dedupe_key, run_at, max_attempts, created_at, updated_at)
 			VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
@@ -92,6 +105,9 @@ func (s *Store) Enqueue(ctx context.Context, j JobSpec) (id int64, created bool,
 			return fmt.Errorf("store: enqueue %s: %w", j.Kind, err)
 		}
 		err = s.queryRow(ctx, tx, `SELECT id FROM jobs WHERE dedupe_key = ? AND state IN ('pending', 'running')`, j.DedupeKey).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errDuplicateGone
+		}
 		if err != nil {
 			return fmt.Errorf("store: enqueue %s: find duplicate: %w", j.Kind, err)
 		}

@@ -957,3 +957,85 @@ func TestConcurrentWriters(t *testing.T) {
 		})
 	}
 }
+
+// TestPaginationManyAccounts covers the plain (non-merged) path used above maxMergeAccounts.
+func TestPaginationManyAccounts(t *testing.T) {
+	each(t, func(t *testing.T, e env, s *Store) {
+		var accounts []string
+		for a := 0; a < maxMergeAccounts+3; a++ {
+			acc := fmt.Sprintf("%012d", 300000000000+a)
+			accounts = append(accounts, acc)
+			seedAccounts(t, s, acc)
+			seedResource(t, s, model.Resource{Account: acc, ID: "i-1", Type: model.ResourceHost})
+			var fs []model.Finding
+			for i := 0; i < 3; i++ {
+				fs = append(fs, finding(acc, "i-1", fmt.Sprintf("CVE-2024-%04d", i), []string{"HIGH", "LOW", "CRITICAL"}[i]))
+			}
+			must(t, s.ApplyChanges(ctx, Changes{Account: acc, Upsert: fs}))
+		}
+		var got []model.Finding
+		tok := ""
+		for {
+			p, err := s.ListFindings(ctx, accounts, FindingQuery{PageSize: 4, PageToken: tok, Filter: model.FindingFilter{Severities: []string{"HIGH", "CRITICAL"}}})
+			must(t, err)
+			got = append(got, p.Findings...)
+			if tok = p.NextToken; tok == "" {
+				break
+			}
+		}
+		if len(got) != 2*len(accounts) {
+			t.Fatalf("%d findings, want %d", len(got), 2*len(accounts))
+		}
+		seen := map[string]bool{}
+		for i, f := range got {
+			if seen[f.Account+f.ID] {
+				t.Errorf("duplicate %s", f.ID)
+			}
+			seen[f.Account+f.ID] = true
+			if i > 0 && severityRank[f.Severity] > severityRank[got[i-1].Severity] {
+				t.Errorf("out of order at %d", i)
+			}
+		}
+	})
+}
+
+// FuzzPageToken: a page token comes from the client; any value yields a page or ErrBadToken.
+func FuzzPageToken(f *testing.F) {
+	s, err := OpenSQLite(ctx, filepath.Join(f.TempDir(), "fuzz.db"), Options{})
+	must(f, err)
+	defer s.Close()
+	seedAccounts(f, s, acctA)
+	seedResource(f, s, model.Resource{Account: acctA, ID: "i-1", Type: model.ResourceHost})
+	must(f, s.ApplyChanges(ctx, Changes{Account: acctA, Upsert: []model.Finding{
+		finding(acctA, "i-1", "CVE-2024-0727", "MEDIUM"), finding(acctA, "i-1", "CVE-2023-5678", "LOW"),
+	}}))
+	p, err := s.ListFindings(ctx, []string{acctA}, FindingQuery{PageSize: 1})
+	must(f, err)
+	f.Add(p.NextToken)
+	f.Add("")
+	f.Add("eyJzIjoic2V2ZXJpdHkiLCJrIjoiMWUzMDAiLCJpIjoieCIsImMiOiJ5In0")
+	f.Add("!!!")
+	f.Fuzz(func(t *testing.T, tok string) {
+		for _, sf := range []SortField{SortSeverity, SortRiskScore} {
+			if _, err := s.ListFindings(ctx, []string{acctA}, FindingQuery{Sort: sf, PageToken: tok}); err != nil && !errors.Is(err, ErrBadToken) {
+				t.Fatalf("token %q: %v", tok, err)
+			}
+		}
+		for _, q := range []func() error{
+			func() error {
+				_, err := s.ListResources(ctx, []string{acctA}, ResourceQuery{PageToken: tok})
+				return err
+			},
+			func() error {
+				_, err := s.ListCoverage(ctx, []string{acctA}, CoverageQuery{PageToken: tok})
+				return err
+			},
+			func() error { _, err := s.ListAudit(ctx, []string{acctA}, AuditQuery{PageToken: tok}); return err },
+			func() error { _, err := s.ListDeadLetters(ctx, []string{acctA}, 10, tok); return err },
+		} {
+			if err := q(); err != nil && !errors.Is(err, ErrBadToken) {
+				t.Fatalf("token %q: %v", tok, err)
+			}
+		}
+	})
+}
