@@ -826,3 +826,43 @@ func FuzzDecodeJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestFailedAuthenticationLimit(t *testing.T) {
+	var lookups atomic.Int64
+	e := newEnv(t, func(c *api.Config) {
+		c.FailedAuthRate, c.FailedAuthBurst = 0.5, 3
+		inner := c.Auth
+		c.Auth = authFunc(func(ctx context.Context, raw string) (auth.Principal, error) {
+			lookups.Add(1)
+			return inner.Authenticate(ctx, raw)
+		})
+	})
+	bad, _ := auth.NewKey()
+	for i := 0; i < 3; i++ {
+		if r := e.do("GET", resA, "", nil, "X-Api-Key", bad.String()); r.status != 401 {
+			t.Fatalf("attempt %d: %d", i, r.status)
+		}
+	}
+	// The fourth attempt from this address is refused before any lookup, even with a good key.
+	before := lookups.Load()
+	r := e.do("GET", resA, "a-admin", nil)
+	if r.status != 429 || r.header.Get("Retry-After") != "2" || lookups.Load() != before {
+		t.Fatalf("after failures: %d Retry-After %q lookups +%d", r.status, r.header.Get("Retry-After"), lookups.Load()-before)
+	}
+	e.clock.Add(2 * time.Second)
+	if r := e.do("GET", resA, "a-admin", nil); r.status != 200 {
+		t.Fatalf("after the wait: %d", r.status)
+	}
+	// Successful requests do not spend the failure budget.
+	for i := 0; i < 10; i++ {
+		if r := e.do("GET", resA, "a-admin", nil); r.status != 200 {
+			t.Fatalf("good request %d: %d", i, r.status)
+		}
+	}
+}
+
+type authFunc func(ctx context.Context, raw string) (auth.Principal, error)
+
+func (f authFunc) Authenticate(ctx context.Context, raw string) (auth.Principal, error) {
+	return f(ctx, raw)
+}

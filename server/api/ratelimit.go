@@ -61,3 +61,19 @@ func (l *limiter) sweep(now time.Time) {
 		}
 	}
 }
+
+// exhausted reports, without taking a token, whether key's bucket is empty at now, and how long
+// until it holds one again.
+func (l *limiter) exhausted(key string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		return false, 0
+	}
+	tokens := min(l.burst, b.tokens+max(0, now.Sub(b.last).Seconds())*l.rate)
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, time.Duration((1 - tokens) / l.rate * float64(time.Second))
+}

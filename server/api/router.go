@@ -52,6 +52,11 @@ type Config struct {
 	// Zero values give 50/s and a burst of 100; a negative Rate disables limiting.
 	Rate  float64
 	Burst int
+	// FailedAuthRate and FailedAuthBurst bound failed authentications per client address
+	// (default 1/s, burst 20; negative disables). Beyond them the address gets 429 without a
+	// key-store lookup.
+	FailedAuthRate  float64
+	FailedAuthBurst int
 	// Auditor receives a record of every mutating request (nil: none).
 	Auditor Auditor
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
@@ -117,8 +122,11 @@ type Router struct {
 	mux     *http.ServeMux
 	routes  []Route
 	limiter *limiter
-	metrics *httpMetrics
-	Ready   *Readiness
+	// failures limits failed authentications per client address, so a flood of made-up keys
+	// cannot turn into a flood of key-store lookups.
+	failures *limiter
+	metrics  *httpMetrics
+	Ready    *Readiness
 }
 
 // New returns a Router. It panics if cfg.Metrics refuses the collectors (a programming error:
@@ -142,6 +150,12 @@ func New(cfg Config) *Router {
 	rt := &Router{cfg: cfg, mux: http.NewServeMux(), Ready: &Readiness{}}
 	if cfg.Rate > 0 {
 		rt.limiter = newLimiter(cfg.Rate, cfg.Burst)
+	}
+	if cfg.FailedAuthRate == 0 {
+		cfg.FailedAuthRate, cfg.FailedAuthBurst = 1, 20
+	}
+	if cfg.FailedAuthRate > 0 {
+		rt.failures = newLimiter(cfg.FailedAuthRate, max(cfg.FailedAuthBurst, 1))
 	}
 	if cfg.Metrics != nil {
 		rt.metrics = newHTTPMetrics(cfg.Metrics)
@@ -307,11 +321,21 @@ func (rt *Router) authenticate(next http.Handler) http.Handler {
 			WriteProblem(w, r, perr)
 			return
 		}
+		ipKey := "ip:" + state(r.Context()).remote.String()
+		if rt.failures != nil {
+			if blocked, wait := rt.failures.exhausted(ipKey, rt.cfg.Now()); blocked {
+				rt.tooMany(w, r, wait, "too many failed authentications from this address")
+				return
+			}
+		}
 		p, err := rt.cfg.Auth.Authenticate(r.Context(), raw)
 		if err != nil {
 			if !auth.IsAuthError(err) {
 				WriteError(w, r, fmt.Errorf("authenticate: %w", err))
 				return
+			}
+			if rt.failures != nil {
+				rt.failures.allow(ipKey, rt.cfg.Now())
 			}
 			noteError(r.Context(), err)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil", error="invalid_token"`)
@@ -355,13 +379,17 @@ func (rt *Router) rateLimit(next http.Handler) http.Handler {
 			key = "key:" + p.KeyID
 		}
 		if ok, wait := rt.limiter.allow(key, rt.cfg.Now()); !ok {
-			p := NewProblem(http.StatusTooManyRequests, fmt.Sprintf("rate limit of %g requests per second exceeded", rt.cfg.Rate))
-			p.retryAfter = int((wait + time.Second - 1) / time.Second)
-			WriteProblem(w, r, p)
+			rt.tooMany(w, r, wait, fmt.Sprintf("rate limit of %g requests per second exceeded", rt.cfg.Rate))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func (rt *Router) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, detail string) {
+	p := NewProblem(http.StatusTooManyRequests, detail)
+	p.retryAfter = max(1, int((wait+time.Second-1)/time.Second))
+	WriteProblem(w, r, p)
 }
 
 func (rt *Router) bodyLimit(route Route, next http.Handler) http.Handler {
