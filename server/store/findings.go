@@ -258,18 +258,11 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 		}
 		where, args := findingWhere(accs, filter, correlated)
 		if tok != nil {
-			switch {
-			case len(accs) > 1:
-				where = append(where, `(`+col+`, f.id, f.account) `+cmp+` (?, ?, ?)`)
-				args = append(args, tokKey, tok.ID, tok.Account)
-			case (cmp == "<" && accs[0] < tok.Account) || (cmp == ">" && accs[0] > tok.Account):
-				// (key, id, account) beyond the token: equal (key, id) is beyond it too.
-				where = append(where, `(`+col+`, f.id) `+cmp+`= (?, ?)`)
-				args = append(args, tokKey, tok.ID)
-			default:
-				where = append(where, `(`+col+`, f.id) `+cmp+` (?, ?)`)
-				args = append(args, tokKey, tok.ID)
-			}
+			// The two-column bound lets the planner seek the (account, key, id) index; the
+			// three-column test is exact at the boundary. Both compare in the database's own
+			// collation, as ORDER BY does.
+			where = append(where, `(`+col+`, f.id) `+cmp+`= (?, ?)`, `(`+col+`, f.id, f.account) `+cmp+` (?, ?, ?)`)
+			args = append(args, tokKey, tok.ID, tokKey, tok.ID, tok.Account)
 		}
 		return `SELECT f.account AS account, f.id AS id, ` + col + ` AS sk FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
 			fmt.Sprintf(` ORDER BY %s %s, f.id %s, f.account %s`, col, dir, dir, dir) + limit, args, nil
