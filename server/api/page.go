@@ -66,8 +66,9 @@ func (pt *PageTokens) Decode(scope, token string, cursor any) error {
 	if !ok {
 		return bad("malformed")
 	}
-	body, err1 := base64.RawURLEncoding.DecodeString(b64body)
-	mac, err2 := base64.RawURLEncoding.DecodeString(b64mac)
+	// Strict: one token has exactly one spelling.
+	body, err1 := base64.RawURLEncoding.Strict().DecodeString(b64body)
+	mac, err2 := base64.RawURLEncoding.Strict().DecodeString(b64mac)
 	if err1 != nil || err2 != nil {
 		return bad("malformed")
 	}
