@@ -235,7 +235,8 @@ func (e *env) routes() {
 			}
 		}
 		return api.WriteJSON(w, 200, page)
-	}, api.Doc("listFindings", "List findings", "findings"))
+	}, api.Doc("listFindings", "List findings", "findings"), api.Paginated(),
+		api.Query(api.Param{Name: "account", Description: "Account whose findings to list (default: the key's)."}))
 	rt.Handle("PUT /v1/accounts/{accountId}/scan-types", api.JSONHandler(func(w http.ResponseWriter, r *http.Request, b *struct {
 		Enabled []string `json:"enabled"`
 	}) error {
@@ -700,6 +701,11 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	op := doc["paths"].(map[string]any)["/v1/resources/{resourceId}"].(map[string]any)["get"].(map[string]any)
 	if op["operationId"] != "getResource" || op["parameters"] == nil || op["responses"].(map[string]any)["401"] == nil {
 		t.Fatalf("operation %v", op)
+	}
+
+	list := doc["paths"].(map[string]any)["/v1/findings"].(map[string]any)["get"].(map[string]any)
+	if ps, _ := json.Marshal(list["parameters"]); !strings.Contains(string(ps), `"name":"nextToken"`) || !strings.Contains(string(ps), `"in":"query"`) {
+		t.Fatalf("query parameters not documented: %s", ps)
 	}
 
 	// The check catches a document that misses a route and one that lists a phantom.

@@ -55,6 +55,17 @@ func BuildOpenAPI(info Info, routes []Route) ([]byte, error) {
 				"name": p, "in": "path", "required": true, "schema": map[string]any{"type": "string"},
 			})
 		}
+		for _, q := range r.QueryParams {
+			typ := q.Type
+			if typ == "" {
+				typ = "string"
+			}
+			pm := map[string]any{"name": q.Name, "in": "query", "required": q.Required, "schema": map[string]any{"type": typ}}
+			if q.Description != "" {
+				pm["description"] = q.Description
+			}
+			params = append(params, pm)
+		}
 		if len(params) > 0 {
 			op["parameters"] = params
 		}

@@ -89,7 +89,9 @@ type Route struct {
 	SuccessStatus int
 	// PathParams are the wildcard names in Path, in order.
 	PathParams []string
-	bodyLimit  int64
+	// QueryParams document the query string.
+	QueryParams []Param
+	bodyLimit   int64
 }
 
 // RouteOption customizes a route at registration.
@@ -111,6 +113,27 @@ func Schemas(request, response map[string]any) RouteOption {
 // Success sets the documented success status and content type.
 func Success(status int, contentType string) RouteOption {
 	return func(r *Route) { r.SuccessStatus, r.ResponseType = status, contentType }
+}
+
+// Param documents one query parameter.
+type Param struct {
+	Name        string
+	Description string
+	Type        string // JSON Schema type: "string" (default), "integer", "boolean"
+	Required    bool
+}
+
+// Query documents query parameters.
+func Query(params ...Param) RouteOption {
+	return func(r *Route) { r.QueryParams = append(r.QueryParams, params...) }
+}
+
+// Paginated documents maxResults and nextToken (see PageParams).
+func Paginated() RouteOption {
+	return Query(
+		Param{Name: "maxResults", Type: "integer", Description: "Page size, 1 to 500 (default 50)."},
+		Param{Name: "nextToken", Description: "The nextToken of the previous page."},
+	)
 }
 
 // BodyLimit overrides the body cap for one route (e.g. inventory uploads).
