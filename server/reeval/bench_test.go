@@ -116,84 +116,6 @@ func BenchmarkFleetLoad(b *testing.B) {
 	b.ReportMetric(float64(findings)/float64(bf.hosts), "findings/host")
 }
 
-// BenchmarkFeedDelta1000 — (a): a feed delta of 1,000 advisories.
-//
-//   - modified: 1,000 existing advisories republished (900 with only a new modified time, 100 with a
-//     new severity), the usual shape of a day of OSV and tracker churn;
-//   - new: 1,000 new advisories on packages the fleet holds, each affecting one of the versions
-//     hosts run (about a third of each package's holders) — the worst case, where most of the
-//     fleet gains findings.
-func BenchmarkFeedDelta1000(b *testing.B) {
-	bf := getFleet(b)
-	ctx := context.Background()
-	run := func(b *testing.B, makeDelta func() Delta) {
-		for i := 0; i < b.N; i++ {
-			b.StopTimer()
-			d := makeDelta()
-			now := bf.tick()
-			b.StartTimer()
-			outs, err := bf.engine.FeedDelta(ctx, d, bf.fl.load, now)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			events, touched := 0, 0
-			for _, o := range outs {
-				events += len(o.Result.Events)
-				if !o.Unchanged {
-					touched++
-				}
-			}
-			bf.save(outs)
-			b.ReportMetric(float64(len(d.Packages)), "keys")
-			b.ReportMetric(float64(len(outs)), "rematched-resources")
-			b.ReportMetric(float64(touched), "reconciled-resources")
-			b.ReportMetric(float64(events), "events")
-			b.StartTimer()
-		}
-	}
-	b.Run("modified", func(b *testing.B) {
-		run(b, func() Delta {
-			var d Delta
-			seen := map[Key]bool{}
-			advs := bf.corpus.advisories
-			for j := 0; j < 1000; j++ {
-				bf.nextID++
-				a := advs[hash32("mod", strconv.Itoa(bf.nextID))%uint32(len(advs))]
-				a.Modified = bf.now.Add(time.Duration(bf.nextID) * time.Second)
-				if j%10 == 0 {
-					a.Severity = []string{model.SeverityLow, model.SeverityMedium, model.SeverityHigh, model.SeverityCritical}[bf.nextID%4]
-				}
-				k := bf.store.replace(a)
-				if !seen[k] {
-					seen[k] = true
-					d.Packages = append(d.Packages, k)
-				}
-			}
-			return d
-		})
-	})
-	b.Run("new", func(b *testing.B) {
-		keys := bf.engine.idx.keys
-		run(b, func() Delta {
-			var d Delta
-			seen := map[Key]bool{}
-			for j := 0; j < 1000; j++ {
-				bf.nextID++
-				k := keys[hash32("delta", strconv.Itoa(bf.nextID))%uint32(len(keys))]
-				vs := bf.corpus.keyVersions[k]
-				bf.store.add(model.Advisory{Source: "osv", ID: fmt.Sprintf("VIGIL-BENCH-NEW-%06d", bf.nextID), Ecosystem: k.Ecosystem, Package: k.Name,
-					Severity: model.SeverityHigh, Summary: "synthetic benchmark advisory", Versions: []string{vs[bf.nextID%len(vs)]}})
-				if !seen[k] {
-					seen[k] = true
-					d.Packages = append(d.Packages, k)
-				}
-			}
-			return d
-		})
-	})
-}
-
 // BenchmarkAdvisoryOnePercent — (b): one new advisory whose package about 1% of hosts hold.
 func BenchmarkAdvisoryOnePercent(b *testing.B) {
 	bf := getFleet(b)
@@ -294,5 +216,117 @@ func BenchmarkChangedPackage(b *testing.B) {
 			b.Fatalf("matched %d", o.Matched)
 		}
 		bf.fl.stored[ref] = o.Result.Findings
+	}
+}
+
+// BenchmarkFeedDelta1000 — (a): a feed delta of 1,000 advisories.
+//
+//   - modified: 1,000 existing advisories republished (900 with only a new modified time, 100 with a
+//     new severity), the usual shape of a day of OSV and tracker churn;
+//   - new: 1,000 new advisories on packages the fleet holds, each affecting one of the versions
+//     hosts run (about a third of each package's holders) — the worst case, where most of the
+//     fleet gains findings.
+func BenchmarkFeedDelta1000(b *testing.B) {
+	bf := getFleet(b)
+	ctx := context.Background()
+	run := func(b *testing.B, makeDelta func() Delta) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			d := makeDelta()
+			now := bf.tick()
+			b.StartTimer()
+			outs, err := bf.engine.FeedDelta(ctx, d, bf.fl.load, now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			events, touched := 0, 0
+			for _, o := range outs {
+				events += len(o.Result.Events)
+				if !o.Unchanged {
+					touched++
+				}
+			}
+			bf.save(outs)
+			b.ReportMetric(float64(len(d.Packages)), "keys")
+			b.ReportMetric(float64(len(outs)), "rematched-resources")
+			b.ReportMetric(float64(touched), "reconciled-resources")
+			b.ReportMetric(float64(events), "events")
+			b.StartTimer()
+		}
+	}
+	b.Run("modified", func(b *testing.B) {
+		run(b, func() Delta {
+			var d Delta
+			seen := map[Key]bool{}
+			advs := bf.corpus.advisories
+			for j := 0; j < 1000; j++ {
+				bf.nextID++
+				a := advs[hash32("mod", strconv.Itoa(bf.nextID))%uint32(len(advs))]
+				a.Modified = bf.now.Add(time.Duration(bf.nextID) * time.Second)
+				if j%10 == 0 {
+					a.Severity = []string{model.SeverityLow, model.SeverityMedium, model.SeverityHigh, model.SeverityCritical}[bf.nextID%4]
+				}
+				k := bf.store.replace(a)
+				if !seen[k] {
+					seen[k] = true
+					d.Packages = append(d.Packages, k)
+				}
+			}
+			return d
+		})
+	})
+	b.Run("new", func(b *testing.B) {
+		keys := bf.engine.idx.keys
+		run(b, func() Delta {
+			var d Delta
+			seen := map[Key]bool{}
+			for j := 0; j < 1000; j++ {
+				bf.nextID++
+				k := keys[hash32("delta", strconv.Itoa(bf.nextID))%uint32(len(keys))]
+				vs := bf.corpus.keyVersions[k]
+				bf.store.add(model.Advisory{Source: "osv", ID: fmt.Sprintf("VIGIL-BENCH-NEW-%06d", bf.nextID), Ecosystem: k.Ecosystem, Package: k.Name,
+					Severity: model.SeverityHigh, Summary: "synthetic benchmark advisory", Versions: []string{vs[bf.nextID%len(vs)]}})
+				if !seen[k] {
+					seen[k] = true
+					d.Packages = append(d.Packages, k)
+				}
+			}
+			return d
+		})
+	})
+}
+
+// BenchmarkEngineMemory loads a fleet into an engine alone (outcomes discarded) and reports the
+// heap it holds: the compact packages, the index, hits, memo and advisory cache.
+func BenchmarkEngineMemory(b *testing.B) {
+	if _, err := os.Stat(pypiZip); err != nil {
+		b.Skip("benchmark corpus not present")
+	}
+	ctx := context.Background()
+	c, err := loadCorpus(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	store := c.store()
+	hosts := benchHosts()
+	for i := 0; i < b.N; i++ {
+		before := heapMB()
+		e := New(store, Config{})
+		now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+		for h := 0; h < hosts; h++ {
+			r := model.Resource{Account: "111122223333", ID: fmt.Sprintf("i-%08x", h), Type: model.ResourceHost}
+			if _, err := e.Submit(ctx, Submission{Resource: r, Inventory: c.inventory(h, 500)}, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+		after := heapMB()
+		st := e.Stats()
+		b.ReportMetric(after-before, "engine-MB")
+		b.ReportMetric(float64(st.Pairs*4)/(1<<20), "postings-MB")
+		b.ReportMetric(float64(st.Packages), "packages")
+		b.ReportMetric(float64(st.HitPackages), "hit-packages")
+		b.ReportMetric(float64(st.Strings), "strings")
+		runtime.KeepAlive(e)
 	}
 }

@@ -81,11 +81,8 @@ type entry struct {
 	handle   uint32
 	resource model.Resource
 	exposure score.Context
-	pkgs     []rec                  // inventory order, deduplicated
-	hits     map[rec][]match.Hit    // only packages with hits
-	hitPkgs  map[rec]*model.Package // the packages hits point to
-	keyCount map[uint32]int32       // index key → packages holding it, to update postings
-	warnings map[rec]string         // packages that could not be evaluated
+	pkgs     []rec      // inventory order, deduplicated
+	memo     []*memoVal // aligned with pkgs: each package's match (shared across the fleet)
 }
 
 // New returns an empty engine over a vulnerability store.
@@ -152,19 +149,21 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 		srcOf[r] = p
 		newPkgs = append(newPkgs, r)
 	}
-	oldSet := make(map[rec]struct{}, len(ent.pkgs))
-	for _, r := range ent.pkgs {
-		oldSet[r] = struct{}{}
+	oldMemo := make(map[rec]*memoVal, len(ent.pkgs))
+	for i, r := range ent.pkgs {
+		oldMemo[r] = ent.memo[i]
 	}
-	var added []rec
-	for _, r := range newPkgs {
-		if _, ok := oldSet[r]; ok {
-			delete(oldSet, r)
+	newMemo := make([]*memoVal, len(newPkgs))
+	var added []int
+	for i, r := range newPkgs {
+		if mv, ok := oldMemo[r]; ok {
+			newMemo[i] = mv
+			delete(oldMemo, r)
 			continue
 		}
-		added = append(added, r)
+		added = append(added, i)
 	}
-	removed := oldSet // what is left of the old set
+	removed := oldMemo // what is left of the old packages
 	if sameExposure && len(added) == 0 && len(removed) == 0 && sameOrder(ent.pkgs, newPkgs) {
 		return &Outcome{Ref: ref, Unchanged: true, Warnings: ent.warningList(),
 			Result: findings.Observe(s.Prev, s.Rules, &ent.resource, now)}, nil
@@ -175,23 +174,22 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 	if existed && sameExposure {
 		dirty = map[string]bool{}
 	}
-	for r := range removed {
-		addIDs(dirty, ent.hits[r])
-		delete(ent.hits, r)
-		delete(ent.hitPkgs, r)
-		delete(ent.warnings, r)
+	for _, mv := range removed {
+		addIDs(dirty, mv.advs)
 	}
-	e.reindex(ent, ent.pkgs, newPkgs)
-	ent.pkgs = newPkgs
-	for _, r := range added {
+	for _, i := range added {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := e.matchRec(ent, r, srcOf[r]); err != nil {
-			return nil, err
+		mv, err := e.memoFor(newPkgs[i], srcOf[newPkgs[i]])
+		if err != nil {
+			return nil, fmt.Errorf("reeval: %s/%s: %w", ref.Account, ref.ResourceID, err)
 		}
-		addIDs(dirty, ent.hits[r])
+		newMemo[i] = mv
+		addIDs(dirty, mv.advs)
 	}
+	e.reindex(ent, ent.pkgs, newPkgs)
+	ent.pkgs, ent.memo = newPkgs, newMemo
 	res, err := e.evaluate(ent, s.Prev, s.Rules, now, dirty, true)
 	if err != nil {
 		return nil, err
@@ -254,7 +252,11 @@ func (e *Engine) Stats() Stats {
 	for _, ent := range e.entries {
 		if ent != nil {
 			s.Packages += len(ent.pkgs)
-			s.HitPackages += len(ent.hits)
+			for _, mv := range ent.memo {
+				if len(mv.advs) > 0 {
+					s.HitPackages++
+				}
+			}
 		}
 	}
 	return s
@@ -449,21 +451,15 @@ func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, vul
 		dirty[v] = true
 	}
 	n := 0
-	for _, r := range ent.pkgs {
+	for i, r := range ent.pkgs {
 		if (r.key1 != 0 && keys[r.key1-1]) || (r.key2 != 0 && keys[r.key2-1]) {
-			old := ent.hits[r]
 			n++
 			mv, err := e.memoFor(r, nil)
 			if err != nil {
-				return Outcome{}, err
+				return Outcome{}, fmt.Errorf("reeval: %s/%s: %w", ref.Account, ref.ResourceID, err)
 			}
-			if hitsOf(old, mv) {
-				continue // the memo kept its advisories: nothing to rebuild
-			}
-			if err := e.matchRec(ent, r, nil); err != nil {
-				return Outcome{}, err
-			}
-			diffIDs(dirty, old, ent.hits[r])
+			diffIDs(dirty, ent.memo[i], mv)
+			ent.memo[i] = mv
 		}
 	}
 	if len(dirty) == 0 {
@@ -486,16 +482,25 @@ func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, vul
 // left as they are, except that observe (a new inventory: every finding was seen again) moves the
 // lastObservedAt of the open ones and lists them in Observed. A feed delta does not observe them.
 func (e *Engine) evaluate(ent *entry, prev []model.Finding, rules []model.SuppressionRule, now time.Time, dirty map[string]bool, observe bool) (findings.Result, error) {
-	nh := 0
-	for _, hs := range ent.hits {
-		nh += len(hs)
-	}
-	hits := make([]match.Hit, 0, nh)
-	for _, r := range ent.pkgs {
-		hits = append(hits, ent.hits[r]...)
+	// Hits are rebuilt for the pass from the shared memo; packages are expanded from the compact
+	// records only for the hits selected, so nothing per package outlives the call.
+	var lite []liteHit
+	for i, mv := range ent.memo {
+		for j, a := range mv.advs {
+			lite = append(lite, liteHit{pkg: i, adv: a, fixed: mv.fixed[j]})
+		}
 	}
 	if dirty != nil {
-		hits = closure(hits, dirty)
+		lite = closure(lite, dirty)
+	}
+	hits := make([]match.Hit, len(lite))
+	var p *model.Package
+	last := -1
+	for k, h := range lite {
+		if h.pkg != last {
+			p, last = e.expand(ent.pkgs[h.pkg]), h.pkg
+		}
+		hits[k] = match.NewHit(p, h.adv, h.fixed)
 	}
 	opts := match.Options{Account: ent.resource.Account, Resource: ent.resource.ID, Exposure: ent.exposure}
 	current, err := e.matcher.Findings(hits, opts)
@@ -563,55 +568,36 @@ func mergeByID(a, b []model.Finding) []model.Finding {
 	return append(out, b[j:]...)
 }
 
-// hitsOf reports whether hits were built from a memoized match.
-func hitsOf(hs []match.Hit, mv *memoVal) bool {
-	if len(hs) != len(mv.advs) {
-		return false
-	}
-	for i, h := range hs {
-		if h.Advisory() != mv.advs[i] || h.Fixed() != mv.fixed[i] {
-			return false
-		}
-	}
-	return true
+// liteHit is a hit before its package is expanded: the package's position in the entry.
+type liteHit struct {
+	pkg   int
+	adv   *model.Advisory
+	fixed string
 }
 
-// diffIDs adds to dirty the IDs of the hits present in only one of old and new. Unchanged
-// advisories keep their pointers across a feed delta (carryOver), so pointer identity is content
-// identity here.
-func diffIDs(dirty map[string]bool, old, new []match.Hit) {
-	type hk struct {
-		a     *model.Advisory
-		fixed string
+// diffIDs adds to dirty the IDs of advisories present in only one of two match results of a
+// package. Unchanged advisories keep their pointers across a feed delta (carryOver), so pointer
+// identity is content identity here.
+func diffIDs(dirty map[string]bool, old, new *memoVal) {
+	if old == new {
+		return
 	}
-	if len(old) == len(new) {
-		same := true
-		for i := range old {
-			if old[i].Advisory() != new[i].Advisory() || old[i].Fixed() != new[i].Fixed() {
-				same = false
-				break
-			}
-		}
-		if same {
-			return
-		}
-	}
-	in := func(hs []match.Hit, h match.Hit) bool {
-		for _, x := range hs {
-			if x.Advisory() == h.Advisory() && x.Fixed() == h.Fixed() {
+	in := func(mv *memoVal, a *model.Advisory, fixed string) bool {
+		for i, x := range mv.advs {
+			if x == a && mv.fixed[i] == fixed {
 				return true
 			}
 		}
 		return false
 	}
-	for _, h := range old {
-		if !in(new, h) {
-			addIDs(dirty, []match.Hit{h})
+	for i, a := range old.advs {
+		if !in(new, a, old.fixed[i]) {
+			addIDs(dirty, []*model.Advisory{a})
 		}
 	}
-	for _, h := range new {
-		if !in(old, h) {
-			addIDs(dirty, []match.Hit{h})
+	for i, a := range new.advs {
+		if !in(old, a, new.fixed[i]) {
+			addIDs(dirty, []*model.Advisory{a})
 		}
 	}
 }
@@ -650,7 +636,7 @@ func sameAdvisory(a, b *model.Advisory) bool {
 // when its advisory's ID, an alias or a related ID is in the set, and then brings its ID and
 // aliases in, until nothing more joins. This equals filtering match.GroupHits by dirty IDs without
 // building the union of every hit of the resource.
-func closure(hits []match.Hit, dirty map[string]bool) []match.Hit {
+func closure(hits []liteHit, dirty map[string]bool) []liteHit {
 	set := make(map[string]bool, len(dirty))
 	for id := range dirty {
 		set[id] = true
@@ -663,7 +649,7 @@ func closure(hits []match.Hit, dirty map[string]bool) []match.Hit {
 			if in[i] {
 				continue
 			}
-			a := h.Advisory()
+			a := h.adv
 			if !set[a.ID] && !slices.ContainsFunc(a.Aliases, func(id string) bool { return set[id] }) &&
 				!slices.ContainsFunc(a.Related, func(id string) bool { return set[id] }) {
 				continue
@@ -680,7 +666,7 @@ func closure(hits []match.Hit, dirty map[string]bool) []match.Hit {
 			}
 		}
 	}
-	out := make([]match.Hit, 0, n)
+	out := make([]liteHit, 0, n)
 	for i, h := range hits {
 		if in[i] {
 			out = append(out, h)
@@ -689,13 +675,12 @@ func closure(hits []match.Hit, dirty map[string]bool) []match.Hit {
 	return out
 }
 
-// addIDs adds the IDs hits name (advisory IDs, aliases, related IDs) to a dirty set (nil: no-op).
-func addIDs(dirty map[string]bool, hs []match.Hit) {
+// addIDs adds the IDs advisories name (their IDs, aliases, related IDs) to a dirty set (nil: no-op).
+func addIDs(dirty map[string]bool, advs []*model.Advisory) {
 	if dirty == nil {
 		return
 	}
-	for _, h := range hs {
-		a := h.Advisory()
+	for _, a := range advs {
 		dirty[a.ID] = true
 		for _, id := range a.Aliases {
 			dirty[id] = true
@@ -740,47 +725,6 @@ func (e *Engine) memoFor(r rec, p *model.Package) (*memoVal, error) {
 	return mv, nil
 }
 
-// matchRec matches one package and stores its hits. p is the inventory's package when at hand; else
-// the package is rebuilt from the compact record.
-func (e *Engine) matchRec(ent *entry, r rec, p *model.Package) error {
-	mv, err := e.memoFor(r, p)
-	if err != nil {
-		return fmt.Errorf("reeval: %s/%s: %w", ent.resource.Account, ent.resource.ID, err)
-	}
-	if mv.warn != "" {
-		ent.warnings[r] = mv.warn
-	} else {
-		delete(ent.warnings, r)
-	}
-	if len(mv.advs) == 0 {
-		delete(ent.hits, r)
-		delete(ent.hitPkgs, r)
-		return nil
-	}
-	if p == nil {
-		p = e.expand(r)
-	} else {
-		p = trimmed(p)
-	}
-	hs := make([]match.Hit, len(mv.advs))
-	for i, a := range mv.advs {
-		hs[i] = match.NewHit(p, a, mv.fixed[i])
-	}
-	ent.hits[r] = hs
-	ent.hitPkgs[r] = p
-	return nil
-}
-
-// trimmed copies what findings use of a package, so the inventory can be released.
-func trimmed(p *model.Package) *model.Package {
-	q := &model.Package{Name: p.Name, Version: p.Version, Ecosystem: p.Ecosystem, PURL: p.PURL, SourceName: p.SourceName,
-		SourceVersion: p.SourceVersion, Arch: p.Arch, LayerDigest: p.LayerDigest}
-	if len(p.Locations) > 0 {
-		q.Locations = []string{p.Locations[0]}
-	}
-	return q
-}
-
 func (e *Engine) expand(r rec) *model.Package {
 	s := e.strs.str
 	p := &model.Package{Name: s(r.name), Version: s(r.ver), Ecosystem: s(r.eco), PURL: s(r.purl), SourceName: s(r.srcName),
@@ -819,8 +763,7 @@ func (e *Engine) entryOf(ref Ref) (*entry, bool) {
 		h = uint32(len(e.entries))
 		e.entries = append(e.entries, nil)
 	}
-	ent := &entry{handle: h, hits: map[rec][]match.Hit{}, hitPkgs: map[rec]*model.Package{},
-		warnings: map[rec]string{}}
+	ent := &entry{handle: h}
 	e.entries[h] = ent
 	e.handles[ref] = h
 	return ent, false
@@ -858,9 +801,9 @@ func (e *Engine) reindex(ent *entry, old, new []rec) {
 
 func (ent *entry) warningList() []string {
 	var out []string
-	for _, r := range ent.pkgs {
-		if w, ok := ent.warnings[r]; ok {
-			out = append(out, w)
+	for _, mv := range ent.memo {
+		if mv.warn != "" {
+			out = append(out, mv.warn)
 		}
 	}
 	return out

@@ -580,7 +580,11 @@ func TestClosureSelectsWholeGroups(t *testing.T) {
 				}
 			}
 		}
-		got := closure(hits, map[string]bool{id: true})
+		lite := make([]liteHit, len(hits))
+		for i, h := range hits {
+			lite[i] = liteHit{pkg: i, adv: h.Advisory(), fixed: h.Fixed()}
+		}
+		got := closure(lite, map[string]bool{id: true})
 		if len(got) != len(want) {
 			t.Errorf("%s: closure %d hits, groups %d", id, len(got), len(want))
 		}
