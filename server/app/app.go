@@ -165,6 +165,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	go s.renewDaily(ctx)
 	select {
 	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -172,6 +173,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return srv.Shutdown(shut)
 	case err := <-errc:
 		return err
+	}
+}
+
+// renewDaily reissues the server certificate when it nears expiry, without a restart.
+func (s *Server) renewDaily(ctx context.Context) {
+	t := time.NewTicker(24 * time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.boot.Renew(s.now()); err != nil {
+				s.log.Error("renewing the server certificate", "error", err)
+			}
+		}
 	}
 }
 
