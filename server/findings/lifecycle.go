@@ -4,7 +4,7 @@
 // stored state and a clock reading and returns what to write and which outbox events to emit, so
 // the SQLite and PostgreSQL stores share one behaviour.
 //
-// Lifecycle rules (Amazon Inspector's, see docs/reference/inspector.md §2.1):
+// Lifecycle rules (Amazon Inspector's, reference/inspector.md §2.1):
 //
 //   - A finding seen for the first time is ACTIVE with firstObservedAt = lastObservedAt =
 //     updatedAt = now (event vigil.finding.created).

@@ -28,6 +28,7 @@ type benchFleet struct {
 	load   time.Duration
 	heapMB float64
 	nextID int
+	toggle bool // BenchmarkChangedPackage: which of two inventories was sent last
 }
 
 var (
@@ -207,8 +208,12 @@ func BenchmarkChangedPackage(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		ref := Ref{r.Account, r.ID}
-		bf.nextID++
-		o, err := bf.engine.Submit(ctx, Submission{Resource: r, Inventory: invs[bf.nextID%2], Prev: bf.fl.stored[ref]}, bf.tick())
+		bf.toggle = !bf.toggle
+		inv := invs[0]
+		if bf.toggle {
+			inv = invs[1]
+		}
+		o, err := bf.engine.Submit(ctx, Submission{Resource: r, Inventory: inv, Prev: bf.fl.stored[ref]}, bf.tick())
 		if err != nil {
 			b.Fatal(err)
 		}

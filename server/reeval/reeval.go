@@ -1,22 +1,25 @@
-// Package reeval keeps a fleet's findings current without rescanning it. It holds, in memory, each
-// resource's packages in a compact interned form, the advisory hits of each package, and an inverted
-// index from package key (ecosystem, lookup name) to the resources holding it. Then:
+// Package reeval keeps a fleet's findings current without rescanning it. It holds, in memory,
+// each resource's packages in a compact interned form (44 bytes a package), a pointer per package
+// to the shared result of matching that package version, and an inverted index from package key
+// (ecosystem, lookup name) to the resources holding it. Then:
 //
-//   - a new inventory is diffed against the previous one and only added or changed packages are
-//     matched; the hits of unchanged packages are kept and everything is regrouped into findings;
+//   - a new inventory is diffed against the previous one; only added or changed packages are
+//     matched, and only the findings their hits name are regrouped and reconciled;
 //   - a feed delta (vulndb.DB.Changes) names the keys whose advisories changed; the index gives the
-//     resources holding them, and only those packages on only those resources are matched again;
-//     enrichment changes (EPSS, KEV, NVD) regroup and rescore the resources whose hits name the ID.
+//     resources holding them; each changed package version is matched once for the whole fleet;
+//     only resources whose hits actually changed are loaded and reconciled, and only the findings
+//     those hits name; enrichment changes (EPSS, KEV, NVD) regroup and rescore the findings whose
+//     advisories name the ID.
 //
-// Either way the fresh findings are reconciled with the stored ones by findings.Process, which
-// yields the rows to write and the outbox events. The engine never touches storage: the caller
-// passes the stored findings and rules (directly, or through a Loader for feed deltas) and writes
-// the results in one transaction.
+// Either way findings.Process reconciles the fresh findings with the stored ones and yields the
+// rows to write and the outbox events. The engine never touches storage: the caller passes the
+// stored findings and rules (directly, or through a Loader for feed deltas) and writes the results
+// in one transaction.
 //
 // Advisories are fetched once per key and shared by every resource (a cache in front of the
-// match.Store). The cache is correct only if every change to the database is reported through
-// FeedDelta; a process that missed deltas (started late, fell behind) must be rebuilt by submitting
-// the inventories again with Reset first.
+// match.Store), and match results once per package version. Both are correct only if every change
+// to the database is reported through FeedDelta; a process that missed deltas (started late, fell
+// behind) must Reset and resubmit the inventories.
 package reeval
 
 import (
