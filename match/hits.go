@@ -2,8 +2,10 @@ package match
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/version"
 )
 
 // Hit is one package affected by one advisory, as Matcher.Package returns it. The server keeps the
@@ -70,4 +72,56 @@ func GroupHits(hits []Hit) [][]Hit {
 		out[i] = append(out[i], h)
 	}
 	return out
+}
+
+// WithParseCache returns a matcher over the same store that remembers parsed versions, up to max
+// of them (then it starts afresh). Advisories list the same versions again and again (an OSV PyPI
+// record enumerates hundreds), and a server matches them for many package versions, so parsing
+// dominates without it. The matcher it returns is safe for concurrent use if the store is.
+func (m *Matcher) WithParseCache(max int) *Matcher {
+	return &Matcher{store: m.store, parse: &parseCache{max: max, by: map[string]map[string]parsed{}}}
+}
+
+type parsed struct {
+	v   version.Version
+	err error
+}
+
+type parseCache struct {
+	mu  sync.RWMutex
+	max int
+	n   int
+	by  map[string]map[string]parsed // scheme name → raw version → result
+}
+
+// cachedScheme parses through a parseCache.
+type cachedScheme struct {
+	version.Scheme
+	c *parseCache
+}
+
+func (s cachedScheme) Parse(raw string) (version.Version, error) {
+	name := s.Scheme.Name()
+	s.c.mu.RLock()
+	r, ok := s.c.by[name][raw]
+	s.c.mu.RUnlock()
+	if ok {
+		return r.v, r.err
+	}
+	v, err := s.Scheme.Parse(raw)
+	s.c.mu.Lock()
+	if s.c.n >= s.c.max {
+		s.c.by, s.c.n = map[string]map[string]parsed{}, 0
+	}
+	m := s.c.by[name]
+	if m == nil {
+		m = map[string]parsed{}
+		s.c.by[name] = m
+	}
+	if _, dup := m[raw]; !dup {
+		m[raw] = parsed{v, err}
+		s.c.n++
+	}
+	s.c.mu.Unlock()
+	return v, err
 }

@@ -120,3 +120,31 @@ func TestGroupHits(t *testing.T) {
 		t.Errorf("findings of groups differ from findings of all hits")
 	}
 }
+
+// A matcher with a parse cache gives the same results as one without, also for unparseable
+// versions, and stays within its bound.
+func TestParseCache(t *testing.T) {
+	store := newStore(
+		model.Advisory{Source: "osv", ID: "PYSEC-2023-74", Aliases: []string{"CVE-2023-32681"}, Ecosystem: "PyPI", Package: "requests",
+			Versions: []string{"2.3.0", "2.28.1", "2.28.2", "2.30.0", "not a version"},
+			Ranges:   []model.Range{{Type: model.RangeEcosystem, Events: []model.Event{{Introduced: "2.3.0"}, {Fixed: "2.31.0"}}}}},
+	)
+	plain := New(store)
+	cached := plain.WithParseCache(3)
+	for _, v := range []string{"2.28.1", "2.28.1.0", "2.31.0", "2.2", "bogus!", "2.30.0", "2.28.1"} {
+		p := model.Package{Name: "requests", Version: v, Ecosystem: "PyPI"}
+		want, wwarn, _ := plain.Package(&p)
+		got, gwarn, _ := cached.Package(&p)
+		if len(want) != len(got) || wwarn != gwarn {
+			t.Errorf("%s: cached %d hits %q, plain %d hits %q", v, len(got), gwarn, len(want), wwarn)
+		}
+		for i := range want {
+			if want[i].Fixed() != got[i].Fixed() {
+				t.Errorf("%s: fixed %s vs %s", v, got[i].Fixed(), want[i].Fixed())
+			}
+		}
+	}
+	if n := cached.parse.n; n > 3 {
+		t.Errorf("cache holds %d entries, bound 3", n)
+	}
+}

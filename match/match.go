@@ -44,7 +44,10 @@ type Result struct {
 }
 
 // Matcher matches inventories against a store.
-type Matcher struct{ store Store }
+type Matcher struct {
+	store Store
+	parse *parseCache // nil unless WithParseCache
+}
 
 // New returns a matcher over a store.
 func New(store Store) *Matcher { return &Matcher{store: store} }
@@ -137,6 +140,9 @@ func (m *Matcher) Package(p *model.Package) ([]hit, string, error) {
 	scheme, ok := version.Lookup(p.Ecosystem)
 	if !ok {
 		return nil, "", nil // no advisories exist for ecosystems without a version scheme
+	}
+	if m.parse != nil {
+		scheme = cachedScheme{scheme, m.parse}
 	}
 	var out []hit
 	seen := map[string]bool{}

@@ -94,7 +94,7 @@ func New(store match.Store, cfg Config) *Engine {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
 	c := newCache(store)
-	return &Engine{cfg: cfg, cache: c, matcher: match.New(c), strs: newStrtab(), idx: newIndex(), handles: map[Ref]uint32{},
+	return &Engine{cfg: cfg, cache: c, matcher: match.New(c).WithParseCache(parseCacheSize), strs: newStrtab(), idx: newIndex(), handles: map[Ref]uint32{},
 		memo: map[memoKey]*memoVal{}}
 }
 
@@ -221,7 +221,7 @@ func (e *Engine) Reset() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.cache = newCache(e.cache.inner)
-	e.matcher = match.New(e.cache)
+	e.matcher = match.New(e.cache).WithParseCache(parseCacheSize)
 	e.strs, e.idx, e.handles, e.entries, e.free = newStrtab(), newIndex(), map[Ref]uint32{}, nil, nil
 	e.memo = map[memoKey]*memoVal{}
 }
@@ -830,3 +830,6 @@ func sameContext(a, b score.Context) bool {
 	}
 	return a.NetworkExposed == nil || *a.NetworkExposed == *b.NetworkExposed
 }
+
+// parseCacheSize bounds the parsed versions the matcher keeps (about 40 MB at most).
+const parseCacheSize = 1 << 18
