@@ -332,3 +332,9 @@ func send(hc *http.Client, req *http.Request, out any, op string) error {
 	}
 	return nil
 }
+
+// Ping proves the server is reachable over mutual TLS with the current certificate: a GET of the
+// server's liveness endpoint, which has no side effect (a heartbeat would consume instructions).
+func (c *Client) Ping(ctx context.Context) error {
+	return do(ctx, c.hc, http.MethodGet, c.base.JoinPath("/healthz").String(), nil, nil, "ping")
+}
