@@ -121,8 +121,14 @@ type Submission struct {
 
 // Outcome is the re-evaluation of one resource.
 type Outcome struct {
-	Ref    Ref
+	Ref Ref
+	// Result is what to write. Its Findings hold the new state of the findings this pass examined;
+	// after a changed inventory or a feed delta that is only the findings the change touched (the
+	// others are as stored, except that IDs in Observed get lastObservedAt = now). A new resource,
+	// an exposure change or an unchanged resubmission examine them all.
 	Result findings.Result
+	// At is the pass's time: the lastObservedAt of the Observed IDs.
+	At time.Time
 	// Matched counts packages matched against the database in this pass; Unchanged means the
 	// inventory was identical and nothing was matched or regrouped.
 	Matched   int
@@ -138,7 +144,13 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 	ref := Ref{s.Resource.Account, s.Resource.ID}
 	ent, existed := e.entryOf(ref)
 	sameExposure := existed && sameContext(ent.exposure, s.Exposure)
+	sameHash := existed && s.Resource.InventoryHash != "" && s.Resource.InventoryHash == ent.resource.InventoryHash
 	ent.resource, ent.exposure = s.Resource, s.Exposure
+	if sameHash && sameExposure {
+		// The caller vouches that the content is identical (model.Resource.InventoryHash).
+		return &Outcome{Ref: ref, At: now, Unchanged: true, Warnings: ent.warningList(),
+			Result: findings.Observe(s.Prev, s.Rules, &ent.resource, now)}, nil
+	}
 
 	// Compact the new inventory; remember the source package of each new record for matching.
 	newPkgs := make([]rec, 0, len(s.Inventory.Packages))
@@ -168,7 +180,7 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 	}
 	removed := oldMemo // what is left of the old packages
 	if sameExposure && len(added) == 0 && len(removed) == 0 && sameOrder(ent.pkgs, newPkgs) {
-		return &Outcome{Ref: ref, Unchanged: true, Warnings: ent.warningList(),
+		return &Outcome{Ref: ref, At: now, Unchanged: true, Warnings: ent.warningList(),
 			Result: findings.Observe(s.Prev, s.Rules, &ent.resource, now)}, nil
 	}
 	// Full regrouping for a new resource or a new exposure (every score may move); otherwise only the
@@ -197,7 +209,7 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 	if err != nil {
 		return nil, err
 	}
-	return &Outcome{Ref: ref, Result: res, Matched: len(added), Warnings: ent.warningList()}, nil
+	return &Outcome{Ref: ref, At: now, Result: res, Matched: len(added), Warnings: ent.warningList()}, nil
 }
 
 // Remove forgets a resource (deleted or terminated); its stored findings are the caller's to close
@@ -466,7 +478,7 @@ func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, vul
 		}
 	}
 	if len(dirty) == 0 {
-		return Outcome{Ref: ref, Matched: n, Unchanged: true}, nil
+		return Outcome{Ref: ref, At: now, Matched: n, Unchanged: true}, nil
 	}
 	prev, rules, err := load(ctx, ref)
 	if err != nil {
@@ -476,7 +488,7 @@ func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, vul
 	if err != nil {
 		return Outcome{}, err
 	}
-	return Outcome{Ref: ref, Result: res, Matched: n, Warnings: ent.warningList()}, nil
+	return Outcome{Ref: ref, At: now, Result: res, Matched: n, Warnings: ent.warningList()}, nil
 }
 
 // evaluate regroups the entry's hits, in inventory order as a full match would, and reconciles.
@@ -528,48 +540,20 @@ func (e *Engine) evaluate(ent *entry, prev []model.Finding, rules []model.Suppre
 			rest = append(rest, f)
 		}
 	}
+	// Only the re-examined findings are returned: copying the resource's whole state on every pass
+	// would cost more than the pass itself.
 	res := findings.Process(touched, current, rules, &ent.resource, now, e.cfg.Findings)
 	if observe {
 		for i := range rest {
 			if rest[i].Status != model.FindingClosed {
-				rest[i].LastObservedAt = now
 				res.Observed = append(res.Observed, rest[i].ID)
 			}
 		}
 		sort.Strings(res.Observed)
 	}
-	res.Findings = mergeByID(res.Findings, rest)
 	return res, nil
 }
 
-// mergeByID merges two lists of findings into ID order (a sorted, b in stored order).
-func mergeByID(a, b []model.Finding) []model.Finding {
-	if !slices.IsSortedFunc(b, func(x, y model.Finding) int { return strings.Compare(x.ID, y.ID) }) {
-		idx := make([]int, len(b))
-		for i := range idx {
-			idx[i] = i
-		}
-		sort.Slice(idx, func(i, j int) bool { return b[idx[i]].ID < b[idx[j]].ID })
-		sorted := make([]model.Finding, len(b))
-		for i, k := range idx {
-			sorted[i] = b[k]
-		}
-		b = sorted
-	}
-	out := make([]model.Finding, 0, len(a)+len(b))
-	i, j := 0, 0
-	for i < len(a) && j < len(b) {
-		if a[i].ID <= b[j].ID {
-			out = append(out, a[i])
-			i++
-		} else {
-			out = append(out, b[j])
-			j++
-		}
-	}
-	out = append(out, a[i:]...)
-	return append(out, b[j:]...)
-}
 
 // liteHit is a hit before its package is expanded: the package's position in the entry.
 type liteHit struct {

@@ -120,10 +120,35 @@ func (f *fleet) load(_ context.Context, ref Ref) ([]model.Finding, []model.Suppr
 	return f.stored[ref], f.rules, nil
 }
 
+// save applies an outcome as a store would: upsert the examined findings, observe the others.
 func (f *fleet) save(o Outcome) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.stored[o.Ref] = o.Result.Findings
+	f.stored[o.Ref] = apply(f.stored[o.Ref], o)
+}
+
+func apply(stored []model.Finding, o Outcome) []model.Finding {
+	byID := map[string]model.Finding{}
+	for _, f := range stored {
+		byID[f.ID] = f
+	}
+	for _, f := range o.Result.Findings {
+		byID[f.ID] = f
+	}
+	for _, id := range o.Result.Observed {
+		f := byID[id]
+		f.LastObservedAt = o.At
+		byID[id] = f
+	}
+	for _, id := range o.Result.Deletes {
+		delete(byID, id)
+	}
+	out := make([]model.Finding, 0, len(byID))
+	for _, f := range byID {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 func (f *fleet) submit(t *testing.T, e *Engine, r model.Resource, inv *model.Inventory, now time.Time) *Outcome {
@@ -283,7 +308,7 @@ func TestFeedDeltaTouchesOnlyAffected(t *testing.T) {
 		t.Errorf("i-aaaa events = %v", ev)
 	}
 	// body-parser and openssl were not re-examined: left alone, not even observed.
-	if len(outs[0].Result.Observed) != 0 || len(outs[0].Result.Upserts) != 1 || len(outs[0].Result.Findings) != 3 {
+	if len(outs[0].Result.Observed) != 0 || len(outs[0].Result.Upserts) != 1 || len(outs[0].Result.Findings) != 1 {
 		t.Errorf("i-aaaa observed %v, upserts %d, findings %d", outs[0].Result.Observed, len(outs[0].Result.Upserts), len(outs[0].Result.Findings))
 	}
 	if len(outs[1].Result.Events) != 0 { // 4.17.21 is fixed
@@ -367,12 +392,13 @@ func TestIncrementalEqualsFullMatch(t *testing.T) {
 	if err != nil || len(outs) != 1 {
 		t.Fatalf("%v %d", err, len(outs))
 	}
+	fl.save(outs[0])
 	final := inventory(pLodash, pLibssl, pOpenssl, pBodyParser, pRequests)
 	full, err := match.New(store).Match(context.Background(), final, match.Options{Account: h.Account, Resource: h.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := open(outs[0].Result.Findings)
+	got := open(fl.stored[Ref{h.Account, h.ID}])
 	if len(got) != len(full.Findings) {
 		t.Fatalf("incremental %d findings, full %d", len(got), len(full.Findings))
 	}
@@ -514,8 +540,12 @@ func TestFeedDeltaModifiedAdvisories(t *testing.T) {
 	if ev := eventTypes(o); len(ev) != 1 || ev["CVE-2019-10744"] != model.EventFindingUpdated {
 		t.Errorf("events = %v", ev)
 	}
-	if len(o.Result.Findings) != 2 {
-		t.Errorf("full state has %d findings", len(o.Result.Findings))
+	if len(o.Result.Findings) != 1 {
+		t.Errorf("%d findings examined, want only the re-rated one", len(o.Result.Findings))
+	}
+	fl.save(o)
+	if n := len(open(fl.stored[Ref{h.Account, h.ID}])); n != 2 {
+		t.Errorf("stored state has %d open findings", n)
 	}
 }
 
@@ -588,5 +618,23 @@ func TestClosureSelectsWholeGroups(t *testing.T) {
 		if len(got) != len(want) {
 			t.Errorf("%s: closure %d hits, groups %d", id, len(got), len(want))
 		}
+	}
+}
+
+// With an inventory hash, an identical resubmission is recognised without reading the packages.
+func TestSubmitInventoryHash(t *testing.T) {
+	store := newStore(bodyParser)
+	e := New(store, Config{})
+	fl := &fleet{stored: map[Ref][]model.Finding{}}
+	h := host("i-hash")
+	h.InventoryHash = "sha256:5f1d"
+	fl.submit(t, e, h, inventory(pBodyParser, pExpress), now0)
+	// Same hash: trusted, even though the packages given differ (the caller vouches).
+	if o := fl.submit(t, e, h, inventory(pBodyParser), now0.Add(time.Hour)); !o.Unchanged || len(o.Result.Observed) != 1 {
+		t.Errorf("same hash: %+v", o)
+	}
+	h.InventoryHash = "sha256:9c2e"
+	if o := fl.submit(t, e, h, inventory(pBodyParser), now0.Add(2*time.Hour)); o.Unchanged {
+		t.Error("a new hash must be diffed")
 	}
 }
