@@ -554,7 +554,6 @@ func (e *Engine) evaluate(ent *entry, prev []model.Finding, rules []model.Suppre
 	return res, nil
 }
 
-
 // liteHit is a hit before its package is expanded: the package's position in the entry.
 type liteHit struct {
 	pkg   int
