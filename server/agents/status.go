@@ -94,6 +94,9 @@ func (s *Service) writeCoverage(ctx context.Context, prev *model.Coverage, next 
 	cov, ev := findings.Changed(prev, next, now)
 	ch := store.Changes{Account: cov.Account, Coverage: []model.Coverage{cov}}
 	if ev != nil {
+		// Two changes of one resource at the same instant (enrollment and a first upload within
+		// a clock tick) must not collide: the new reason takes part in the event ID.
+		ev.ID = findings.EventID(ev.Type, cov.Account+"\x00"+cov.ResourceID+"\x00"+cov.ScanType+"\x00"+cov.Status+"\x00"+cov.Reason, now)
 		ch.Events = []model.OutboxEvent{*ev}
 	}
 	return s.cfg.Fleet.ApplyChanges(ctx, ch)
