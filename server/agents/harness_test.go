@@ -19,6 +19,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,7 +144,18 @@ func newHarness(t *testing.T, backend string, tweak ...func(*Config)) *harness {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(svc.Handler())
-	srv.TLS = boot.TLSConfig()
+	// The handshake verifies client certificates at the test clock, like the service does.
+	tc := boot.TLSConfig()
+	perConn := tc.GetConfigForClient
+	tc.Time = clk.Now
+	tc.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		c, err := perConn(hi)
+		if c != nil {
+			c.Time = clk.Now
+		}
+		return c, err
+	}
+	srv.TLS = tc
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -220,6 +232,29 @@ func (h *harness) do(c *http.Client, method, path string, body, out any, hdr ...
 		}
 	}
 	return resp.StatusCode
+}
+
+// refused reports whether an agent call is refused: a failed handshake or a 401.
+func (h *harness) refused(c *http.Client) bool {
+	h.t.Helper()
+	resp, err := c.Post(h.srv.URL+protocol.PathHeartbeat, "application/json", strings.NewReader(`{"state":"RUNNING"}`))
+	if err != nil {
+		return true
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusUnauthorized
+}
+
+// renew gives e a new certificate.
+func (h *harness) renew(e *enrolled) {
+	h.t.Helper()
+	key, csr := newKeyCSR(h.t)
+	var rr protocol.RenewResponse
+	if code := h.do(e.client, "POST", protocol.PathRenew, protocol.RenewRequest{CSR: csr}, &rr); code != 200 {
+		h.t.Fatalf("renew: %d", code)
+	}
+	e.key, e.cert = key, tlsCert(h.t, rr.Certificate, key)
+	e.client = h.client(e.cert)
 }
 
 func (h *harness) token(maxUses int, validity time.Duration) string {

@@ -3,9 +3,9 @@ package agents
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"context"
 	"errors"
 	"net/http"
 	"slices"
