@@ -94,9 +94,9 @@ func effectiveAccounts(accounts []string, f model.FindingFilter) []string {
 // findingWhere renders a filter as SQL conditions over findings aliased f. An empty result set is
 // expressed as a false condition.
 //
-// Tag conditions are uncorrelated IN subqueries (the planner may start from the tagged resources)
-// unless correlatedTags, which makes them EXISTS tests checked row by row during an ordered scan.
-func findingWhere(accounts []string, f model.FindingFilter, correlatedTags bool) ([]string, []any) {
+// Package and tag conditions are uncorrelated IN subqueries (the planner may start from the package
+// or tag index) unless corr asks for EXISTS tests checked row by row during an ordered scan.
+func findingWhere(accounts []string, f model.FindingFilter, corr correlation) ([]string, []any) {
 	eff := effectiveAccounts(accounts, f)
 	if len(eff) == 0 {
 		return []string{"1 = 0"}, nil
@@ -134,10 +134,14 @@ func findingWhere(accounts []string, f model.FindingFilter, correlatedTags bool)
 	in("f.exploit_available", f.ExploitAvailable)
 	accIn := `IN (` + placeholders(len(eff)) + `)`
 	if len(f.PackageNames) > 0 || len(f.PackageVersions) > 0 {
-		// Name and version must hold for the same vulnerable package. An uncorrelated IN lets the
-		// planner start from the package index when the package is rare.
-		cond := `(f.account, f.id) IN (SELECT p.account, p.finding_id FROM finding_packages p WHERE p.account ` + accIn
-		args = append(args, anys(eff)...)
+		// Name and version must hold for the same vulnerable package.
+		var cond string
+		if corr.packages {
+			cond = `EXISTS (SELECT 1 FROM finding_packages p WHERE p.account = f.account AND p.finding_id = f.id`
+		} else {
+			cond = `(f.account, f.id) IN (SELECT p.account, p.finding_id FROM finding_packages p WHERE p.account ` + accIn
+			args = append(args, anys(eff)...)
+		}
 		if len(f.PackageNames) > 0 {
 			cond += ` AND p.name IN (` + placeholders(len(f.PackageNames)) + `)`
 			args = append(args, anys(f.PackageNames)...)
@@ -154,7 +158,7 @@ func findingWhere(accounts []string, f model.FindingFilter, correlatedTags bool)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if correlatedTags {
+		if corr.tags {
 			where = append(where, `EXISTS (SELECT 1 FROM resource_tags t WHERE t.account = f.account AND t.resource_id = f.resource_id AND t.key = ? AND t.value = ?)`)
 			args = append(args, k, f.ResourceTags[k])
 			continue
@@ -252,11 +256,11 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 
 	// arm selects one ordered, limited range of keys for the accounts.
 	arm := func(accs []string) (string, []any, error) {
-		from, correlated, err := s.findingPlan(ctx, accs, filter, sc.index)
+		from, corr, err := s.findingPlan(ctx, accs, filter, sc.index)
 		if err != nil {
 			return "", nil, err
 		}
-		where, args := findingWhere(accs, filter, correlated)
+		where, args := findingWhere(accs, filter, corr)
 		if tok != nil {
 			// The two-column bound lets the planner seek the (account, key, id) index; the
 			// three-column test is exact at the boundary. Both compare in the database's own
@@ -339,56 +343,105 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 	return page, nil
 }
 
-// Plan probes: a filter matching fewer rows than this is read through its filter index and sorted;
-// a denser one is read along the sort index, where a page needs about pageSize/density rows.
+// correlation says which subquery conditions findingWhere writes as correlated EXISTS tests.
+type correlation struct{ tags, packages bool }
+
+// Plan probes: a condition matching fewer rows than probeRows is read through its own index and the
+// matches sorted; when every condition matches more, the listing walks the sort index, where a page
+// needs about pageSize/density rows.
 const (
 	probeRows      = 2000
 	probeResources = 20
 )
 
-// findingPlan picks, on SQLite, the index a listing reads: SQLite's planner costs LIMIT queries
-// optimistically and, with ORDER BY, prefers walking the sort index even when the filter is rare
-// (hundreds of milliseconds at a million rows) or seeks a dense filter and sorts it all. A bounded
-// probe (at most probeRows entries of a covering index) tells which case holds. PostgreSQL's
-// planner has real statistics and is left alone. It returns the FROM clause and whether tag
-// conditions should be correlated.
-func (s *Store) findingPlan(ctx context.Context, accs []string, f model.FindingFilter, sortIndex string) (string, bool, error) {
+// findingPlan picks, on SQLite, the index a listing reads. SQLite's planner costs LIMIT queries
+// optimistically: with ORDER BY it walks the sort index even when the filter is rare (hundreds of
+// milliseconds at a million rows), or seeks a dense filter and sorts every match. Bounded probes (at
+// most probeRows index entries each) measure every candidate driving condition, and the rarest
+// drives. PostgreSQL's planner keeps real statistics and is left alone. findingPlan returns the FROM
+// clause and how to write the subquery conditions.
+func (s *Store) findingPlan(ctx context.Context, accs []string, f model.FindingFilter, sortIndex string) (string, correlation, error) {
+	all := correlation{tags: true, packages: true}
 	if s.dialect != SQLite || len(accs) > maxMergeAccounts {
-		return "findings f", false, nil
+		return "findings f", correlation{}, nil
 	}
-	if len(f.VulnerabilityIDs)+len(f.ResourceIDs)+len(f.PackageNames)+len(f.PackageVersions)+len(f.ImageRepositories) > 0 {
-		return "findings f", true, nil // a selective index exists; the planner finds it
+	accIn := `account IN (` + placeholders(len(accs)) + `)`
+	probe := func(limit int, query string, args ...any) (int, error) {
+		var n int
+		err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (`+query+` LIMIT `+strconv.Itoa(limit)+`) AS p`, append(anys(accs), args...)...).Scan(&n)
+		if err != nil {
+			return 0, fmt.Errorf("store: list findings: probe: %w", err)
+		}
+		return n, nil
 	}
-	if len(f.ResourceTags) > 0 {
-		fewest := probeResources
-		for k, v := range f.ResourceTags {
-			var n int
-			err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT 1 FROM resource_tags WHERE account IN (`+placeholders(len(accs))+`)
-				AND key = ? AND value = ? LIMIT `+strconv.Itoa(probeResources)+`) AS p`, append(anys(accs), k, v)...).Scan(&n)
-			if err != nil {
-				return "", false, fmt.Errorf("store: list findings: probe: %w", err)
-			}
-			fewest = min(fewest, n)
+	type candidate struct {
+		from string
+		corr correlation
+		n    int
+	}
+	best := candidate{from: "findings f INDEXED BY " + sortIndex, corr: all, n: probeRows}
+	try := func(from string, corr correlation, limit int, query string, args ...any) error {
+		n, err := probe(limit, query, args...)
+		if err != nil {
+			return err
 		}
-		if fewest < probeResources {
-			return "findings f INDEXED BY findings_resource", false, nil
+		if limit != probeRows {
+			n = n * probeRows / limit // scale a resource count to comparable rows
 		}
+		if n < best.n {
+			best = candidate{from, corr, n}
+		}
+		return nil
+	}
+	in := func(vals []string) string { return ` IN (` + placeholders(len(vals)) + `)` }
+	var err error
+	if len(f.VulnerabilityIDs) > 0 {
+		err = try("findings f INDEXED BY findings_vuln", all, probeRows,
+			`SELECT 1 FROM findings WHERE `+accIn+` AND vulnerability_id`+in(f.VulnerabilityIDs), anys(f.VulnerabilityIDs)...)
+	}
+	if err == nil && len(f.ResourceIDs) > 0 {
+		err = try("findings f INDEXED BY findings_resource", all, probeRows,
+			`SELECT 1 FROM findings WHERE `+accIn+` AND resource_id`+in(f.ResourceIDs), anys(f.ResourceIDs)...)
+	}
+	if err == nil && len(f.ImageRepositories) > 0 {
+		err = try("findings f INDEXED BY findings_repo", all, probeRows,
+			`SELECT 1 FROM findings WHERE `+accIn+` AND image_repository`+in(f.ImageRepositories), anys(f.ImageRepositories)...)
+	}
+	if err == nil && (len(f.PackageNames) > 0 || len(f.PackageVersions) > 0) {
+		q, args := `SELECT 1 FROM finding_packages WHERE `+accIn, []any{}
+		if len(f.PackageNames) > 0 {
+			q, args = q+` AND name`+in(f.PackageNames), append(args, anys(f.PackageNames)...)
+		}
+		if len(f.PackageVersions) > 0 {
+			q, args = q+` AND version`+in(f.PackageVersions), append(args, anys(f.PackageVersions)...)
+		}
+		// Driven by the package index through the uncorrelated IN and the findings primary key.
+		err = try("findings f", correlation{tags: true}, probeRows, q, args...)
+	}
+	for k, v := range f.ResourceTags {
+		if err != nil {
+			break
+		}
+		err = try("findings f INDEXED BY findings_resource", correlation{packages: true}, probeResources,
+			`SELECT 1 FROM resource_tags WHERE `+accIn+` AND key = ? AND value = ?`, k, v)
 	}
 	low := model.FindingFilter{Severities: f.Severities, Statuses: f.Statuses, ExploitAvailable: f.ExploitAvailable,
 		FixAvailable: f.FixAvailable, ResourceTypes: f.ResourceTypes, Types: f.Types}
-	if len(low.Severities)+len(low.Statuses)+len(low.ExploitAvailable)+len(low.FixAvailable)+len(low.ResourceTypes)+len(low.Types) > 0 {
-		where, args := findingWhere(accs, low, false)
+	if err == nil && len(low.Severities)+len(low.Statuses)+len(low.ExploitAvailable)+len(low.FixAvailable)+len(low.ResourceTypes)+len(low.Types) > 0 {
+		where, args := findingWhere(accs, low, correlation{})
 		var n int
-		err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT 1 FROM findings f INDEXED BY findings_lowcard WHERE `+
+		err = s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT 1 FROM findings f INDEXED BY findings_lowcard WHERE `+
 			strings.Join(where, " AND ")+` LIMIT `+strconv.Itoa(probeRows)+`) AS p`, args...).Scan(&n)
 		if err != nil {
-			return "", false, fmt.Errorf("store: list findings: probe: %w", err)
-		}
-		if n < probeRows {
-			return "findings f INDEXED BY findings_lowcard", true, nil
+			err = fmt.Errorf("store: list findings: probe: %w", err)
+		} else if n < best.n {
+			best = candidate{"findings f INDEXED BY findings_lowcard", all, n}
 		}
 	}
-	return "findings f INDEXED BY " + sortIndex, true, nil
+	if err != nil {
+		return "", correlation{}, err
+	}
+	return best.from, best.corr, nil
 }
 
 // CountFindings counts the accounts' findings that match the filter.
@@ -396,7 +449,7 @@ func (s *Store) CountFindings(ctx context.Context, accounts []string, f model.Fi
 	if err := checkAccounts(accounts); err != nil {
 		return 0, err
 	}
-	where, args := findingWhere(accounts, f, false)
+	where, args := findingWhere(accounts, f, correlation{})
 	var n int
 	if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM findings f WHERE `+strings.Join(where, " AND "), args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count findings: %w", err)
@@ -496,7 +549,7 @@ func (s *Store) Aggregate(ctx context.Context, accounts []string, q AggregateQue
 	if err := checkAccounts(accounts); err != nil {
 		return nil, err
 	}
-	where, args := findingWhere(accounts, q.Filter, false)
+	where, args := findingWhere(accounts, q.Filter, correlation{})
 	var (
 		from     = `findings f`
 		acc, key string
