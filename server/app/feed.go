@@ -38,11 +38,13 @@ func (s *Server) ApplyFeedUpdate(ctx context.Context) (FeedResult, error) {
 		return res, nil
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
+	loaded := map[reeval.Ref][]model.Finding{}
 	load := func(ctx context.Context, ref reeval.Ref) ([]model.Finding, []model.SuppressionRule, error) {
 		prev, err := s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
 		if err != nil {
 			return nil, nil, err
 		}
+		loaded[ref] = prev
 		rules, err := s.Store.ListSuppressionRules(ctx, []string{ref.Account})
 		return prev, rules, err
 	}
@@ -56,7 +58,7 @@ func (s *Server) ApplyFeedUpdate(ctx context.Context) (FeedResult, error) {
 		}
 		res.Resources++
 		res.Events += len(o.Result.Events)
-		if err := s.Store.ApplyChanges(ctx, store.Changes{Account: o.Ref.Account, Upsert: observedToo(o.Result),
+		if err := s.Store.ApplyChanges(ctx, store.Changes{Account: o.Ref.Account, Upsert: observedToo(o.Result, loaded[o.Ref], o.At),
 			Delete: o.Result.Deletes, Events: o.Result.Events}); err != nil {
 			return res, err
 		}

@@ -123,17 +123,17 @@ func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inve
 	result := out.Result
 	cov := findings.DeriveCoverage(&res, model.ScanPackage, findings.ScanState{LastInventoryAt: now, OS: inv.OS,
 		Ecosystems: ecosystems(inv)}, now, s.cfg.Lifecycle)
-	changes := store.Changes{Account: res.Account, Upsert: observedToo(result), Delete: result.Deletes,
+	changes := store.Changes{Account: res.Account, Upsert: observedToo(result, prev, out.At), Delete: result.Deletes,
 		Events: result.Events, Coverage: []model.Coverage{cov}}
 	if err := s.Store.ApplyChanges(ctx, changes); err != nil {
 		return nil, err
 	}
-	sr := &SubmissionResult{ResourceID: res.ID, Unchanged: diff.NoOp}
-	for _, f := range result.Findings {
-		if f.Status == model.FindingActive {
-			sr.Findings++
-		}
+	active, err := s.Store.CountFindings(ctx, []string{res.Account}, model.FindingFilter{ResourceIDs: []string{res.ID},
+		Statuses: []string{model.FindingActive}})
+	if err != nil {
+		return nil, err
 	}
+	sr := &SubmissionResult{ResourceID: res.ID, Unchanged: diff.NoOp, Findings: active}
 	for _, e := range result.Events {
 		switch e.Type {
 		case model.EventFindingCreated:
@@ -145,18 +145,23 @@ func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inve
 	return sr, nil
 }
 
-// observedToo adds the findings only seen again to the upserts, with their new lastObservedAt.
-func observedToo(r findings.Result) []model.Finding {
+// observedToo adds the findings only seen again to the upserts, with lastObservedAt = at. A
+// pass's Findings hold only what it examined, so the others come from prev.
+func observedToo(r findings.Result, prev []model.Finding, at time.Time) []model.Finding {
 	if len(r.Observed) == 0 {
 		return r.Upserts
 	}
-	seen := make(map[string]bool, len(r.Observed))
-	for _, id := range r.Observed {
-		seen[id] = true
+	byID := make(map[string]model.Finding, len(prev)+len(r.Findings))
+	for _, f := range prev {
+		byID[f.ID] = f
+	}
+	for _, f := range r.Findings {
+		byID[f.ID] = f
 	}
 	out := append([]model.Finding(nil), r.Upserts...)
-	for _, f := range r.Findings {
-		if seen[f.ID] {
+	for _, id := range r.Observed {
+		if f, ok := byID[id]; ok {
+			f.LastObservedAt = at
 			out = append(out, f)
 		}
 	}
