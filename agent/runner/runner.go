@@ -463,7 +463,7 @@ func (r *Runner) Renew(ctx context.Context) error {
 	r.Config.NotBefore, r.Config.NotAfter = cert.NotBefore, cert.NotAfter
 	r.saveConfig()
 	if r.Cert != nil {
-		pair, _, err := r.State.LoadIdentity()
+		pair, err := r.State.LoadPair()
 		if err != nil {
 			return err
 		}

@@ -47,37 +47,55 @@ func (d *Dir) finishIdentity() error {
 
 // LoadIdentity returns the client certificate with its key, and the CA.
 func (d *Dir) LoadIdentity() (*tls.Certificate, *x509.Certificate, error) {
+	pair, err := d.LoadPair()
+	if err != nil {
+		return nil, nil, err
+	}
+	ca, err := d.LoadCA()
+	if err != nil {
+		return nil, nil, err
+	}
+	return pair, ca, nil
+}
+
+// LoadPair returns the client certificate with its key, finishing an interrupted SaveIdentity.
+func (d *Dir) LoadPair() (*tls.Certificate, error) {
 	if d.Exists(CertFile + nextSuffix) {
 		if err := d.finishIdentity(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	certPEM, err := d.Read(CertFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, ErrNotEnrolled
+		return nil, ErrNotEnrolled
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	keyPEM, err := d.Read(KeyFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", d.Path, err)
+		return nil, fmt.Errorf("%s: %w", d.Path, err)
 	}
+	return &pair, nil
+}
+
+// LoadCA returns the stored CA.
+func (d *Dir) LoadCA() (*x509.Certificate, error) {
 	caPEM, err := d.Read(CAFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	blk, _ := pem.Decode(caPEM)
 	if blk == nil {
-		return nil, nil, fmt.Errorf("%s: no PEM certificate", d.File(CAFile))
+		return nil, fmt.Errorf("%s: no PEM certificate", d.File(CAFile))
 	}
 	ca, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", d.File(CAFile), err)
+		return nil, fmt.Errorf("%s: %w", d.File(CAFile), err)
 	}
-	return &pair, ca, nil
+	return ca, nil
 }
