@@ -50,6 +50,19 @@ type InventorySink interface {
 	Submit(ctx context.Context, res model.Resource, inv *model.Inventory) error
 }
 
+// SinkFunc adapts a function to InventorySink:
+//
+//	agents.SinkFunc(func(ctx context.Context, r model.Resource, inv *model.Inventory) error {
+//		_, err := srv.Submit(ctx, r, inv)
+//		return err
+//	})
+type SinkFunc func(ctx context.Context, res model.Resource, inv *model.Inventory) error
+
+// Submit calls f.
+func (f SinkFunc) Submit(ctx context.Context, res model.Resource, inv *model.Inventory) error {
+	return f(ctx, res, inv)
+}
+
 // Fleet is the part of the server store the agents package reads and writes: host resources and
 // their coverage. *store.Store implements it.
 type Fleet interface {
