@@ -58,13 +58,28 @@ func (s *Service) Handler() http.Handler {
 }
 
 // ConfigureTLS makes cfg request and verify agents' client certificates against the CA pool,
-// with TLS 1.3 at least. Requests without a certificate still pass (API keys), so the agent
-// endpoints check for one themselves.
+// with TLS 1.3 at least, including the per-connection configurations cfg.GetConfigForClient
+// returns. Requests without a certificate still pass (API keys), so the agent endpoints check
+// for one themselves. (bootstrap.Result.TLSConfig already does this; ConfigureTLS is for
+// configurations built elsewhere.)
 func ConfigureTLS(cfg *tls.Config, caPool *x509.CertPool) {
-	cfg.ClientAuth = tls.VerifyClientCertIfGiven
-	cfg.ClientCAs = caPool
-	if cfg.MinVersion < tls.VersionTLS13 {
-		cfg.MinVersion = tls.VersionTLS13
+	apply := func(c *tls.Config) {
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+		c.ClientCAs = caPool
+		if c.MinVersion < tls.VersionTLS13 {
+			c.MinVersion = tls.VersionTLS13
+		}
+	}
+	apply(cfg)
+	if inner := cfg.GetConfigForClient; inner != nil {
+		cfg.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			c, err := inner(hi)
+			if c != nil {
+				c = c.Clone()
+				apply(c)
+			}
+			return c, err
+		}
 	}
 }
 

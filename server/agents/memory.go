@@ -224,7 +224,7 @@ func (m *Memory) DeliverInstructions(_ context.Context, agentID string, now, red
 			continue
 		}
 		due := in.Status == InstructionPending ||
-			in.Status == InstructionDelivered && in.DeliveredAt != nil && in.DeliveredAt.Before(redeliverBefore)
+			in.Status == InstructionDelivered && in.DeliveredAt != nil && in.DeliveredAt.Before(redeliverBefore) && in.Attempts < MaxDeliveries
 		if !due {
 			continue
 		}

@@ -239,3 +239,19 @@ func TestRequireAgentChecksExpiry(t *testing.T) {
 		t.Fatalf("expired: %v", err)
 	}
 }
+
+func TestConfigureTLS(t *testing.T) {
+	h := newHarness(t, "memory")
+	inner := &tls.Config{MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return inner, nil }}
+	ConfigureTLS(cfg, h.boot.CAPool)
+	per, _ := cfg.GetConfigForClient(nil)
+	for _, c := range []*tls.Config{cfg, per} {
+		if c.MinVersion != tls.VersionTLS13 || c.ClientAuth != tls.VerifyClientCertIfGiven || c.ClientCAs != h.boot.CAPool {
+			t.Fatalf("config %+v", c)
+		}
+	}
+	if inner.MinVersion != tls.VersionTLS12 {
+		t.Fatal("ConfigureTLS modified the shared inner configuration")
+	}
+}

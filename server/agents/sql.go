@@ -426,8 +426,8 @@ func (s *SQL) DeliverInstructions(ctx context.Context, agentID string, now, rede
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, s.q(`SELECT `+instrCols+` FROM agent_instructions WHERE agent_id = ?
-			AND (status = ? OR (status = ? AND delivered_at < ?)) ORDER BY created_at, id LIMIT 100`+lock),
-			agentID, InstructionPending, InstructionDelivered, us(redeliverBefore))
+			AND (status = ? OR (status = ? AND delivered_at < ? AND attempts < ?)) ORDER BY created_at, id LIMIT 100`+lock),
+			agentID, InstructionPending, InstructionDelivered, us(redeliverBefore), MaxDeliveries)
 		if err != nil {
 			return err
 		}

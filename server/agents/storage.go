@@ -81,6 +81,9 @@ const (
 	InstructionFailed    = "FAILED"
 )
 
+// MaxDeliveries bounds how often an unacknowledged instruction is sent.
+const MaxDeliveries = 5
+
 // QueuedInstruction is an instruction with its delivery state.
 type QueuedInstruction struct {
 	protocol.Instruction
@@ -132,7 +135,8 @@ type Storage interface {
 
 	QueueInstruction(ctx context.Context, in QueuedInstruction) error
 	// DeliverInstructions returns the agent's instructions to send now — pending ones, and
-	// delivered ones without a result since before redeliverBefore — and marks them delivered.
+	// delivered ones without a result since before redeliverBefore and sent fewer than
+	// MaxDeliveries times — and marks them delivered.
 	DeliverInstructions(ctx context.Context, agentID string, now, redeliverBefore time.Time) ([]QueuedInstruction, error)
 	CompleteInstruction(ctx context.Context, agentID, id string, res protocol.InstructionResult, at time.Time) error
 	ListInstructions(ctx context.Context, account, agentID string) ([]QueuedInstruction, error)

@@ -135,6 +135,12 @@ func TestStorageConformance(t *testing.T) {
 			if len(d) != 1 || d[0].Type != protocol.InstructionSetInterval || d[0].Attempts != 2 {
 				t.Fatalf("redeliver %+v", d)
 			}
+			for i := 3; i <= MaxDeliveries+1; i++ {
+				d, _ = st.DeliverInstructions(ctx, a.ID, t0.Add(time.Duration(i)*time.Hour), t0.Add(time.Duration(i)*time.Hour))
+				if want := i <= MaxDeliveries; (len(d) == 1) != want {
+					t.Fatalf("delivery %d: %+v", i, d)
+				}
+			}
 			list, _ := st.ListInstructions(ctx, "a1", a.ID)
 			if len(list) != 2 || list[0].Status != InstructionSucceeded || list[0].ID != "ins-"+protocol.InstructionCollectNow {
 				t.Fatalf("list %+v", list)
