@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -256,7 +257,7 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 
 	// arm selects one ordered, limited range of keys for the accounts.
 	arm := func(accs []string) (string, []any, error) {
-		from, corr, err := s.findingPlan(ctx, accs, filter, sc.index)
+		from, corr, err := s.findingPlan(ctx, accs, filter, sc.index, size)
 		if err != nil {
 			return "", nil, err
 		}
@@ -346,11 +347,12 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 // correlation says which subquery conditions findingWhere writes as correlated EXISTS tests.
 type correlation struct{ tags, packages bool }
 
-// Plan probes: a condition matching fewer rows than probeRows is read through its own index and the
-// matches sorted; when every condition matches more, the listing walks the sort index, where a page
-// needs about pageSize/density rows.
+// Plan probes. Reading a condition's n matches through its index and sorting them costs about n rows;
+// walking the sort index costs about pageSize·N/n rows (N findings). The first is cheaper while
+// n < sqrt(pageSize·N), so that is how far a probe counts (at least minProbeRows); either way a page
+// costs at most about sqrt(pageSize·N) rows: 10,000 at a million findings.
 const (
-	probeRows      = 2000
+	minProbeRows   = 2000
 	probeResources = 20
 )
 
@@ -360,11 +362,17 @@ const (
 // most probeRows index entries each) measure every candidate driving condition, and the rarest
 // drives. PostgreSQL's planner keeps real statistics and is left alone. findingPlan returns the FROM
 // clause and how to write the subquery conditions.
-func (s *Store) findingPlan(ctx context.Context, accs []string, f model.FindingFilter, sortIndex string) (string, correlation, error) {
+func (s *Store) findingPlan(ctx context.Context, accs []string, f model.FindingFilter, sortIndex string, pageSize int) (string, correlation, error) {
 	all := correlation{tags: true, packages: true}
 	if s.dialect != SQLite || len(accs) > maxMergeAccounts {
 		return "findings f", correlation{}, nil
 	}
+	// MAX(rowid) is one index step and bounds the number of findings from above.
+	var total int64
+	if err := s.queryRow(ctx, s.db, `SELECT COALESCE(MAX(rowid), 0) FROM findings`).Scan(&total); err != nil {
+		return "", correlation{}, fmt.Errorf("store: list findings: probe: %w", err)
+	}
+	probeRows := max(minProbeRows, int(math.Sqrt(float64(pageSize)*float64(total))))
 	accIn := `account IN (` + placeholders(len(accs)) + `)`
 	probe := func(limit int, query string, args ...any) (int, error) {
 		var n int
