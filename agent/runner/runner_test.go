@@ -553,3 +553,33 @@ func FuzzDecodeHeartbeatResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestWireSizesBookworm measures the uploads of a real root file system (the benchmark corpus's
+// Debian 12 root): the full one, and an unchanged one, whose goal is at most 1 KB on the wire.
+func TestWireSizesBookworm(t *testing.T) {
+	root := "/root/vigil-bench/targets/rootfs-bookworm"
+	if _, err := os.Stat(filepath.Join(root, "var/lib/dpkg/status")); err != nil {
+		t.Skip("benchmark corpus not present")
+	}
+	srv := agenttest.New(t)
+	r := enrolled(t, srv, &host{})
+	r.Collect = func(ctx context.Context, sensors, paths []string) (*collect.Snapshot, error) {
+		return (&collect.Collector{Root: root, Sensors: sensors, ExtraPaths: paths}).Collect(ctx)
+	}
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if err := r.CollectAndStore(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sizes []int
+	var n int
+	srv.Lock(func(s *agenttest.Server) { sizes = slices.Clone(s.UploadBytes); n = len(s.Uploads[0].Full.Packages) })
+	t.Logf("rootfs-bookworm: %d packages; full upload %d B, unchanged upload %d B (gzip JSON bodies)", n, sizes[0], sizes[1])
+	if sizes[1] > 1024 {
+		t.Errorf("unchanged upload is %d bytes", sizes[1])
+	}
+}

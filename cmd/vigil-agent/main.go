@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -47,6 +48,7 @@ commands:
   run       run the agent (what the systemd unit starts)
   install   write the systemd unit and its configuration file
   status    show the agent's enrollment and last upload
+  collect   collect once and print what would be sent (no server needed)
   version   print the version`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -63,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdInstall(args[1:], stdout)
 	case "status":
 		return cmdStatus(args[1:], stdout)
+	case "collect":
+		return cmdCollect(ctx, args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return nil
@@ -161,4 +165,30 @@ func quickFacts(ctx context.Context, root string) *protocol.Facts {
 		t.Close()
 	}
 	return f
+}
+
+func cmdCollect(ctx context.Context, args []string, stdout io.Writer) error {
+	f := newFlags("collect")
+	root := f.String("root", "/", "the host's root file system")
+	sensors := f.String("sensors", strings.Join(collect.DefaultSensors, ","), "comma-separated sensors")
+	summary := f.Bool("summary", false, "print counts instead of the JSON snapshot")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	c := &collect.Collector{Root: *root, Sensors: strings.Split(*sensors, ",")}
+	snap, err := c.Collect(ctx)
+	if err != nil {
+		return err
+	}
+	if *summary {
+		n := 0
+		if snap.Facts != nil {
+			n = len(snap.Facts.Listening)
+		}
+		fmt.Fprintf(stdout, "%d packages, %d listening sockets, %d errors, %.3f s\n", len(snap.Inventory.Packages), n, len(snap.Errors), snap.Inventory.Duration)
+		return nil
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(snap)
 }
