@@ -12,7 +12,20 @@
 //
 // Mounting: AgentRoutes are public as far as API keys go (each authenticates itself: enrollment
 // by join token, the rest by client certificate); AdminRoutes sit behind API-key auth and call
-// Config.Authorize. The server's TLS listener must request client certificates (ConfigureTLS).
+// Config.Authorize. The server's TLS listener must request client certificates (ConfigureTLS;
+// bootstrap.Result.TLSConfig already does).
+//
+// Wiring, in server/app:
+//
+//	st, _ := agents.NewSQL(ctx, s.Store.DB(), s.Store.Dialect())
+//	svc, _ := agents.New(agents.Config{Storage: st, Fleet: s.Store, CA: boot.CA, CAKey: boot.CAKey,
+//		Sink: agents.SinkFunc(func(ctx context.Context, r model.Resource, inv *model.Inventory) error {
+//			_, err := s.Submit(ctx, r, inv)
+//			return err
+//		}), Authorize: s.router.Authorize, Now: cfg.Now})
+//	for _, r := range svc.AgentRoutes() { rt.Handle(r.Pattern, r.Handler, api.Public(), api.BodyLimit(r.BodyLimit), ...) }
+//	for _, r := range svc.AdminRoutes() { rt.Handle(r.Pattern, r.Handler, api.Doc(r.OperationID, r.Summary, "agents")) }
+//	every minute: svc.Refresh(ctx, allAccountIDs)
 package agents
 
 import (
