@@ -143,7 +143,7 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	cooldown map[string]time.Time // sink id → no attempt before (from Retry-After)
-	gone     map[string]bool      // sinks disabled during this process's life
+	gone     map[string]bool      // sinks that answered 410 during the current round
 }
 
 // NewDispatcher returns a dispatcher; call Run to start it.
@@ -185,7 +185,8 @@ func (d *Dispatcher) Notify() {
 }
 
 // Run delivers until ctx is cancelled, then returns nil once in-flight requests have ended. Events
-// it had claimed but not settled come back to any dispatcher when their lease runs out.
+// it had claimed but not settled come back to any dispatcher when their lease runs out. Call Run
+// (or RunOnce) from one goroutine per Dispatcher; run several Dispatchers for more throughput.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	defer d.client.CloseIdleConnections()
 	timer := time.NewTimer(time.Hour)
@@ -236,6 +237,17 @@ type result struct {
 // RunOnce claims one batch, delivers it and settles it in the outbox. It returns the number of
 // events claimed.
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
+	// The sink list is read fresh each round, so a sink disabled on 410 stays out through its
+	// Enabled flag and comes back when an operator re-enables it; "gone" only covers this round.
+	d.mu.Lock()
+	clear(d.gone)
+	now := d.cfg.Now()
+	for id, until := range d.cooldown {
+		if !now.Before(until) {
+			delete(d.cooldown, id)
+		}
+	}
+	d.mu.Unlock()
 	sinks, err := d.sinks.ListSinks(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("events: list sinks: %w", err)

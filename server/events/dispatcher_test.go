@@ -404,6 +404,15 @@ func TestGoneDisablesSink(t *testing.T) {
 	if n := len(rc.requests()); n != 1 {
 		t.Errorf("disabled sink got more requests: %d", n)
 	}
+	// An operator re-enables it: deliveries resume.
+	rc.respond = nil
+	s.Enabled = true
+	h.sinks.Put(s)
+	h.outbox.Enqueue(event("e4", "acct", model.EventFindingCreated, clk.Now()))
+	h.runOnce(t)
+	if got := rc.ids(); !slices.Equal(got, []string{"e1", "e4"}) {
+		t.Errorf("after re-enabling: %v", got)
+	}
 }
 
 func TestSlowReceiverTimesOut(t *testing.T) {

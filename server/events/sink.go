@@ -2,6 +2,8 @@ package events
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -142,6 +144,55 @@ func ValidateURL(raw string, guard AddressGuard) error {
 	}
 	if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && !guard.Allowed(ip) {
 		return fmt.Errorf("%w: %s", ErrAddressRefused, ip)
+	}
+	return nil
+}
+
+// MinSecretLength is the shortest signing secret ValidateSink accepts.
+const MinSecretLength = 16
+
+// NewSecret returns a fresh signing secret: "whsec_" and 32 random bytes, base64url.
+func NewSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand panics rather than return a short read)
+	return "whsec_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// KnownTypes are the event types a sink may subscribe to.
+var KnownTypes = []string{
+	"vigil.finding.created", "vigil.finding.updated", "vigil.finding.closed",
+	"vigil.scan.completed", "vigil.coverage.changed",
+}
+
+// ValidateSink checks a sink before it is saved: id and account present, a valid URL under the
+// guard, a secret of at least MinSecretLength bytes (and a previous one, if set), and type
+// filters that name known types or families of them ("vigil.finding.*").
+func ValidateSink(s Sink, guard AddressGuard) error {
+	switch {
+	case s.ID == "" || s.Account == "":
+		return errors.New("events: sink needs an id and an account")
+	case len(s.Secret) < MinSecretLength:
+		return fmt.Errorf("events: sink %s: secret shorter than %d bytes", s.ID, MinSecretLength)
+	case s.PreviousSecret != "" && len(s.PreviousSecret) < MinSecretLength:
+		return fmt.Errorf("events: sink %s: previous secret shorter than %d bytes", s.ID, MinSecretLength)
+	case len(s.Types) > len(KnownTypes)+8:
+		return fmt.Errorf("events: sink %s: too many event types", s.ID)
+	}
+	for _, t := range s.Types {
+		probe := Sink{Types: []string{t}}
+		known := false
+		for _, k := range KnownTypes {
+			if probe.Wants(k) {
+				known = true
+				break
+			}
+		}
+		if !known {
+			return fmt.Errorf("events: sink %s: event type %q matches no Vigil event", s.ID, t)
+		}
+	}
+	if err := ValidateURL(s.URL, guard); err != nil {
+		return fmt.Errorf("events: sink %s: %w", s.ID, err)
 	}
 	return nil
 }

@@ -3,8 +3,11 @@ package events
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vigil-sec/vigil/model"
 )
 
 func TestValidateURL(t *testing.T) {
@@ -104,5 +107,44 @@ func TestSinkWants(t *testing.T) {
 		if got := s.Wants(tc.typ); got != tc.want {
 			t.Errorf("Types %v Wants(%s) = %v, want %v", tc.types, tc.typ, got, tc.want)
 		}
+	}
+}
+
+func TestKnownTypesMatchModel(t *testing.T) {
+	want := []string{model.EventFindingCreated, model.EventFindingUpdated, model.EventFindingClosed,
+		model.EventScanCompleted, model.EventCoverageChanged}
+	if !slices.Equal(KnownTypes, want) {
+		t.Fatalf("KnownTypes %v, model %v", KnownTypes, want)
+	}
+}
+
+func TestValidateSink(t *testing.T) {
+	good := Sink{ID: "s1", Account: "acct", URL: "https://hooks.example.com/v", Secret: NewSecret(), Enabled: true}
+	if err := ValidateSink(good, AddressGuard{}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := NewSecret(), NewSecret(); a == b || len(a) != len("whsec_")+43 {
+		t.Fatalf("secrets %q %q", a, b)
+	}
+	for name, mod := range map[string]func(*Sink){
+		"no id":          func(s *Sink) { s.ID = "" },
+		"no account":     func(s *Sink) { s.Account = "" },
+		"short secret":   func(s *Sink) { s.Secret = "hunter2" },
+		"short previous": func(s *Sink) { s.PreviousSecret = "x" },
+		"unknown type":   func(s *Sink) { s.Types = []string{"vigil.finding.deleted"} },
+		"unknown family": func(s *Sink) { s.Types = []string{"aws.*"} },
+		"bad url":        func(s *Sink) { s.URL = "gopher://h/" },
+		"guarded url":    func(s *Sink) { s.URL = "http://169.254.169.254/" },
+	} {
+		s := good
+		mod(&s)
+		if err := ValidateSink(s, AddressGuard{DenyLinkLocal: true}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	s := good
+	s.Types = []string{"vigil.finding.*", model.EventCoverageChanged}
+	if err := ValidateSink(s, AddressGuard{}); err != nil {
+		t.Errorf("families: %v", err)
 	}
 }
