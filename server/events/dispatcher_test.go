@@ -766,3 +766,26 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseExpiryRedelivers: a dispatcher that claimed events and died (never settled them) does not
+// lose them: after the lease another dispatcher delivers them.
+func TestLeaseExpiryRedelivers(t *testing.T) {
+	clk := newClock()
+	rc := newReceiver(t, "s", clk.Now)
+	h := newHarness(t, Config{Now: clk.Now, Lease: time.Minute, Timeout: 10 * time.Second}, sink("s1", "acct", rc.srv.URL, "s"))
+	h.outbox.now = clk.Now
+	h.outbox.Enqueue(event("e1", "acct", model.EventFindingCreated, clk.Now()))
+	if c, _ := h.outbox.ClaimEvents(context.Background(), 10, time.Minute); len(c) != 1 {
+		t.Fatal("crashed dispatcher's claim failed")
+	}
+	if n := h.runOnce(t); n != 0 {
+		t.Fatalf("claimed a leased event: %d", n)
+	}
+	clk.Advance(time.Minute)
+	if n := h.runOnce(t); n != 1 {
+		t.Fatalf("after the lease: claimed %d", n)
+	}
+	if got := rc.ids(); !slices.Equal(got, []string{"e1"}) {
+		t.Fatalf("received %v", got)
+	}
+}

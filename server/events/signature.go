@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -152,4 +154,29 @@ func Verify(header string, body []byte, now time.Time, tolerance time.Duration, 
 		return ErrSignatureMismatch
 	}
 	return nil
+}
+
+// VerifyRequest is the receiver's side in one call: it reads at most MaxEnvelopeSize bytes of the
+// request body, verifies the Vigil-Signature header against now (tolerance <= 0 means
+// DefaultTolerance) and the secrets, and parses the envelope. The caller still deduplicates by
+// the envelope's ID.
+func VerifyRequest(r *http.Request, now time.Time, tolerance time.Duration, secrets ...string) (Envelope, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxEnvelopeSize+1))
+	if err != nil {
+		return Envelope{}, fmt.Errorf("events: read request body: %w", err)
+	}
+	if len(body) > MaxEnvelopeSize {
+		return Envelope{}, fmt.Errorf("events: request body above %d bytes", MaxEnvelopeSize)
+	}
+	if err := Verify(r.Header.Get(HeaderSignature), body, now, tolerance, secrets...); err != nil {
+		return Envelope{}, err
+	}
+	env, err := ParseEnvelope(body)
+	if err != nil {
+		return Envelope{}, err
+	}
+	if id := r.Header.Get(HeaderEventID); id != "" && id != env.ID {
+		return Envelope{}, fmt.Errorf("events: %s %q differs from the envelope id %q", HeaderEventID, id, env.ID)
+	}
+	return env, nil
 }

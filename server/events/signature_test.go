@@ -2,6 +2,8 @@ package events
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -115,4 +117,34 @@ func FuzzVerify(f *testing.F) {
 			t.Fatal("fresh signature accepted with the wrong secret")
 		}
 	})
+}
+
+func TestVerifyRequest(t *testing.T) {
+	env, _ := NewEnvelope("urn:vigil:srv-1", xzEvent)
+	body, _ := env.Encode()
+	req := func(sig, id string, b string) *http.Request {
+		r := httptest.NewRequest("POST", "/hook", strings.NewReader(b))
+		r.Header.Set(HeaderSignature, sig)
+		r.Header.Set(HeaderEventID, id)
+		return r
+	}
+	sig := Sign(body, kaTime, "whsec_test")
+	got, err := VerifyRequest(req(sig, xzEvent.ID, string(body)), kaTime, 0, "whsec_test")
+	if err != nil || got.ID != xzEvent.ID || got.Account != xzEvent.Account {
+		t.Fatalf("VerifyRequest = %+v, %v", got, err)
+	}
+	if _, err := VerifyRequest(req(sig, "other", string(body)), kaTime, 0, "whsec_test"); err == nil {
+		t.Error("mismatched event id header accepted")
+	}
+	if _, err := VerifyRequest(req(sig, xzEvent.ID, string(body)+" "), kaTime, 0, "whsec_test"); !errors.Is(err, ErrSignatureMismatch) {
+		t.Errorf("tampered: %v", err)
+	}
+	notCE := []byte(`{"hello":"world"}`)
+	if _, err := VerifyRequest(req(Sign(notCE, kaTime, "whsec_test"), "", string(notCE)), kaTime, 0, "whsec_test"); err == nil {
+		t.Error("signed non-CloudEvent accepted")
+	}
+	big := strings.Repeat("a", MaxEnvelopeSize+1)
+	if _, err := VerifyRequest(req(Sign([]byte(big), kaTime, "whsec_test"), "", big), kaTime, 0, "whsec_test"); err == nil {
+		t.Error("oversized body accepted")
+	}
 }
