@@ -20,6 +20,7 @@ import (
 
 	"github.com/vigil-sec/vigil/match"
 	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/server/agents"
 	"github.com/vigil-sec/vigil/server/api"
 	"github.com/vigil-sec/vigil/server/auth"
 	"github.com/vigil-sec/vigil/server/bootstrap"
@@ -61,6 +62,8 @@ type Server struct {
 	boot     *bootstrap.Result
 	router   *api.Router
 	outbox   *storeOutbox
+	// Agents serves enrollment, heartbeats and uploads of vigil-agent, and their administration.
+	Agents *agents.Service
 	registry *prometheus.Registry
 	// dbVersion is the vulnerability database version findings reflect.
 	dbVersion vulndb.Version
@@ -121,6 +124,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Gatherer: s.registry,
 		Now:      cfg.Now,
 	})
+	agentStore, err := agents.NewSQL(ctx, s.Store.DB(), s.Store.Dialect())
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("agent storage: %w", err)
+	}
+	s.Agents, err = agents.New(agents.Config{Storage: agentStore, Fleet: s.Store, CA: s.boot.CA, CAKey: s.boot.CAKey,
+		Sink: agents.SinkFunc(func(ctx context.Context, r model.Resource, inv *model.Inventory) error {
+			_, err := s.Submit(ctx, r, inv)
+			return err
+		}), Authorize: s.router.Authorize, ReleasesDir: filepath.Join(cfg.DataDir, "releases"),
+		Lifecycle: cfg.Lifecycle, Logger: cfg.Logger, Now: cfg.Now})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.routes()
 	// Findings loaded below reflect the database as it is now; later changes arrive as deltas.
 	if s.dbVersion, err = s.VulnDB.Version(ctx); err != nil {
@@ -166,6 +184,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	go s.renewDaily(ctx)
+	go s.refreshAgents(ctx, time.Minute)
 	select {
 	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -187,6 +206,26 @@ func (s *Server) renewDaily(ctx context.Context) {
 		case <-t.C:
 			if _, err := s.boot.Renew(s.now()); err != nil {
 				s.log.Error("renewing the server certificate", "error", err)
+			}
+		}
+	}
+}
+
+// refreshAgents keeps agent ping status and host coverage current.
+func (s *Server) refreshAgents(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			accts, err := s.allAccounts(ctx)
+			if err == nil {
+				_, err = s.Agents.Refresh(ctx, accts)
+			}
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("refreshing agent coverage", "error", err)
 			}
 		}
 	}

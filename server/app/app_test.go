@@ -317,10 +317,24 @@ func endToEnd(t *testing.T, postgres string) {
 			return "web-1"
 		},
 		Body: func(r api.Route) []byte {
-			if strings.Contains(r.Path, "inventory") {
+			switch {
+			case strings.Contains(r.Path, "inventory"):
 				return []byte(`{"account": "default", "inventory": {"packages": []}}`)
+			case strings.HasSuffix(r.Path, "/heartbeat"):
+				return []byte(`{"heartbeatSeconds": 120}`)
+			case strings.HasSuffix(r.Path, "/instructions"):
+				return []byte(`{"type": "COLLECT_NOW"}`)
+			case strings.HasPrefix(r.Path, "/v1/agent-join-tokens"):
+				return []byte(`{"name": "stolen"}`)
 			}
 			return []byte(`{"name": "x", "reason": "y", "filter": {"severities": ["LOW"]}}`)
+		},
+		// The agent administration routes act on ?account= (the caller's own by default).
+		Query: func(r api.Route) string {
+			if strings.HasPrefix(r.Path, "/v1/agent") {
+				return "account=" + DefaultAccount
+			}
+			return ""
 		},
 		// Listings and creations act on the caller's own account: there is no victim data to reach.
 		Skip: func(r api.Route) bool {

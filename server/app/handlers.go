@@ -34,6 +34,16 @@ func (s *Server) routes() {
 	rt.Handle("DELETE /v1/suppression-rules/{ruleId}", s.deleteRule, api.Success(http.StatusNoContent, ""),
 		api.Doc("DeleteSuppressionRule", "Delete a suppression rule; its findings become active again", "suppression"))
 	rt.Handle("GET /v1/coverage", s.listCoverage, api.Doc("ListCoverage", "Coverage per resource and scan type", "coverage"))
+	for _, r := range s.Agents.AgentRoutes() {
+		opts := []api.RouteOption{api.Public(), api.Doc(r.OperationID, r.Summary, "agent")}
+		if r.BodyLimit > 0 {
+			opts = append(opts, api.BodyLimit(r.BodyLimit))
+		}
+		rt.Handle(r.Pattern, r.Handler, opts...)
+	}
+	for _, r := range s.Agents.AdminRoutes() {
+		rt.Handle(r.Pattern, r.Handler, api.Doc(r.OperationID, r.Summary, "agents"))
+	}
 	rt.HandleOps()
 	if err := rt.HandleOpenAPI(api.Info{Title: "Vigil", Version: "v1",
 		Description: "Continuous vulnerability management: resources, findings, coverage."}); err != nil {
