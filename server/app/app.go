@@ -53,17 +53,17 @@ type Config struct {
 
 // Server is a running Vigil server's state.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	now      func() time.Time
-	Store    *store.Store
-	VulnDB   *vulndb.DB
-	engine   *reeval.Engine
-	boot     *bootstrap.Result
-	router   *api.Router
-	outbox   *storeOutbox
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	Store  *store.Store
+	VulnDB *vulndb.DB
+	engine *reeval.Engine
+	boot   *bootstrap.Result
+	router *api.Router
+	outbox *storeOutbox
 	// Agents serves enrollment, heartbeats and uploads of vigil-agent, and their administration.
-	Agents *agents.Service
+	Agents   *agents.Service
 	registry *prometheus.Registry
 	// dbVersion is the vulnerability database version findings reflect.
 	dbVersion vulndb.Version
