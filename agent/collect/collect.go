@@ -67,9 +67,9 @@ type Collector struct {
 }
 
 // Registry is the agent's extractor list. It is inventory/extractors.Default() with the rpm
-// extractor replaced by RPM (Berkeley DB and ndb only): importing inventory/extractors would link
-// the rpm extractor's SQLite driver (modernc.org/sqlite), which the lean agent must not carry.
-// Keep the two lists in step.
+// extractor replaced by RPM, which reads rpmdb.sqlite with sqlitedb: importing inventory/extractors
+// would link the rpm extractor's SQLite driver (modernc.org/sqlite, ~5 MB and a C-to-Go libc),
+// which the lean agent must not carry. Keep the two lists in step.
 func Registry() *inventory.Registry {
 	return inventory.NewRegistry(
 		dpkg.Extractor{},

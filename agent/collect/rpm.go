@@ -12,16 +12,17 @@ import (
 
 	"github.com/package-url/packageurl-go"
 
+	"github.com/vigil-sec/vigil/agent/collect/sqlitedb"
 	"github.com/vigil-sec/vigil/inventory"
 	"github.com/vigil-sec/vigil/inventory/rpm/rpmdb"
 	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/source/fsx"
 )
 
-// RPM reads rpm databases in the Berkeley DB (RHEL/CentOS 7-8, Amazon Linux 2) and ndb (SUSE)
-// formats through inventory/rpm/rpmdb, under the extractor name "rpm" so that the server sees the
-// same packages as from `vigil scan`. SQLite databases (rpmdb.sqlite: RHEL 9+, Fedora, AL2023) are
-// reported as unreadable by the agent: their reader links an SQLite driver (see Registry).
+// RPM reads rpm databases in their three formats, under the extractor name "rpm" so that the
+// server sees the same packages as from `vigil scan`: Berkeley DB (RHEL/CentOS 7-8, Amazon Linux 2)
+// and ndb (SUSE) through inventory/rpm/rpmdb, SQLite (rpmdb.sqlite: RHEL 9+, Fedora, Amazon Linux
+// 2023) through sqlitedb, a b-tree reader that needs no SQLite driver (see Registry).
 type RPM struct{}
 
 // Name implements inventory.Extractor.
@@ -36,9 +37,6 @@ func (RPM) Required(p string, _ fs.FileInfo) bool {
 	return (dir == "var/lib/rpm/" || dir == "usr/lib/sysimage/rpm/") &&
 		(base == "Packages" || base == "Packages.db" || base == "rpmdb.sqlite")
 }
-
-// ErrRPMSQLite reports an rpmdb.sqlite the agent cannot read.
-var ErrRPMSQLite = errors.New("rpmdb.sqlite is not read by vigil-agent (no SQLite reader in the lean binary); scan this host with `vigil scan` or agentlessly")
 
 // Extract implements inventory.Extractor.
 func (RPM) Extract(ctx context.Context, in *inventory.Input) ([]model.Package, error) {
@@ -71,8 +69,6 @@ func (RPM) Extract(ctx context.Context, in *inventory.Input) ([]model.Package, e
 		return nil, nil // rpm leaves empty placeholders behind
 	case !ok:
 		return nil, fmt.Errorf("%s: not an rpm database (unknown format)", in.Location())
-	case format == rpmdb.FormatSQLite:
-		return nil, fmt.Errorf("%s: %w", in.Location(), ErrRPMSQLite)
 	}
 	var pkgs []model.Package
 	bad := 0
@@ -90,9 +86,12 @@ func (RPM) Extract(ctx context.Context, in *inventory.Input) ([]model.Package, e
 		}
 		return nil
 	}
-	if format == rpmdb.FormatBDB {
+	switch format {
+	case rpmdb.FormatBDB:
 		err = rpmdb.ReadBDB(ra, size, collect)
-	} else {
+	case rpmdb.FormatSQLite:
+		err = readSQLite(in, ra, size, collect)
+	default:
 		err = rpmdb.ReadNDB(ra, size, collect)
 	}
 	if err == nil && bad > 0 {
@@ -150,4 +149,36 @@ func rpmPackage(rp rpmdb.Package, os *model.OS) model.Package {
 		p.Licenses = []string{rp.License}
 	}
 	return p
+}
+
+// readSQLite reads the Packages table (hnum INTEGER PRIMARY KEY, blob BLOB) of an rpmdb.sqlite,
+// with the committed frames of its -wal beside it: rpm leaves recent transactions there.
+func readSQLite(in *inventory.Input, ra io.ReaderAt, size int64, fn func([]byte) error) error {
+	var walR io.ReaderAt
+	var walSize int64
+	if wf, err := in.FS.Open(in.Path + "-wal"); err == nil {
+		defer wf.Close()
+		if fi, err := wf.Stat(); err == nil && fi.Size() >= 32 && fi.Size() <= in.Config.MaxFileSize {
+			r, release, err := fsx.ReaderAt(wf, fi.Size())
+			if err != nil {
+				return fmt.Errorf("%s-wal: %w", in.Location(), err)
+			}
+			defer release()
+			walR, walSize = r, fi.Size()
+		}
+	}
+	db, err := sqlitedb.Open(ra, size, walR, walSize)
+	if err != nil {
+		return err
+	}
+	return db.Rows("Packages", func(cols []any) error {
+		if len(cols) < 2 {
+			return fmt.Errorf("Packages row of %d columns", len(cols))
+		}
+		blob, ok := cols[1].([]byte)
+		if !ok {
+			return fmt.Errorf("Packages row without a header blob")
+		}
+		return fn(blob)
+	})
 }
