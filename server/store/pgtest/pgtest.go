@@ -80,8 +80,15 @@ func StartCluster(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	reapStale(ctx, bin)
 	dir, err := os.MkdirTemp("", "vigil-pg-")
 	if err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	// The owner file lets a later run stop this cluster if this process dies without Stop (a panic
+	// or a kill skips cleanups).
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
 	c := &Cluster{dir: dir, bin: bin, user: "vigil"}
@@ -109,6 +116,32 @@ func StartCluster(ctx context.Context) (*Cluster, error) {
 		return nil, fmt.Errorf("%w\n%s", err, log)
 	}
 	return c, nil
+}
+
+const ownerFile = "owner.pid"
+
+// reapStale stops and removes clusters left behind by test processes that no longer exist.
+func reapStale(ctx context.Context, bin string) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "vigil-pg-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) == nil || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue // still running, or not ours to judge
+		}
+		st, err := os.Stat(dir)
+		if err != nil {
+			continue
+		}
+		c := &Cluster{dir: dir, bin: bin}
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 && sys.Uid != 0 {
+			c.cred = &syscall.Credential{Uid: sys.Uid, Gid: sys.Gid}
+		}
+		_ = c.Stop()
+	}
 }
 
 // unprivileged returns the credentials of the postgres user, else nobody.
