@@ -152,6 +152,21 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 			Result: findings.Observe(s.Prev, s.Rules, &ent.resource, now)}, nil
 	}
 
+	// Fast path: the same packages in the same order (the common resubmission), compared record by
+	// record without building any map.
+	if existed && sameExposure && len(s.Inventory.Packages) == len(ent.pkgs) {
+		same := true
+		for i := range s.Inventory.Packages {
+			if e.compact(&s.Inventory.Packages[i]) != ent.pkgs[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return &Outcome{Ref: ref, At: now, Unchanged: true, Warnings: ent.warningList(),
+				Result: findings.Observe(s.Prev, s.Rules, &ent.resource, now)}, nil
+		}
+	}
 	// Compact the new inventory; remember the source package of each new record for matching.
 	newPkgs := make([]rec, 0, len(s.Inventory.Packages))
 	srcOf := make(map[rec]*model.Package, len(s.Inventory.Packages))
