@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,10 +10,12 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/server/agents"
 )
 
 // apiClient talks to a Vigil server for the read commands.
@@ -27,6 +30,11 @@ func (c *apiClient) register(cmd *cobra.Command) {
 }
 
 func (c *apiClient) get(path string, q url.Values, out any) error {
+	return c.do(http.MethodGet, path, q, nil, out)
+}
+
+// do sends one request; body, when not nil, is sent as JSON.
+func (c *apiClient) do(method, path string, q url.Values, body any, out any) error {
 	if c.server == "" || c.apiKey == "" {
 		return fmt.Errorf("set --server and --api-key (or $VIGIL_SERVER and $VIGIL_API_KEY)")
 	}
@@ -38,9 +46,20 @@ func (c *apiClient) get(path string, q url.Values, out any) error {
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequest(http.MethodGet, u, nil)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, u, rd)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	resp, err := hc.Do(req)
@@ -52,10 +71,13 @@ func (c *apiClient) get(path string, q url.Values, out any) error {
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode >= 300 {
 		var p struct{ Title, Detail string }
 		_ = json.Unmarshal(b, &p)
 		return fmt.Errorf("%s: %s %s", resp.Status, p.Title, p.Detail)
+	}
+	if out == nil || len(b) == 0 {
+		return nil
 	}
 	return json.Unmarshal(b, out)
 }
@@ -166,5 +188,96 @@ func newCoverageCmd() *cobra.Command {
 		},
 	}
 	c.register(cmd)
+	return cmd
+}
+
+func newAgentsCmd() *cobra.Command {
+	var c apiClient
+	cmd := &cobra.Command{Use: "agents", Short: "List and revoke a server's agents"}
+	c.register(cmd)
+	cmd.PersistentFlags().AddFlagSet(cmd.Flags())
+	list := &cobra.Command{
+		Use: "list", Short: "List agents with their ping status", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct {
+				Agents []agents.AgentView `json:"agents"`
+			}
+			if err := c.get("/v1/agents", nil, &out); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "AGENT	HOSTNAME	PING	VERSION	LAST HEARTBEAT	SENSORS	ERRORS")
+			for _, a := range out.Agents {
+				hb := "-"
+				if !a.LastHeartbeat.IsZero() {
+					hb = a.LastHeartbeat.Format("2006-01-02 15:04:05")
+				}
+				ping := a.PingStatus
+				if a.RevokedAt != nil {
+					ping = "REVOKED"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", a.ID, a.Hostname, ping, a.Version, hb, strings.Join(a.Sensors, ","), len(a.Errors))
+			}
+			return tw.Flush()
+		},
+	}
+	revoke := &cobra.Command{
+		Use: "revoke AGENT_ID", Short: "Revoke an agent: its certificate is refused from now on", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(http.MethodPost, "/v1/agents/"+url.PathEscape(args[0])+"/revoke", nil, nil, nil)
+		},
+	}
+	cmd.AddCommand(list, revoke)
+	return cmd
+}
+
+func newTokensCmd() *cobra.Command {
+	var c apiClient
+	cmd := &cobra.Command{Use: "tokens", Short: "Create, list and revoke agent join tokens"}
+	c.register(cmd)
+	cmd.PersistentFlags().AddFlagSet(cmd.Flags())
+	var name string
+	var validity time.Duration
+	var uses int
+	create := &cobra.Command{
+		Use: "create", Short: "Create a join token (shown once)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out agents.CreatedToken
+			if err := c.do(http.MethodPost, "/v1/agent-join-tokens", nil, agents.TokenRequest{Name: name,
+				ValiditySeconds: int64(validity.Seconds()), MaxUses: uses}, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", out.Token)
+			fmt.Fprintf(cmd.ErrOrStderr(), "token %s: %d uses, expires %s (shown once)\n", out.ID, out.MaxUses, out.ExpiresAt.Format(time.RFC3339))
+			return nil
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "a label for the token")
+	create.Flags().DurationVar(&validity, "valid-for", 24*time.Hour, "how long the token may be used")
+	create.Flags().IntVar(&uses, "max-uses", 1, "how many agents may enroll with it")
+	list := &cobra.Command{
+		Use: "list", Short: "List join tokens", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct {
+				Tokens []agents.JoinToken `json:"tokens"`
+			}
+			if err := c.get("/v1/agent-join-tokens", nil, &out); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TOKEN\tNAME\tUSES\tEXPIRES\tREVOKED")
+			for _, t := range out.Tokens {
+				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%v\n", t.ID, t.Name, t.Uses, t.MaxUses, t.ExpiresAt.Format(time.RFC3339), t.RevokedAt != nil)
+			}
+			return tw.Flush()
+		},
+	}
+	revoke := &cobra.Command{
+		Use: "revoke TOKEN_ID", Short: "Revoke a join token", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(http.MethodPost, "/v1/agent-join-tokens/"+url.PathEscape(args[0])+"/revoke", nil, nil, nil)
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
 	return cmd
 }

@@ -51,6 +51,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSbomCmd(), newScanCmd(), newDBCmd(), newServerCmd(), newFindingsCmd(), newCoverageCmd())
+	root.AddCommand(newSbomCmd(), newScanCmd(), newDBCmd(), newServerCmd(), newFindingsCmd(), newCoverageCmd(), newAgentsCmd(), newTokensCmd())
 	return root
 }
