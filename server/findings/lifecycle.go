@@ -87,7 +87,8 @@ type Result struct {
 	// Observed are IDs of findings seen again with no other change: the store only sets their
 	// lastObservedAt to the pass's time (one UPDATE … WHERE id IN (…)).
 	Observed []string
-	// Deletes are IDs of findings to delete.
+	// Deletes are IDs of findings to delete. Reconcile never deletes (closed findings stay for
+	// ClosedRetention); Expired computes what retention deletes.
 	Deletes []string
 	// Events go to the outbox in the same transaction; at most one per finding per pass.
 	Events []model.OutboxEvent
