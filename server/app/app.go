@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-sec/vigil/server/api"
 	"github.com/vigil-sec/vigil/server/auth"
 	"github.com/vigil-sec/vigil/server/bootstrap"
+	"github.com/vigil-sec/vigil/server/events"
 	"github.com/vigil-sec/vigil/server/findings"
 	"github.com/vigil-sec/vigil/server/reeval"
 	"github.com/vigil-sec/vigil/server/store"
@@ -61,7 +62,8 @@ type Server struct {
 	engine *reeval.Engine
 	boot   *bootstrap.Result
 	router *api.Router
-	outbox *storeOutbox
+	// webhookMetrics count delivery attempts on /metrics.
+	webhookMetrics *events.Metrics
 	// Agents serves enrollment, heartbeats and uploads of vigil-agent, and their administration.
 	Agents   *agents.Service
 	registry *prometheus.Registry
@@ -113,9 +115,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	s.outbox = newStoreOutbox(s.Store)
 	s.engine = reeval.New(vulnStore{ctx: context.WithoutCancel(ctx), db: s.VulnDB}, reeval.Config{Findings: cfg.Lifecycle})
 	s.registry = prometheus.NewRegistry()
+	if s.webhookMetrics, err = events.NewMetrics(s.registry); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.router = api.New(api.Config{
 		Auth:     &auth.Authenticator{Store: keyStore{s.Store}, Now: cfg.Now},
 		Logger:   cfg.Logger,
