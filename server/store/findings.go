@@ -594,14 +594,22 @@ func (s *Store) Aggregate(ctx context.Context, accounts []string, q AggregateQue
 			group = acc + ", " + key
 		}
 	}
-	// COUNT(DISTINCT ...) keeps a finding that lists one package twice from counting twice.
-	count := func(sev string) string {
-		return `COUNT(DISTINCT CASE WHEN f.severity = '` + sev + `' THEN f.account || '/' || f.id END)`
+	// A finding is one row unless the grouping joins its packages; there COUNT(DISTINCT id) keeps a
+	// finding that lists one package twice from counting twice (finding IDs embed the account).
+	count := func(rank int) string {
+		return fmt.Sprintf(`SUM(CASE WHEN f.severity_rank = %d THEN 1 ELSE 0 END)`, rank)
+	}
+	total := `COUNT(*)`
+	if strings.Contains(from, "JOIN") {
+		count = func(rank int) string {
+			return fmt.Sprintf(`COUNT(DISTINCT CASE WHEN f.severity_rank = %d THEN f.id END)`, rank)
+		}
+		total = `COUNT(DISTINCT f.id)`
 	}
 	query := `SELECT ` + accSel + `, ` + key + `, ` +
-		count("CRITICAL") + ` AS c, ` + count("HIGH") + ` AS h, ` + count("MEDIUM") + ` AS m, ` +
-		count("LOW") + ` AS l, ` + count("INFORMATIONAL") + ` AS i, ` + count("UNTRIAGED") + ` AS u, ` +
-		`COUNT(DISTINCT f.account || '/' || f.id) AS t FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
+		count(5) + ` AS c, ` + count(4) + ` AS h, ` + count(3) + ` AS m, ` +
+		count(2) + ` AS l, ` + count(1) + ` AS i, ` + count(0) + ` AS u, ` +
+		total + ` AS t FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
 		` GROUP BY ` + group + ` ORDER BY c DESC, h DESC, m DESC, l DESC, t DESC, ` + group +
 		fmt.Sprintf(` LIMIT %d`, pageSize(q.Limit))
 	rows, err := s.query(ctx, s.db, query, args...)
