@@ -319,9 +319,11 @@ func (r *Runner) Heartbeat(ctx context.Context) error {
 	}
 	// The first heartbeat of an updated binary proves it: the rollback watch ends.
 	_ = r.State.Remove(UpdateMarker)
-	if resp.HeartbeatSeconds > 0 && resp.HeartbeatSeconds != r.Config.HeartbeatSeconds {
-		r.Config.HeartbeatSeconds = min(max(resp.HeartbeatSeconds, 10), 3600)
-		r.saveConfig()
+	if resp.HeartbeatSeconds > 0 {
+		if s := min(max(resp.HeartbeatSeconds, 10), 3600); s != r.Config.HeartbeatSeconds {
+			r.Config.HeartbeatSeconds = s
+			r.saveConfig()
+		}
 	}
 	for _, in := range resp.Instructions {
 		res := r.Handle(ctx, in)

@@ -3,17 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vigil-sec/vigil/agent/agenttest"
 	"github.com/vigil-sec/vigil/agent/protocol"
 	"github.com/vigil-sec/vigil/agent/state"
+	"github.com/vigil-sec/vigil/agent/update"
 )
 
 // TestDependencies keeps the agent lean: it must not link the vulnerability DB, the matcher, the
@@ -204,4 +209,115 @@ func TestEndToEnd(t *testing.T) {
 	if got := srv.Names("agent-0001"); len(got) != 1 || got[0] != "libssl3=3.0.16-1~deb12u1" {
 		t.Errorf("server holds %v", got)
 	}
+}
+
+// TestSelfUpdateEndToEnd runs the real loop of a 1.3.0 binary that receives UPDATE 1.4.0: it
+// downloads and verifies the signed release, swaps the binary, runs the new one's health check and
+// re-executes into it; the new process heartbeats as 1.4.0. A second UPDATE to a signed release
+// that cannot pass its health check is rolled back and reported as failed.
+func TestSelfUpdateEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries")
+	}
+	dir := t.TempDir()
+	build := func(version, out string) []byte {
+		if b, err := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", out, ".").CombinedOutput(); err != nil {
+			t.Fatalf("build: %v\n%s", err, b)
+		}
+		return readFile(t, out)
+	}
+	bin := filepath.Join(dir, "bin", "vigil-agent")
+	os.MkdirAll(filepath.Dir(bin), 0o755)
+	build("1.3.0", bin)
+	newBody := build("1.4.0", filepath.Join(dir, "release-1.4.0"))
+	broken := []byte("#!/bin/sh\nexit 3\n") // signed, but fails its health check
+
+	priv := ed25519.NewKeyFromSeed([]byte("vigil-agent-test-release-key-32b"))
+	pub := base64.StdEncoding.EncodeToString(priv.Public().(ed25519.PublicKey))
+	srv := agenttest.New(t)
+	sha, sig := update.Sign(newBody, priv)
+	bsha, bsig := update.Sign(broken, priv)
+	srv.Lock(func(s *agenttest.Server) {
+		s.Releases["1.4.0"] = agenttest.Release{Body: newBody, SHA: sha, Sig: sig}
+		s.Releases["1.4.1"] = agenttest.Release{Body: broken, SHA: bsha, Sig: bsig}
+		s.Pending = []protocol.Instruction{{ID: "upd-1", Type: protocol.InstructionUpdate, Version: "1.4.0"}}
+		s.HeartbeatSec = 10 // the shortest period the agent accepts
+	})
+	root := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	if b, err := exec.Command(bin, "enroll", "--server", srv.URL, "--token", agenttest.Token, "--ca-fingerprint", srv.Fingerprint,
+		"--state-dir", stateDir, "--root", root, "--release-key", pub).CombinedOutput(); err != nil {
+		t.Fatalf("enroll: %v\n%s", err, b)
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "run", "--root", root, "--state-dir", stateDir)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("agent log:\n%s", logs.String())
+		}
+	}()
+	waitFor := func(what string, cond func(s *agenttest.Server) bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			ok := false
+			srv.Lock(func(s *agenttest.Server) { ok = cond(s) })
+			if ok {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	waitFor("a heartbeat from 1.4.0", func(s *agenttest.Server) bool {
+		for _, hb := range s.Heartbeats {
+			if hb.Version == "1.4.0" {
+				return true
+			}
+		}
+		return false
+	})
+	srv.Lock(func(s *agenttest.Server) {
+		if r := s.Results["upd-1"]; !r.OK {
+			t.Errorf("update result %+v", r)
+		}
+	})
+	if !bytes.Equal(readFile(t, bin), newBody) {
+		t.Error("the binary was not replaced")
+	}
+	if v, _ := exec.Command(bin+".previous", "version").Output(); strings.TrimSpace(string(v)) != "1.3.0" {
+		t.Errorf("previous binary is %q", v)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, "update.json")); err == nil {
+		t.Error("update marker left after the new binary's first heartbeat")
+	}
+
+	// The broken release: refused after its health check, the 1.4.0 binary stays.
+	srv.Lock(func(s *agenttest.Server) {
+		s.Pending = []protocol.Instruction{{ID: "upd-2", Type: protocol.InstructionUpdate, Version: "1.4.1"}}
+	})
+	waitFor("the result of the broken update", func(s *agenttest.Server) bool { _, ok := s.Results["upd-2"]; return ok })
+	srv.Lock(func(s *agenttest.Server) {
+		if r := s.Results["upd-2"]; r.OK || !strings.Contains(r.Error, "previous binary restored") {
+			t.Errorf("broken update result %+v", r)
+		}
+	})
+	if !bytes.Equal(readFile(t, bin), newBody) {
+		t.Error("the broken release was left in place")
+	}
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
