@@ -39,12 +39,16 @@ func TestWatchTriggers(t *testing.T) {
 
 	expect := func(name string, want bool) {
 		t.Helper()
+		wait := 300 * time.Millisecond // long enough for a wrong trigger (settle is 50 ms)
+		if want {
+			wait = 5 * time.Second // generous on a loaded machine
+		}
 		select {
 		case <-fired:
 			if !want {
 				t.Errorf("%s: triggered", name)
 			}
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(wait):
 			if want {
 				t.Errorf("%s: not triggered", name)
 			}
