@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-sec/vigil/agent/delta"
 	"github.com/vigil-sec/vigil/agent/protocol"
 	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/server/bootstrap"
@@ -57,8 +56,9 @@ type Server struct {
 	RenewBefore  time.Time
 	// Down makes every agent call answer 503.
 	Down bool
-	// inventories per agent: hash → package identities
-	inv map[string]map[string][]string
+	// inventories per agent by hash, and the latest hash
+	inv    map[string]map[string]*model.Inventory
+	latest map[string]string
 	// Full per agent: the current package list after applying uploads
 	Current map[string][]model.Package
 }
@@ -71,7 +71,7 @@ func New(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{CA: res, Fingerprint: res.CAFingerprint, Results: map[string]protocol.InstructionResult{},
-		Releases: map[string]Release{}, HeartbeatSec: 60, inv: map[string]map[string][]string{}, Current: map[string][]model.Package{}}
+		Releases: map[string]Release{}, HeartbeatSec: 60, inv: map[string]map[string]*model.Inventory{}, latest: map[string]string{}, Current: map[string][]model.Package{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+protocol.PathEnroll, s.enroll)
 	mux.HandleFunc("POST "+protocol.PathHeartbeat, s.agent(s.heartbeat))
@@ -203,39 +203,41 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, id string) {
 	defer s.mu.Unlock()
 	s.Uploads = append(s.Uploads, u)
 	s.UploadBytes = append(s.UploadBytes, cr.n)
+	// As server/agents does: a repeated hash is a confirmation; a delta is applied to the stored
+	// base with protocol.ApplyDelta; the result must hash to u.Hash, or a full upload is asked for.
 	known := s.inv[id]
 	if known == nil {
-		known = map[string][]string{}
+		known = map[string]*model.Inventory{}
 		s.inv[id] = known
 	}
-	var cur []model.Package
-	switch {
-	case u.Full != nil:
-		cur = u.Full.Packages
-	default:
-		if _, ok := known[u.BaseHash]; !ok {
-			writeJSON(w, protocol.UploadResponse{NeedFull: true})
+	if _, ok := known[u.Hash]; ok && u.Hash == s.latest[id] {
+		writeJSON(w, protocol.UploadResponse{Hash: u.Hash})
+		return
+	}
+	inv := u.Full
+	if inv == nil {
+		base, ok := known[u.BaseHash]
+		if !ok {
+			writeJSON(w, protocol.UploadResponse{Hash: u.Hash, NeedFull: true})
 			return
 		}
-		// Apply the delta to the current list.
-		removed := map[string]bool{}
-		for _, p := range u.Removed {
-			removed[delta.Identity(p)] = true
+		var err error
+		if inv, err = protocol.ApplyDelta(base, &u); err != nil {
+			writeJSON(w, protocol.UploadResponse{Hash: u.Hash, NeedFull: true})
+			return
 		}
-		for _, p := range s.Current[id] {
-			if !removed[delta.Identity(p)] {
-				cur = append(cur, p)
-			}
-		}
-		cur = append(cur, u.Added...)
 	}
-	ids := delta.Identities(cur)
-	if got := delta.Hash(ids); got != u.Hash {
+	if got := protocol.InventoryHash(inv); got != u.Hash {
+		if u.Full == nil {
+			writeJSON(w, protocol.UploadResponse{Hash: u.Hash, NeedFull: true})
+			return
+		}
 		http.Error(w, fmt.Sprintf("hash %s does not match the content %s", u.Hash, got), http.StatusUnprocessableEntity)
 		return
 	}
-	known[u.Hash] = ids
-	s.Current[id] = cur
+	known[u.Hash] = inv
+	s.latest[id] = u.Hash
+	s.Current[id] = inv.Packages
 	writeJSON(w, protocol.UploadResponse{Hash: u.Hash})
 }
 

@@ -1,81 +1,66 @@
-// Package delta computes what changed between two inventories of a host, as package identities,
-// and the content hash that names an inventory on the wire (protocol.Upload.Hash).
+// Package delta computes what changed between two inventories of a host, on the identities and
+// the hash that the wire contract defines (protocol.PackageIdentity, protocol.InventoryHash), so
+// that the server rebuilds exactly the inventory the agent hashed.
 package delta
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"slices"
-	"strings"
 
+	"github.com/vigil-sec/vigil/agent/protocol"
 	"github.com/vigil-sec/vigil/model"
 )
 
-// Identity is what makes two packages the same package: ecosystem, name, version, arch and primary
-// location (the same jar in two places is two packages). Fields are joined with NUL, which no
-// field holds, so distinct packages never share an identity.
-func Identity(p model.Package) string {
-	loc := ""
-	if len(p.Locations) > 0 {
-		loc = p.Locations[0]
-	}
-	return strings.Join([]string{p.Ecosystem, p.Name, p.Version, p.Arch, loc}, "\x00")
-}
+// Identity is protocol.PackageIdentity: the package's JSON, so every field takes part.
+func Identity(p model.Package) string { return protocol.PackageIdentity(p) }
 
-// Identities returns the sorted, de-duplicated identities of pkgs.
+// Identities returns the sorted identities of pkgs. Equal packages stay repeated: an inventory is
+// a multiset, as protocol.ApplyDelta treats it.
 func Identities(pkgs []model.Package) []string {
 	ids := make([]string, 0, len(pkgs))
 	for _, p := range pkgs {
 		ids = append(ids, Identity(p))
 	}
 	slices.Sort(ids)
-	return slices.Compact(ids)
+	return ids
 }
 
-// Hash is the content hash of an inventory: "sha256:" + SHA-256 over its sorted identities, each
-// followed by a newline. It depends only on the set of packages, not on their order or on when
-// they were collected.
-func Hash(ids []string) string {
-	h := sha256.New()
-	for _, id := range ids {
-		h.Write([]byte(id))
-		h.Write([]byte{'\n'})
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-}
+// Hash is protocol.InventoryHash: over the OS and the sorted package identities, not over timings
+// or statuses, so the same software on the host hashes the same whenever it is collected.
+func Hash(inv *model.Inventory) string { return protocol.InventoryHash(inv) }
 
-// Diff returns the packages of cur whose identity is not in base (added) and the identities of base
-// not in cur (removed). base must be sorted (as Identities returns it).
+// Diff returns the packages of cur not in base (added) and the identities of base not in cur
+// (removed), counting repeats. base must be sorted (as Identities returns it).
 func Diff(base []string, cur []model.Package) (added []model.Package, removed []string) {
-	curIDs := make(map[string]bool, len(cur))
+	left := make(map[string]int, len(base))
+	for _, id := range base {
+		left[id]++
+	}
 	for _, p := range cur {
 		id := Identity(p)
-		if curIDs[id] {
+		if left[id] > 0 {
+			left[id]--
 			continue
 		}
-		curIDs[id] = true
-		if _, found := slices.BinarySearch(base, id); !found {
-			added = append(added, p)
-		}
+		added = append(added, p)
 	}
-	for _, id := range base {
-		if !curIDs[id] {
+	for i, id := range base {
+		if i > 0 && base[i-1] == id {
+			continue
+		}
+		for n := left[id]; n > 0; n-- {
 			removed = append(removed, id)
 		}
 	}
 	return added, removed
 }
 
-// FromIdentity rebuilds the identifying fields of a package from its identity, for the Removed list
-// of an upload (the server matches removals on these fields).
-func FromIdentity(id string) model.Package {
-	f := strings.Split(id, "\x00")
-	for len(f) < 5 {
-		f = append(f, "")
+// FromIdentity returns the package an identity was made from (it is the package's JSON).
+func FromIdentity(id string) (model.Package, error) {
+	var p model.Package
+	if err := json.Unmarshal([]byte(id), &p); err != nil {
+		return p, fmt.Errorf("package identity: %w", err)
 	}
-	p := model.Package{Ecosystem: f[0], Name: f[1], Version: f[2], Arch: f[3]}
-	if f[4] != "" {
-		p.Locations = []string{f[4]}
-	}
-	return p
+	return p, nil
 }

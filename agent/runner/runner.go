@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-sec/vigil/agent/protocol"
 	"github.com/vigil-sec/vigil/agent/state"
 	"github.com/vigil-sec/vigil/agent/update"
+	"github.com/vigil-sec/vigil/model"
 )
 
 // API is the server as the runner uses it (client.Client implements it).
@@ -477,11 +478,10 @@ func (r *Runner) Renew(ctx context.Context) error {
 	return nil
 }
 
-// hashOf is the upload hash of a snapshot: over its package identities only, so that the same
-// software on the host is the same hash whenever it is collected.
+// hashOf is the upload hash of a snapshot (protocol.InventoryHash: OS and packages).
 func hashOf(s *collect.Snapshot) string {
 	if s.Inventory == nil {
-		return delta.Hash(nil)
+		return delta.Hash(&model.Inventory{})
 	}
-	return delta.Hash(delta.Identities(s.Inventory.Packages))
+	return delta.Hash(s.Inventory)
 }

@@ -33,7 +33,12 @@ func Wire(p *protocol.Upload, acked *state.Acked, full bool) *protocol.Upload {
 	added, removed := delta.Diff(acked.Packages, p.Full.Packages)
 	w.Added = added
 	for _, id := range removed {
-		w.Removed = append(w.Removed, delta.FromIdentity(id))
+		rp, err := delta.FromIdentity(id)
+		if err != nil {
+			// A damaged record of what was acknowledged: send everything.
+			return &protocol.Upload{Hash: p.Hash, CollectedAt: p.CollectedAt, Full: p.Full, Facts: p.Facts}
+		}
+		w.Removed = append(w.Removed, rp)
 	}
 	if jsonHash(p.Facts) != acked.FactsHash {
 		w.Facts = p.Facts

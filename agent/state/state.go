@@ -67,7 +67,8 @@ type Config struct {
 // Acked is the last inventory the server acknowledged.
 type Acked struct {
 	Hash string `json:"hash"`
-	// Packages are the identities (see delta.Identity) of the acknowledged inventory, sorted.
+	// Packages are the identities (protocol.PackageIdentity: each package's JSON) of the
+	// acknowledged inventory, sorted: a delta's Removed entries are rebuilt from them.
 	Packages []string `json:"packages"`
 	// OSHash and FactsHash name the OS and facts last sent: a changed OS needs a full upload, and
 	// unchanged facts are left out of a delta.
