@@ -190,6 +190,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	go s.renewDaily(ctx)
 	go s.refreshAgents(ctx, time.Minute)
+	go s.every(ctx, time.Hour, "housekeeping", s.Housekeep)
 	select {
 	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -231,6 +232,22 @@ func (s *Server) refreshAgents(ctx context.Context, every time.Duration) {
 			}
 			if err != nil && ctx.Err() == nil {
 				s.log.Error("refreshing agent coverage", "error", err)
+			}
+		}
+	}
+}
+
+// every runs fn at each interval until ctx ends, logging failures.
+func (s *Server) every(ctx context.Context, d time.Duration, what string, fn func(context.Context) error) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error(what, "error", err)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/server/findings"
 	"github.com/vigil-sec/vigil/server/reeval"
 	"github.com/vigil-sec/vigil/server/store"
 	"github.com/vigil-sec/vigil/vulndb"
@@ -111,4 +112,49 @@ func (s *Server) ScheduleFeedUpdates(ctx context.Context, sources []vulndb.Sourc
 		case <-time.After(interval):
 		}
 	}
+}
+
+// Housekeep applies what time alone changes, for every resource: suppression rules that expired
+// (their findings become active again) and retention (closed findings after 30 days, those of
+// removed resources after 3 days are deleted).
+func (s *Server) Housekeep(ctx context.Context) error {
+	s.submitMu.Lock()
+	defer s.submitMu.Unlock()
+	accounts, err := s.allAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	for _, acct := range accounts {
+		rules, err := s.Store.ListSuppressionRules(ctx, []string{acct})
+		if err != nil {
+			return err
+		}
+		q := store.ResourceQuery{PageSize: 1000, IncludeRemoved: true}
+		for {
+			page, err := s.Store.ListResources(ctx, []string{acct}, q)
+			if err != nil {
+				return err
+			}
+			for _, res := range page.Resources {
+				fs, err := s.Store.ResourceFindings(ctx, acct, res.ID)
+				if err != nil {
+					return err
+				}
+				r := findings.ApplyRules(fs, rules, &res, now)
+				del := findings.Expired(fs, &res, now, s.cfg.Lifecycle)
+				if len(r.Upserts) == 0 && len(r.Events) == 0 && len(del) == 0 {
+					continue
+				}
+				if err := s.Store.ApplyChanges(ctx, store.Changes{Account: acct, Upsert: r.Upserts, Events: r.Events, Delete: del}); err != nil {
+					return err
+				}
+			}
+			if page.NextToken == "" {
+				break
+			}
+			q.PageToken = page.NextToken
+		}
+	}
+	return nil
 }
