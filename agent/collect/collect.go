@@ -154,8 +154,8 @@ func (c *Collector) hostFacts(root string, f *protocol.Facts) (errs []string) {
 	if f.Hostname == "" {
 		f.Hostname = read("etc/hostname")
 	}
-	if f.Hostname == "" && root == "/" {
-		f.Hostname, _ = os.Hostname()
+	if f.Hostname == "" {
+		f.Hostname, _ = os.Hostname() // the agent's own, shared with the host in the packaged unit
 	}
 	f.MachineID = read("etc/machine-id")
 	if f.MachineID == "" {

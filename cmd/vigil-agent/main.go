@@ -155,10 +155,13 @@ func quickFacts(ctx context.Context, root string) *protocol.Facts {
 	if b, err := os.ReadFile(filepath.Join(root, "etc/machine-id")); err == nil {
 		f.MachineID = strings.TrimSpace(string(b))
 	}
-	if root == "/" {
-		f.Hostname, _ = os.Hostname()
-	} else if b, err := os.ReadFile(filepath.Join(root, "etc/hostname")); err == nil {
-		f.Hostname = strings.TrimSpace(string(b))
+	for _, p := range []string{"proc/sys/kernel/hostname", "etc/hostname"} {
+		if b, err := os.ReadFile(filepath.Join(root, p)); err == nil && f.Hostname == "" {
+			f.Hostname = strings.TrimSpace(string(b))
+		}
+	}
+	if f.Hostname == "" {
+		f.Hostname, _ = os.Hostname() // the server requires one
 	}
 	if t, err := dir.Open(root); err == nil {
 		f.OS, _ = osrelease.Detector{}.Detect(ctx, t.FS)

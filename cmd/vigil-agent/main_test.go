@@ -321,3 +321,11 @@ func readFile(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+func stateOf(dir string) (*state.Config, error) {
+	d, err := state.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	return d.LoadConfig()
+}
