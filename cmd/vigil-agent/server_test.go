@@ -1,15 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
 	"io"
 	"log"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,7 +74,18 @@ func TestAgainstServerAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	svc, err := agents.New(agents.Config{Storage: agents.NewMemory(), Fleet: fleet, Sink: rec, CA: boot.CA, CAKey: boot.CAKey})
+	// A signed release 1.4.0 in the server's releases directory.
+	priv := ed25519.NewKeyFromSeed([]byte("vigil-agent-test-release-key-32b"))
+	relDir := t.TempDir()
+	relBin := filepath.Join(relDir, "1.4.0", runtime.GOOS, runtime.GOARCH, agents.ReleaseBinary)
+	os.MkdirAll(filepath.Dir(relBin), 0o755)
+	if b, err := exec.Command("go", "build", "-ldflags", "-X main.version=1.4.0", "-o", relBin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	digest := sha256.Sum256(readFile(t, relBin))
+	os.WriteFile(relBin+".sig", []byte(base64.StdEncoding.EncodeToString(ed25519.Sign(priv, digest[:]))), 0o644)
+	svc, err := agents.New(agents.Config{Storage: agents.NewMemory(), Fleet: fleet, Sink: rec, CA: boot.CA, CAKey: boot.CAKey,
+		ReleasesDir: relDir, ReleaseKey: priv.Public().(ed25519.PublicKey), HeartbeatSeconds: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +121,8 @@ func TestAgainstServerAgents(t *testing.T) {
 			t.Fatalf("%v: %v\n%s", args, err, b)
 		}
 	}
-	agent("enroll", "--server", srv.URL, "--token", token, "--ca-fingerprint", boot.CAFingerprint, "--state-dir", stateDir, "--root", root)
+	agent("enroll", "--server", srv.URL, "--token", token, "--ca-fingerprint", boot.CAFingerprint, "--state-dir", stateDir, "--root", root,
+		"--release-key", base64.StdEncoding.EncodeToString(priv.Public().(ed25519.PublicKey)))
 
 	status("bash", "5.2.15-2+b7", "openssl", "3.0.15-1~deb12u1")
 	agent("run", "--once", "--root", root, "--state-dir", stateDir)
@@ -138,5 +156,37 @@ func TestAgainstServerAgents(t *testing.T) {
 	st, _ := stateOf(stateDir)
 	if st.IntervalSeconds != 3600 {
 		t.Errorf("interval %d after SET_INTERVAL", st.IntervalSeconds)
+	}
+
+	// Self-update from the server's signed release, in the running loop.
+	if _, err := svc.QueueInstruction(ctx, "acme", id, protocol.Instruction{Type: protocol.InstructionUpdate, Version: "1.4.0"}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--root", root, "--state-dir", stateDir)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("agent log:\n%s", logs.String())
+		}
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		a, err := svc.ListAgents(ctx, "acme")
+		if err == nil && len(a) == 1 && a[0].Version == "1.4.0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not come back as 1.4.0: %+v", a)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if v, _ := exec.Command(bin, "version").Output(); string(bytes.TrimSpace(v)) != "1.4.0" {
+		t.Errorf("installed binary is %q", v)
 	}
 }
