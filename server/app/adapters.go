@@ -84,3 +84,62 @@ func (a auditor) Audit(ctx context.Context, rec api.AuditRecord) error {
 		Action: fmt.Sprintf("%s -> %d", rec.Route, rec.Status), Target: rec.Target, RemoteAddr: rec.Remote,
 		Time: rec.Time.UTC().Truncate(time.Microsecond)})
 }
+
+// orgDirectory answers organization relations from the store: a delegated administrator manages
+// its organization's members; the management account manages the organization itself.
+type orgDirectory struct{ st *store.Store }
+
+func (o orgDirectory) Relation(ctx context.Context, principal, target string) (auth.Relation, error) {
+	if principal == target {
+		return auth.RelSelf, nil
+	}
+	acct, err := o.st.GetAccount(ctx, target)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.Organization == "") {
+		return auth.RelNone, nil
+	}
+	if err != nil {
+		return auth.RelNone, err
+	}
+	org, err := o.st.GetOrganization(ctx, acct.Organization)
+	if errors.Is(err, store.ErrNotFound) {
+		return auth.RelNone, nil
+	}
+	if err != nil {
+		return auth.RelNone, err
+	}
+	switch principal {
+	case org.DelegatedAdmin:
+		return auth.RelDelegatedAdmin, nil
+	case org.ManagementAccount:
+		return auth.RelManagement, nil
+	}
+	return auth.RelNone, nil
+}
+
+func (o orgDirectory) Related(ctx context.Context, principal string) (map[string]auth.Relation, error) {
+	out := map[string]auth.Relation{}
+	acct, err := o.st.GetAccount(ctx, principal)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.Organization == "") {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	members, err := o.st.OrganizationMembers(ctx, acct.Organization)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range members {
+		if m.ID == principal {
+			continue
+		}
+		rel, err := o.Relation(ctx, principal, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		if rel != auth.RelNone {
+			out[m.ID] = rel
+		}
+	}
+	return out, nil
+}

@@ -123,6 +123,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.router = api.New(api.Config{
 		Auth:     &auth.Authenticator{Store: keyStore{s.Store}, Now: cfg.Now},
+		Org:      orgDirectory{s.Store},
 		Logger:   cfg.Logger,
 		Auditor:  auditor{s.Store},
 		Metrics:  s.registry,

@@ -51,6 +51,25 @@ func (s *Server) routes() {
 	}
 }
 
+// scope returns the accounts a listing may span for the caller: its own, and its organization's
+// members when it is their delegated administrator. ?account= narrows it to one of them.
+func (s *Server) scope(r *http.Request, action auth.Action) ([]string, error) {
+	accts, err := auth.Scope(r.Context(), orgDirectory{s.Store}, principal(r), action)
+	if err != nil {
+		return nil, err
+	}
+	want := r.URL.Query().Get("account")
+	if want == "" {
+		return accts, nil
+	}
+	for _, a := range accts {
+		if a == want {
+			return []string{want}, nil
+		}
+	}
+	return nil, api.NotFound("no such account")
+}
+
 func principal(r *http.Request) auth.Principal {
 	p, _ := auth.PrincipalFrom(r.Context())
 	return p
@@ -276,8 +295,8 @@ func (s *Server) loadFleet(ctx context.Context) error {
 }
 
 func (s *Server) listFindings(w http.ResponseWriter, r *http.Request) error {
-	acct := principal(r).Account
-	if err := s.router.Authorize(r, auth.ReadFindings, acct); err != nil {
+	accts, err := s.scope(r, auth.ReadFindings)
+	if err != nil {
 		return err
 	}
 	f, err := filterFromQuery(r)
@@ -290,7 +309,7 @@ func (s *Server) listFindings(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := store.FindingQuery{Filter: f, PageSize: size, PageToken: token, Sort: store.SortField(r.URL.Query().Get("sortBy")),
 		Ascending: r.URL.Query().Get("sortOrder") == "ASC"}
-	page, err := s.Store.ListFindings(r.Context(), []string{acct}, q)
+	page, err := s.Store.ListFindings(r.Context(), accts, q)
 	if err != nil {
 		return err
 	}
@@ -370,11 +389,11 @@ func filterFromQuery(r *http.Request) (model.FindingFilter, error) {
 }
 
 func (s *Server) getFinding(w http.ResponseWriter, r *http.Request) error {
-	acct := principal(r).Account
-	if err := s.router.Authorize(r, auth.ReadFindings, acct); err != nil {
+	accts, err := s.scope(r, auth.ReadFindings)
+	if err != nil {
 		return err
 	}
-	f, err := s.Store.GetFinding(r.Context(), []string{acct}, r.PathValue("findingId"))
+	f, err := s.Store.GetFinding(r.Context(), accts, r.PathValue("findingId"))
 	if errors.Is(err, store.ErrNotFound) {
 		return api.NotFound("no such finding")
 	}
@@ -385,11 +404,11 @@ func (s *Server) getFinding(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listRules(w http.ResponseWriter, r *http.Request) error {
-	acct := principal(r).Account
-	if err := s.router.Authorize(r, auth.ReadSuppressionRules, acct); err != nil {
+	accts, err := s.scope(r, auth.ReadSuppressionRules)
+	if err != nil {
 		return err
 	}
-	rules, err := s.Store.ListSuppressionRules(r.Context(), []string{acct})
+	rules, err := s.Store.ListSuppressionRules(r.Context(), accts)
 	if err != nil {
 		return err
 	}
@@ -495,15 +514,15 @@ func (s *Server) reapplyRules(ctx context.Context, acct string) error {
 }
 
 func (s *Server) listCoverage(w http.ResponseWriter, r *http.Request) error {
-	acct := principal(r).Account
-	if err := s.router.Authorize(r, auth.ReadCoverage, acct); err != nil {
+	accts, err := s.scope(r, auth.ReadCoverage)
+	if err != nil {
 		return err
 	}
 	size, token, err := api.PageParams(r)
 	if err != nil {
 		return err
 	}
-	page, err := s.Store.ListCoverage(r.Context(), []string{acct}, store.CoverageQuery{PageSize: size, PageToken: token,
+	page, err := s.Store.ListCoverage(r.Context(), accts, store.CoverageQuery{PageSize: size, PageToken: token,
 		ResourceIDs: r.URL.Query()["resourceId"], Statuses: r.URL.Query()["status"]})
 	if err != nil {
 		return err
