@@ -19,17 +19,8 @@ import (
 
 	"github.com/vigil-sec/vigil/agent/protocol"
 	"github.com/vigil-sec/vigil/inventory"
-	"github.com/vigil-sec/vigil/inventory/apk"
-	"github.com/vigil-sec/vigil/inventory/dotnet"
-	"github.com/vigil-sec/vigil/inventory/dpkg"
-	"github.com/vigil-sec/vigil/inventory/golang"
-	"github.com/vigil-sec/vigil/inventory/java"
-	"github.com/vigil-sec/vigil/inventory/npm"
+	"github.com/vigil-sec/vigil/inventory/extractors"
 	"github.com/vigil-sec/vigil/inventory/osrelease"
-	"github.com/vigil-sec/vigil/inventory/php"
-	"github.com/vigil-sec/vigil/inventory/python"
-	"github.com/vigil-sec/vigil/inventory/ruby"
-	"github.com/vigil-sec/vigil/inventory/rust"
 	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/source/dir"
 )
@@ -57,38 +48,14 @@ type Collector struct {
 	Root       string // "/" on a host; a mounted root in a container or a test
 	Sensors    []string
 	ExtraPaths []string
-	// Registry is the set of extractors; nil uses Registry().
+	// Registry is the set of extractors; nil uses inventory/extractors.Default(), the same list as
+	// `vigil scan` (none of which links an SQL driver).
 	Registry *inventory.Registry
 	// Addrs lists the host's addresses; nil uses net.InterfaceAddrs (only meaningful when the agent
 	// shares the host's network namespace, which the packaged unit does).
 	Addrs func() ([]net.Addr, error)
 	// Timeout bounds one collection (0: 15 minutes, Inspector's limit).
 	Timeout time.Duration
-}
-
-// Registry is the agent's extractor list. It is inventory/extractors.Default() with the rpm
-// extractor replaced by RPM, which reads rpmdb.sqlite with sqlitedb: importing inventory/extractors
-// would link the rpm extractor's SQLite driver (modernc.org/sqlite, ~5 MB and a C-to-Go libc),
-// which the lean agent must not carry. Keep the two lists in step.
-func Registry() *inventory.Registry {
-	return inventory.NewRegistry(
-		dpkg.Extractor{},
-		RPM{},
-		apk.Extractor{},
-		golang.NewBinary(),
-		golang.NewGoMod(),
-		npm.New(),
-		python.New(),
-		java.NewArchive(),
-		java.NewGradleLock(),
-		ruby.NewGemspec(),
-		ruby.NewGemfileLock(),
-		rust.NewCargoLock(),
-		rust.NewAuditable(),
-		php.NewComposer(),
-		dotnet.NewDepsJSON(),
-		dotnet.NewPackagesLock(),
-	)
 }
 
 // Collect takes a snapshot.
@@ -101,7 +68,7 @@ func (c *Collector) Collect(ctx context.Context) (*Snapshot, error) {
 	on := func(s string) bool { return slices.Contains(c.Sensors, s) }
 	reg := c.Registry
 	if reg == nil {
-		reg = Registry()
+		reg = extractors.Default()
 	}
 	var keep []string
 	for _, x := range reg.Extractors() {

@@ -2,6 +2,7 @@ package collect
 
 import (
 	"context"
+	"github.com/vigil-sec/vigil/inventory/extractors"
 	"net"
 	"net/netip"
 	"os"
@@ -204,9 +205,10 @@ func TestCollectFakeRoot(t *testing.T) {
 	}
 }
 
+// The agent and `vigil scan` share one extractor list.
 func TestRegistryMatchesDefaultNames(t *testing.T) {
 	var names []string
-	for _, x := range Registry().Extractors() {
+	for _, x := range extractors.Default().Extractors() {
 		names = append(names, x.Name())
 	}
 	for _, want := range []string{"dpkg", "rpm", "apk", "go-binary", "npm", "python", "java-archive"} {

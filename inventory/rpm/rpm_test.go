@@ -21,6 +21,8 @@ import (
 	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/source/dir"
 	"github.com/vigil-sec/vigil/source/fsx"
+
+	_ "modernc.org/sqlite" // the WAL test writes a real database with SQLite itself
 )
 
 func TestSplitSourceRPM(t *testing.T) {

@@ -2,83 +2,69 @@ package rpm
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 
-	_ "modernc.org/sqlite" // pure-Go driver "sqlite"
+	"github.com/vigil-sec/vigil/inventory/rpm/sqlitedb"
+	"github.com/vigil-sec/vigil/source/fsx"
 )
 
-// readSQLite copies the rpmdb.sqlite at name (and its -wal, when it has content, so that committed
-// but not checkpointed transactions are seen) into a private temporary directory, because SQLite
-// needs a real file, and calls fn with each header blob of its Packages table. Copies are bounded by
-// limit bytes each.
+// readSQLite reads the Packages table (hnum INTEGER PRIMARY KEY, blob BLOB) of the rpmdb.sqlite at
+// name, with the committed frames of its -wal beside it (rpm leaves recent transactions there), and
+// calls fn with each header blob. Files over limit bytes are refused.
 func readSQLite(ctx context.Context, fsys fs.FS, name string, limit int64, fn func(blob []byte) error) error {
-	tmp, err := os.MkdirTemp("", "vigil-rpmdb-*")
+	ra, size, release, err := openLimited(fsys, name, limit)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	dbPath := filepath.Join(tmp, "rpmdb.sqlite")
-	if err := copyLimited(fsys, name, dbPath, limit); err != nil {
-		return err
+	defer release()
+	var walR io.ReaderAt
+	var walSize int64
+	if wr, ws, wrelease, err := openLimited(fsys, name+"-wal", limit); err == nil {
+		defer wrelease()
+		if ws >= 32 { // shorter than a WAL header: nothing to replay
+			walR, walSize = wr, ws
+		}
 	}
-	if err := copyLimited(fsys, name+"-wal", dbPath+"-wal", limit); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-
-	db, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(1000)")
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	rows, err := db.QueryContext(ctx, "SELECT blob FROM Packages")
+	db, err := sqlitedb.Open(ra, size, walR, walSize)
 	if err != nil {
 		return fmt.Errorf("not an rpm sqlite database: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var blob []byte
-		if err := rows.Scan(&blob); err != nil {
+	return db.Rows("Packages", func(cols []any) error {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := fn(blob); err != nil {
-			return err
+		if len(cols) < 2 {
+			return fmt.Errorf("Packages row of %d columns", len(cols))
 		}
-	}
-	return rows.Err()
+		blob, ok := cols[1].([]byte)
+		if !ok {
+			return fmt.Errorf("Packages row without a header blob")
+		}
+		return fn(blob)
+	})
 }
 
-// copyLimited copies name from fsys to the local file dst, failing past limit bytes. An empty source
-// is not copied (an empty -wal means nothing to replay).
-func copyLimited(fsys fs.FS, name, dst string, limit int64) error {
-	src, err := fsys.Open(name)
+// openLimited opens name for random access, refusing files over limit bytes.
+func openLimited(fsys fs.FS, name string, limit int64) (io.ReaderAt, int64, func(), error) {
+	f, err := fsys.Open(name)
 	if err != nil {
-		return err
+		return nil, 0, nil, err
 	}
-	defer src.Close()
-	if fi, err := src.Stat(); err == nil && fi.Size() == 0 && strings.HasSuffix(name, "-wal") {
-		return nil
-	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	fi, err := f.Stat()
 	if err != nil {
-		return err
+		f.Close()
+		return nil, 0, nil, err
 	}
-	n, err := io.Copy(out, io.LimitReader(src, limit+1))
-	if cerr := out.Close(); err == nil {
-		err = cerr
+	if fi.Size() > limit {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("/%s: more than %d bytes", name, limit)
 	}
+	ra, release, err := fsx.ReaderAt(f, fi.Size())
 	if err != nil {
-		return fmt.Errorf("copying /%s: %w", name, err)
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("/%s: %w", name, err)
 	}
-	if n > limit {
-		return fmt.Errorf("/%s: more than %d bytes", name, limit)
-	}
-	return nil
+	return ra, fi.Size(), func() { release(); f.Close() }, nil
 }

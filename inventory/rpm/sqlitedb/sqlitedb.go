@@ -1,6 +1,7 @@
 // Package sqlitedb reads the rows of one table of an SQLite 3 database file, with its write-ahead
-// log, in pure Go and without a SQL engine. It exists so that vigil-agent can read rpm's
-// rpmdb.sqlite (RHEL 9+, Fedora, Amazon Linux 2023) without linking an SQLite driver: it walks the
+// log, in pure Go and without a SQL engine. It exists so that the rpm extractor, and with it
+// vigil-agent, reads rpm's rpmdb.sqlite (RHEL 9+, Fedora, Amazon Linux 2023) straight from any fs.FS
+// (an image layer, a disk snapshot) without copying it to a file or linking an SQLite driver: it walks the
 // table's b-tree and decodes records, per the documented file format
 // (https://www.sqlite.org/fileformat2.html). It reads rowid tables only, never writes, and bounds
 // every count, offset and depth it reads from the file.

@@ -50,7 +50,7 @@ func read(t testing.TB, p string) []byte {
 }
 
 func TestRows(t *testing.T) {
-	rocky := read(t, "../testdata/rpm-sqlite/var/lib/rpm/rpmdb.sqlite")
+	rocky := read(t, "../testdata/rocky9-sqlite/var/lib/rpm/rpmdb.sqlite")
 	walMain, walLog := read(t, "testdata/wal.sqlite"), read(t, "testdata/wal.sqlite-wal")
 	torn := slices.Clone(walLog)
 	torn[len(torn)-100] ^= 0xff // the last frame (the commit) fails its checksum
