@@ -128,10 +128,13 @@ func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inve
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
 	now := s.now().UTC().Truncate(time.Microsecond)
+	// The engine skips a resource whose InventoryHash it already holds, so the hash must be this
+	// inventory's, never one the caller read from the store (that names the previous inventory).
+	res.InventoryHash = InventoryHash(inv)
 	if err := s.Store.PutResource(ctx, res); err != nil {
 		return nil, err
 	}
-	diff, err := s.Store.PutInventory(ctx, res.Account, res.ID, InventoryHash(inv), inv.Packages)
+	diff, err := s.Store.PutInventory(ctx, res.Account, res.ID, res.InventoryHash, inv.Packages)
 	if err != nil {
 		return nil, err
 	}
