@@ -482,11 +482,11 @@ func (b *extBackend) rootInfo() (fs.FileInfo, error) {
 func (b *extBackend) readDir(dir string, e fs.DirEntry) ([]fs.DirEntry, error) {
 	ino := uint32(extRootIno)
 	if e != nil {
-		d, ok := e.(*extDirent)
+		d, ok := e.(*dirent)
 		if !ok {
 			return nil, fmt.Errorf("unexpected entry %T", e)
 		}
-		ino = d.ino
+		ino = uint32(d.ino)
 	}
 	in, err := b.x.inode(ino)
 	if err != nil {
@@ -521,6 +521,13 @@ func (b *extBackend) readDir(dir string, e fs.DirEntry) ([]fs.DirEntry, error) {
 // parseDir reads linear directory entries. Hashed (htree) directories read the same way: their
 // index blocks look like one empty entry spanning the block.
 func (b *extBackend) parseDir(data []byte, dirIno uint32) ([]fs.DirEntry, error) {
+	stat := func(ino uint64, name string) (fs.FileInfo, error) {
+		in, err := b.x.inode(uint32(ino))
+		if err != nil {
+			return nil, err
+		}
+		return &extInfo{name: name, in: in}, nil
+	}
 	le := binary.LittleEndian
 	filetype := b.x.sb.incompat&extIncompatFiletype != 0
 	var out []fs.DirEntry
@@ -543,7 +550,7 @@ func (b *extBackend) parseDir(data []byte, dirIno uint32) ([]fs.DirEntry, error)
 			if ino == 0 || name == "." || name == ".." {
 				continue
 			}
-			d := &extDirent{x: b.x, name: name, ino: ino}
+			d := &dirent{name: name, ino: uint64(ino), stat: stat}
 			if filetype {
 				d.typ, d.typOK = direntType(ftype)
 			}
@@ -625,42 +632,6 @@ func (b *extBackend) readLink(name string, fi fs.FileInfo) (string, error) {
 
 // maxLink is the longest link target read (PATH_MAX).
 const maxLink = 4096
-
-// extDirent is a directory entry; its inode is read when first asked for.
-type extDirent struct {
-	x     *extFS
-	name  string
-	ino   uint32
-	typ   fs.FileMode
-	typOK bool
-
-	once sync.Once
-	info *extInfo
-	err  error
-}
-
-func (d *extDirent) Name() string      { return d.name }
-func (d *extDirent) IsDir() bool       { return d.Type().IsDir() }
-func (d *extDirent) String() string    { return fs.FormatDirEntry(d) }
-func (d *extDirent) Type() fs.FileMode { return d.typ }
-
-func (d *extDirent) Info() (fs.FileInfo, error) {
-	d.once.Do(func() {
-		in, err := d.x.inode(d.ino)
-		if err != nil {
-			d.err = &fs.PathError{Op: "stat", Path: d.name, Err: err}
-			return
-		}
-		d.info = &extInfo{name: d.name, in: in}
-		if !d.typOK {
-			d.typ, d.typOK = d.info.Mode().Type(), true
-		}
-	})
-	if d.err != nil {
-		return nil, d.err
-	}
-	return d.info, nil
-}
 
 type extInfo struct {
 	name string

@@ -343,9 +343,16 @@ func (b *xfsBackend) rootInfo() (fs.FileInfo, error) {
 }
 
 func (b *xfsBackend) readDir(dir string, e fs.DirEntry) ([]fs.DirEntry, error) {
+	stat := func(ino uint64, name string) (fs.FileInfo, error) {
+		in, err := b.x.inode(ino)
+		if err != nil {
+			return nil, err
+		}
+		return &xfsInfo{name: name, in: in}, nil
+	}
 	ino := b.x.sb.Rootino
 	if e != nil {
-		d, ok := e.(*xfsDirent)
+		d, ok := e.(*dirent)
 		if !ok {
 			return nil, fmt.Errorf("unexpected entry %T", e)
 		}
@@ -363,7 +370,7 @@ func (b *xfsBackend) readDir(dir string, e fs.DirEntry) ([]fs.DirEntry, error) {
 		if name == "." || name == ".." {
 			return nil
 		}
-		d := &xfsDirent{x: b.x, name: name, ino: child}
+		d := &dirent{name: name, ino: child, stat: stat}
 		if b.x.ftype {
 			d.typ, d.typOK = direntType(ftype)
 		}
@@ -554,42 +561,6 @@ func (b *xfsBackend) readLink(name string, fi fs.FileInfo) (string, error) {
 		out = append(out, data[:min(int64(len(data)), size-int64(len(out)))]...)
 	}
 	return string(out), nil
-}
-
-// xfsDirent is a directory entry; its inode is read when first asked for.
-type xfsDirent struct {
-	x     *xfsFS
-	name  string
-	ino   uint64
-	typ   fs.FileMode
-	typOK bool
-
-	once sync.Once
-	info *xfsInfo
-	err  error
-}
-
-func (d *xfsDirent) Name() string      { return d.name }
-func (d *xfsDirent) IsDir() bool       { return d.Type().IsDir() }
-func (d *xfsDirent) String() string    { return fs.FormatDirEntry(d) }
-func (d *xfsDirent) Type() fs.FileMode { return d.typ }
-
-func (d *xfsDirent) Info() (fs.FileInfo, error) {
-	d.once.Do(func() {
-		in, err := d.x.inode(d.ino)
-		if err != nil {
-			d.err = &fs.PathError{Op: "stat", Path: d.name, Err: err}
-			return
-		}
-		d.info = &xfsInfo{name: d.name, in: in}
-		if !d.typOK {
-			d.typ, d.typOK = d.info.Mode().Type(), true
-		}
-	})
-	if d.err != nil {
-		return nil, d.err
-	}
-	return d.info, nil
 }
 
 type xfsInfo struct {
