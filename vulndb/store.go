@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -121,7 +122,19 @@ type DB struct {
 
 // Open opens (creating if needed) the database file at path.
 func Open(ctx context.Context, path string) (*DB, error) {
-	sdb, err := openFile(path)
+	return OpenWith(ctx, path, Options{})
+}
+
+// Options tune how a database file is opened.
+type Options struct {
+	// CacheKiB is SQLite's page cache per connection (0: 64 MiB, which imports and the server's
+	// index build want). A one-shot scan touches few pages and sets it small to stay lean.
+	CacheKiB int
+}
+
+// OpenWith opens (creating if needed) the database file at path with options.
+func OpenWith(ctx context.Context, path string, o Options) (*DB, error) {
+	sdb, err := openFileCache(path, o.CacheKiB)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +147,14 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return d, nil
 }
 
-func openFile(path string) (*sql.DB, error) {
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_txlock=immediate"
+func openFile(path string) (*sql.DB, error) { return openFileCache(path, 0) }
+
+func openFileCache(path string, cacheKiB int) (*sql.DB, error) {
+	if cacheKiB <= 0 {
+		cacheKiB = 65536
+	}
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-" +
+		strconv.Itoa(cacheKiB) + ")&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: open %s: %w", path, err)

@@ -30,7 +30,7 @@ func defaultDBPath() string {
 	return filepath.Join(dir, "vigil", "vulndb.sqlite")
 }
 
-// openDB opens the vulnerability database. Without create, a missing file is an error that says
+// openDB opens the vulnerability database for the db commands. Without create, a missing file is an error that says
 // how to get one, rather than an empty database that would report no vulnerabilities.
 func openDB(ctx context.Context, path string, create bool) (*vulndb.DB, error) {
 	if _, err := os.Stat(path); err != nil {
@@ -42,6 +42,15 @@ func openDB(ctx context.Context, path string, create bool) (*vulndb.DB, error) {
 		}
 	}
 	return vulndb.Open(ctx, path)
+}
+
+// openScanDB opens the database for a one-shot scan: per-package queries touch few pages, so a
+// small page cache keeps the scan's memory low.
+func openScanDB(ctx context.Context, path string) (*vulndb.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no vulnerability database at %s: run 'vigil db update' (or 'vigil db import DIR' offline) first", path)
+	}
+	return vulndb.OpenWith(ctx, path, vulndb.Options{CacheKiB: 2048})
 }
 
 type sourceFlags struct {

@@ -117,7 +117,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, target string) error {
 		}
 		return f.submitFlags.submit(cmd.ErrOrStderr(), invs)
 	}
-	db, err := openDB(ctx, f.dbPath, false)
+	db, err := openScanDB(ctx, f.dbPath)
 	if err != nil {
 		return err
 	}
