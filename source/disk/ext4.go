@@ -595,7 +595,7 @@ func (b *extBackend) open(name string, fi fs.FileInfo) (fs.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &extFile{m: m, info: info, name: name}, nil
+	return &volumeFile{info: info, size: info.in.size, name: name, readAt: m.readAt}, nil
 }
 
 func (b *extBackend) readLink(name string, fi fs.FileInfo) (string, error) {
@@ -644,48 +644,3 @@ func (i *extInfo) Mode() fs.FileMode  { return i.in.fileMode() }
 func (i *extInfo) ModTime() time.Time { return time.Unix(i.in.mtime, 0) }
 func (i *extInfo) IsDir() bool        { return i.Mode().IsDir() }
 func (i *extInfo) Sys() any           { return nil }
-
-// extFile is an open regular file; it is an io.ReaderAt and io.Seeker, safe for concurrent ReadAt.
-type extFile struct {
-	m    *mapping
-	info *extInfo
-	name string
-	off  int64
-}
-
-func (f *extFile) Stat() (fs.FileInfo, error) { return f.info, nil }
-func (f *extFile) Close() error               { return nil }
-
-func (f *extFile) Read(p []byte) (int, error) {
-	if f.off >= f.info.in.size {
-		return 0, io.EOF
-	}
-	n, err := f.ReadAt(p, f.off)
-	f.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
-
-func (f *extFile) ReadAt(p []byte, off int64) (int, error) {
-	n, err := f.m.readAt(p, off)
-	if err != nil && err != io.EOF {
-		err = &fs.PathError{Op: "read", Path: f.name, Err: err}
-	}
-	return n, err
-}
-
-func (f *extFile) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		off += f.off
-	case io.SeekEnd:
-		off += f.info.in.size
-	}
-	if off < 0 {
-		return 0, &fs.PathError{Op: "seek", Path: f.name, Err: fs.ErrInvalid}
-	}
-	f.off = off
-	return off, nil
-}

@@ -517,7 +517,14 @@ func (b *xfsBackend) open(name string, fi fs.FileInfo) (fs.File, error) {
 			return nil, err
 		}
 	}
-	return &xfsFile{x: b.x, info: info, exts: exts, name: name}, nil
+	x := b.x
+	return &volumeFile{info: info, size: info.in.size, name: name, readAt: func(p []byte, off int64) (int, error) {
+		n, err := readExtents(x.r, x.size, x.bs, exts, info.in.size, p, off)
+		if err != nil && err != io.EOF {
+			err = fmt.Errorf("inode %d: %w", info.in.ino, err)
+		}
+		return n, err
+	}}, nil
 }
 
 func (b *xfsBackend) readLink(name string, fi fs.FileInfo) (string, error) {
@@ -574,49 +581,3 @@ func (i *xfsInfo) Mode() fs.FileMode  { return i.in.fileMode() }
 func (i *xfsInfo) ModTime() time.Time { return i.in.mtime }
 func (i *xfsInfo) IsDir() bool        { return i.Mode().IsDir() }
 func (i *xfsInfo) Sys() any           { return nil }
-
-// xfsFile is an open regular file; it is an io.ReaderAt and io.Seeker, safe for concurrent ReadAt.
-type xfsFile struct {
-	x    *xfsFS
-	info *xfsInfo
-	exts []extent
-	name string
-	off  int64
-}
-
-func (f *xfsFile) Stat() (fs.FileInfo, error) { return f.info, nil }
-func (f *xfsFile) Close() error               { return nil }
-
-func (f *xfsFile) Read(p []byte) (int, error) {
-	if f.off >= f.info.in.size {
-		return 0, io.EOF
-	}
-	n, err := f.ReadAt(p, f.off)
-	f.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
-
-func (f *xfsFile) ReadAt(p []byte, off int64) (int, error) {
-	n, err := readExtents(f.x.r, f.x.size, f.x.bs, f.exts, f.info.in.size, p, off)
-	if err != nil && err != io.EOF {
-		err = &fs.PathError{Op: "read", Path: f.name, Err: fmt.Errorf("inode %d: %w", f.info.in.ino, err)}
-	}
-	return n, err
-}
-
-func (f *xfsFile) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		off += f.off
-	case io.SeekEnd:
-		off += f.info.in.size
-	}
-	if off < 0 {
-		return 0, &fs.PathError{Op: "seek", Path: f.name, Err: fs.ErrInvalid}
-	}
-	f.off = off
-	return off, nil
-}
