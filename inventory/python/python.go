@@ -140,6 +140,3 @@ func newPackage(name, version string) model.Package {
 		PURL:      packageurl.NewPackageURL(packageurl.TypePyPi, "", Normalize(name), version, nil, "").ToString(),
 	}
 }
-
-// validName is PEP 508's distribution name.
-var validName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)

@@ -127,38 +127,6 @@ func blobsOf(t testing.TB) [][]byte {
 	return blobs
 }
 
-// writeNDB lays blobs out in rpm's ndb format (see ndb.go), with a free slot and padding blocks.
-func writeNDB(blobs [][]byte) []byte {
-	le := binary.LittleEndian
-	out := make([]byte, ndbPageSize)
-	copy(out, "RpmP")
-	le.PutUint32(out[12:], 1)                    // slot pages
-	le.PutUint32(out[16:], uint32(len(blobs)+1)) // next package index
-	for o := ndbHeaderSize; o < ndbPageSize; o += ndbSlotSize {
-		copy(out[o:], "Slot")
-	}
-	for i, blob := range blobs {
-		idx := uint32(i + 1)
-		blkOff := uint32(len(out) / ndbBlockSize)
-		n := ndbBlobHead + len(blob) + ndbBlobTail
-		blkCnt := uint32((n + ndbBlockSize - 1) / ndbBlockSize)
-		rec := make([]byte, int(blkCnt)*ndbBlockSize)
-		copy(rec, "BlbS")
-		le.PutUint32(rec[4:], idx)
-		le.PutUint32(rec[12:], uint32(len(blob)))
-		copy(rec[ndbBlobHead:], blob)
-		tail := rec[len(rec)-ndbBlobTail:]
-		le.PutUint32(tail[4:], uint32(len(blob)))
-		copy(tail[8:], "BlbE")
-		out = append(out, rec...)
-		slot := out[ndbHeaderSize+(i+1)*ndbSlotSize:] // slot 0 stays free
-		le.PutUint32(slot[4:], idx)
-		le.PutUint32(slot[8:], blkOff)
-		le.PutUint32(slot[12:], blkCnt)
-	}
-	return out
-}
-
 func TestNDBCorruptions(t *testing.T) {
 	db := WriteNDB(blobsOf(t))
 	// Corruptions are errors, never panics or silent partial results.

@@ -23,7 +23,6 @@ import (
 type ent struct {
 	name, body, link string
 	typ              byte
-	size             int64 // for headers that lie about their size; 0 = len(body)
 }
 
 func dir(name string) ent              { return ent{name: name, typ: tar.TypeDir} }
