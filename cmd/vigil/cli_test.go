@@ -202,3 +202,50 @@ func TestDBStatusExportImport(t *testing.T) {
 		t.Fatalf("imported bundle status: %v\n%s", err, out)
 	}
 }
+
+// Red Hat's OSV records are per repository stream ("Red Hat:enterprise_linux:9::baseos"); a RHEL 9
+// host's packages match them, each package against its own fixed version, and an EUS stream's
+// record does not speak for a mainline host.
+func TestScanRedHatStreams(t *testing.T) {
+	rec, err := os.ReadFile("../../vulndb/osv/testdata/RHSA-2024-4312.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mir := t.TempDir()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("RHSA-2024-4312.json")
+	w.Write(rec)
+	zw.Close()
+	write(t, mir, map[string]string{"osv/Red Hat/all.zip": buf.String()})
+	db := filepath.Join(t.TempDir(), "vulndb.sqlite")
+	if _, err := run(t, "db", "import", "--db", db, mir); err != nil {
+		t.Fatal(err)
+	}
+	bom := filepath.Join(t.TempDir(), "rhel.cdx.json")
+	write(t, filepath.Dir(bom), map[string]string{filepath.Base(bom): `{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"components":[
+	 {"type":"library","name":"openssh-server","version":"8.7p1-38.el9","purl":"pkg:rpm/redhat/openssh-server@8.7p1-38.el9?arch=x86_64&distro=rhel-9.4&upstream=openssh-8.7p1-38.el9.src.rpm"},
+	 {"type":"library","name":"openssh","version":"8.7p1-38.el9_4.1","purl":"pkg:rpm/redhat/openssh@8.7p1-38.el9_4.1?arch=x86_64&distro=rhel-9.4&upstream=openssh-8.7p1-38.el9_4.1.src.rpm"}]}`})
+	out, err := run(t, "scan", "--db", db, "--format", "json", bom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Findings []struct {
+			VulnerabilityID        string                                  `json:"vulnerabilityId"`
+			RelatedVulnerabilities []string                                `json:"relatedVulnerabilities"`
+			Packages               []struct{ Name, FixedInVersion string } `json:"vulnerablePackages"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Findings) != 1 {
+		t.Fatalf("want one finding (openssh-server before the fix; openssh already fixed), got %s", out)
+	}
+	f := rep.Findings[0]
+	if f.VulnerabilityID != "RHSA-2024:4312" || strings.Join(f.RelatedVulnerabilities, ",") != "CVE-2024-6387" ||
+		len(f.Packages) != 1 || f.Packages[0].Name != "openssh-server" || f.Packages[0].FixedInVersion != "0:8.7p1-38.el9_4.1" {
+		t.Fatalf("finding %+v", f)
+	}
+}

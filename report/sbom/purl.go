@@ -1,6 +1,7 @@
 package sbom
 
 import (
+	"github.com/vigil-sec/vigil/inventory/rpm"
 	"strings"
 
 	"github.com/package-url/packageurl-go"
@@ -47,7 +48,10 @@ func fromPURL(p *model.Package, osInfo *model.OS) {
 		p.Ecosystem = osEcosystem(u.Type, u.Namespace, q["distro"], osInfo)
 		if up := q["upstream"]; up != "" {
 			// Syft writes the source package as upstream=name@version or upstream=name.
-			if i := strings.LastIndex(up, "@"); i > 0 {
+			// Syft and Trivy write an rpm's source as its file name (openssh-8.7p1-38.el9.src.rpm).
+			if n, v, r, ok := rpm.SplitSourceRPM(up); ok && u.Type == "rpm" {
+				p.SourceName, p.SourceVersion = n, v+"-"+r
+			} else if i := strings.LastIndex(up, "@"); i > 0 {
 				p.SourceName, p.SourceVersion = up[:i], up[i+1:]
 			} else {
 				p.SourceName = up
@@ -110,6 +114,8 @@ func osEcosystem(typ, namespace, distro string, osInfo *model.OS) string {
 			return "AlmaLinux:" + v
 		case "rocky", "rocky-linux":
 			return "Rocky Linux:" + v
+		case "redhat", "rhel":
+			return "Red Hat:enterprise_linux:" + v
 		}
 	}
 	if osInfo != nil {

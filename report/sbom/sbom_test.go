@@ -87,12 +87,14 @@ func TestForeignCycloneDXUsesPURL(t *testing.T) {
 	 {"type":"library","name":"requests","version":"2.28.1","purl":"pkg:pypi/requests@2.28.1"},
 	 {"type":"library","group":"org.apache.logging.log4j","name":"log4j-core","version":"2.14.1","purl":"pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"},
 	 {"type":"library","name":"musl","version":"1.2.4-r2","purl":"pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.18.4"},
+	 {"type":"library","name":"openssh-server","version":"8.7p1-38.el9","purl":"pkg:rpm/redhat/openssh-server@8.7p1-38.el9?arch=x86_64&distro=rhel-9.4&upstream=openssh-8.7p1-38.el9.src.rpm"},
 	 {"type":"library","name":"mystery","version":"1"}]}`
 	inv, err := ReadCycloneDX(strings.NewReader(doc), "syft.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"libssl3": "Debian:12", "requests": "PyPI", "org.apache.logging.log4j:log4j-core": "Maven", "musl": "Alpine:v3.18"}
+	want := map[string]string{"libssl3": "Debian:12", "requests": "PyPI", "org.apache.logging.log4j:log4j-core": "Maven", "musl": "Alpine:v3.18",
+		"openssh-server": "Red Hat:enterprise_linux:9"}
 	if len(inv.Packages) != len(want) {
 		t.Fatalf("got %d packages: %+v", len(inv.Packages), inv.Packages)
 	}
@@ -102,6 +104,9 @@ func TestForeignCycloneDXUsesPURL(t *testing.T) {
 		}
 		if p.Name == "libssl3" && (p.SourceName != "openssl" || p.SourceVersion != "3.0.11-1~deb12u2") {
 			t.Errorf("libssl3 source = %s %s", p.SourceName, p.SourceVersion)
+		}
+		if p.Name == "openssh-server" && (p.SourceName != "openssh" || p.SourceVersion != "8.7p1-38.el9") {
+			t.Errorf("an rpm's upstream names its source rpm file: source = %s %s", p.SourceName, p.SourceVersion)
 		}
 	}
 	if len(inv.Warnings) != 1 {

@@ -207,7 +207,7 @@ func Convert(rec *Record) ([]model.Advisory, error) {
 			ID:         rec.ID,
 			Aliases:    aliases,
 			Related:    rec.Related,
-			Ecosystem:  aff.Package.Ecosystem,
+			Ecosystem:  CanonicalEcosystem(aff.Package.Ecosystem),
 			Package:    aff.Package.Name,
 			PURL:       aff.Package.PURL,
 			Summary:    rec.Summary,
@@ -260,6 +260,20 @@ func Convert(rec *Record) ([]model.Advisory, error) {
 		return nil, errors.New("osv: record has no affected package")
 	}
 	return out, nil
+}
+
+// CanonicalEcosystem names an OSV ecosystem the way inventories name the OS. Red Hat's records are
+// split per repository stream ("Red Hat:enterprise_linux:9::appstream"), but an installed host only
+// tells its product and major release, and a package name lives in one stream of a release; the
+// stream is dropped ("Red Hat:enterprise_linux:9"). Other products (rhel_eus:9.2, …) keep their own
+// name, so an EUS fix never speaks for a mainline install.
+func CanonicalEcosystem(eco string) string {
+	if strings.HasPrefix(eco, "Red Hat:") {
+		if i := strings.Index(eco, "::"); i > 0 {
+			return eco[:i]
+		}
+	}
+	return eco
 }
 
 func checkEvents(evs []model.Event) error {
