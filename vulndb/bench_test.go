@@ -2,8 +2,10 @@ package vulndb
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -75,4 +77,46 @@ func BenchmarkLookupCold(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkLookupColdAll decodes every package of the database once per iteration (the cost of a
+// first lookup of each) and reports the distribution per package: most packages have a handful of
+// advisories, a few (Go's stdlib, Bitnami's images) hundreds.
+func BenchmarkLookupColdAll(b *testing.B) {
+	benchOnce.Do(func() {
+		benchDB = openVulndata(b, true)
+		if _, err := benchDB.BuildIndex(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	})
+	idx, err := benchDB.loadIndex(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	per := make([]time.Duration, 0, len(idx.slots))
+	for b.Loop() {
+		per = per[:0]
+		for i := range idx.slots {
+			s := &idx.slots[i]
+			s.decoded.Store(nil)
+			t0 := time.Now()
+			if _, err := idx.decode(s); err != nil {
+				b.Fatal(err)
+			}
+			per = append(per, time.Since(t0))
+		}
+	}
+	slices.Sort(per)
+	var sum time.Duration
+	for _, d := range per {
+		sum += d
+	}
+	q := func(f float64) float64 { return float64(per[int(f*float64(len(per)-1))].Nanoseconds()) }
+	b.ReportMetric(float64(len(per)), "packages")
+	b.ReportMetric(float64(sum.Nanoseconds())/float64(len(per)), "mean-ns/pkg")
+	b.ReportMetric(q(0.5), "p50-ns/pkg")
+	b.ReportMetric(q(0.99), "p99-ns/pkg")
+	b.ReportMetric(q(0.999), "p999-ns/pkg")
+	b.ReportMetric(q(1), "max-ns/pkg")
+	b.ReportMetric(0, "ns/op")
 }
