@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"os"
@@ -97,6 +98,10 @@ type Builder struct {
 	metaUsed int64
 	entries  int
 	closed   bool
+
+	// skipped holds hashes of the names of regular files left out (want said no).
+	skipped map[uint64]struct{}
+	seed    maphash.Seed
 }
 
 // NewBuilder returns a builder that keeps the content of files want accepts (nil keeps all) and spools
@@ -375,13 +380,18 @@ func (b *Builder) entry(tr *tar.Reader, hdr *tar.Header, s Stream, touched map[s
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
 		n.Mode = fi.Mode().Perm() | (fi.Mode() & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
 		n.Size = hdr.Size
-		if b.want == nil || b.want(name, fi) {
-			c, err := b.keep(tr, hdr.Size)
-			if err != nil {
-				return fail(err)
-			}
-			n.Content = c
+		if b.want != nil && !b.want(name, fi) {
+			// A file no extractor reads is not needed in the tree at all: the engine asks the same
+			// filter before it opens anything. Leaving it out keeps an image's tree (most of whose
+			// files are never read) small. What it replaces goes, as it would on extraction.
+			b.skip(name, touched)
+			return nil
 		}
+		c, err := b.keep(tr, hdr.Size)
+		if err != nil {
+			return fail(err)
+		}
+		n.Content = c
 	case tar.TypeSymlink:
 		n.Link = hdr.Linkname
 		n.Size = int64(len(hdr.Linkname))
@@ -391,6 +401,19 @@ func (b *Builder) entry(tr *tar.Reader, hdr *tar.Header, s Stream, touched map[s
 			return fail(fmt.Errorf("hard link to %q: %w", hdr.Linkname, err))
 		}
 		t, ok := b.Tree.Get(target)
+		if !ok && b.wasSkipped(target) {
+			if !b.want(name, fi) {
+				b.skip(name, touched)
+				return nil
+			}
+			// Wanted under this name, left out under its first one: say so when it is opened.
+			n.Mode = fi.Mode().Perm()
+			n.Size = 1
+			n.Content = func() (io.ReadCloser, error) {
+				return nil, fmt.Errorf("hard link to %s, whose content was not kept", Quote(target))
+			}
+			break
+		}
 		if !ok || t.Mode.IsDir() {
 			return fail(fmt.Errorf("hard link to %q, which is not an earlier file", hdr.Linkname))
 		}
@@ -420,6 +443,28 @@ func markTouched(touched map[string]struct{}, name string) {
 		touched[name] = struct{}{}
 		name = path.Dir(name)
 	}
+}
+
+// skip leaves a regular file out of the tree: whatever an earlier entry put at name goes, and a
+// hash of the name is remembered so that a later hard link to it is told from a dangling one.
+func (b *Builder) skip(name string, touched map[string]struct{}) {
+	if _, ok := b.Tree.Get(name); ok {
+		b.Tree.Remove(name)
+	}
+	if b.skipped == nil {
+		b.skipped = map[uint64]struct{}{}
+		b.seed = maphash.MakeSeed()
+	}
+	b.skipped[maphash.String(b.seed, name)] = struct{}{}
+	markTouched(touched, name)
+}
+
+func (b *Builder) wasSkipped(name string) bool {
+	if b.skipped == nil {
+		return false
+	}
+	_, ok := b.skipped[maphash.String(b.seed, name)]
+	return ok
 }
 
 // removeLower deletes what lower streams put at name, keeping what this stream wrote: whiteouts apply

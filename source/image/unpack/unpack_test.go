@@ -223,18 +223,60 @@ func TestWantFilterKeepsOnlyWantedContent(t *testing.T) {
 	if _, err := fs.ReadFile(fsys, "etc/os-release"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fs.ReadFile(fsys, "var/lib/dpkg/info/python3-yaml.list"); !errors.Is(err, fsx.ErrNoContent) {
-		t.Fatalf("unwanted file served: %v", err)
+	// Files the filter refuses are not in the tree at all: the engine asks the same filter before
+	// it opens anything, and an image's tree is mostly such files.
+	if _, err := fsys.Stat("var/lib/dpkg/info/python3-yaml.list"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("an unwanted file must be left out: %v", err)
 	}
-	// Metadata of unwanted files is still there.
-	if fi, err := fsys.Stat("var/lib/dpkg/info/python3-yaml.list"); err != nil || fi.Size() != 48 {
-		t.Fatalf("stat of unwanted file: %v, %v", fi, err)
-	}
-	if len(asked) != 9 {
-		t.Errorf("Want asked %d times (%v), want once per regular file", len(asked), asked)
+	if len(asked) != 10 {
+		t.Errorf("Want asked %d times (%v), want once per regular file and per hard link to a left-out one", len(asked), asked)
 	}
 	if mem, spool, _ := b.Usage(); mem != 71 || spool != 0 {
 		t.Errorf("usage mem=%d spool=%d", mem, spool)
+	}
+}
+
+// A file left out still replaces what a lower layer had at its name, and hard links to it are told
+// apart from dangling ones.
+func TestLeftOutFiles(t *testing.T) {
+	want := func(name string, _ fs.FileInfo) bool { return strings.HasPrefix(name, "keep/") }
+	b := NewBuilder(want, t.TempDir(), Limits{})
+	defer b.Close()
+	if err := apply(t, b, gz(t, mkTar(t, reg("keep/status", "lower"), reg("keep/tool", "v1"))), lowerID); err != nil {
+		t.Fatal(err)
+	}
+	// The upper layer turns keep/tool into a hard link to a file nobody reads, and links an unread
+	// name to another unread file.
+	upper := mkTar(t, reg("other/blob", "binary"), hardlink("keep/tool", "other/blob"), hardlink("other/alias", "other/blob"),
+		reg("keep/status", "upper"))
+	if err := apply(t, b, gz(t, upper), upperID); err != nil {
+		t.Fatal(err)
+	}
+	fsys := fsx.New(b.Tree)
+	if got, err := fs.ReadFile(fsys, "keep/status"); err != nil || string(got) != "upper" {
+		t.Errorf("keep/status = %q, %v", got, err)
+	}
+	if _, err := fs.ReadFile(fsys, "keep/tool"); err == nil || !strings.Contains(err.Error(), "not kept") {
+		t.Errorf("a wanted hard link to a left-out file must fail to read, not read empty: %v", err)
+	}
+	for _, n := range []string{"other/blob", "other/alias"} {
+		if _, err := fsys.Stat(n); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s must be left out: %v", n, err)
+		}
+	}
+	// An unwanted file over a lower wanted one removes it, as extraction would.
+	b2 := NewBuilder(func(name string, fi fs.FileInfo) bool { return fi.Size() < 4 }, t.TempDir(), Limits{})
+	defer b2.Close()
+	apply(t, b2, gz(t, mkTar(t, reg("a", "old"))), lowerID)
+	apply(t, b2, gz(t, mkTar(t, reg("a", "much longer"))), upperID)
+	if _, err := fsx.New(b2.Tree).Stat("a"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the lower file must be gone: %v", err)
+	}
+	// A hard link to a name never seen is still refused.
+	b3 := NewBuilder(want, t.TempDir(), Limits{})
+	defer b3.Close()
+	if err := apply(t, b3, gz(t, mkTar(t, hardlink("keep/x", "nowhere"))), lowerID); err == nil {
+		t.Error("a dangling hard link must be refused")
 	}
 }
 
