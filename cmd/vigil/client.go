@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,9 +73,16 @@ func (c *apiClient) do(method, path string, q url.Values, body any, out any) err
 		return err
 	}
 	if resp.StatusCode >= 300 {
-		var p struct{ Title, Detail string }
+		var p struct {
+			Title, Detail string
+			Errors        []struct{ Field, Message string }
+		}
 		_ = json.Unmarshal(b, &p)
-		return fmt.Errorf("%s: %s %s", resp.Status, p.Title, p.Detail)
+		msg := fmt.Sprintf("%s: %s %s", resp.Status, p.Title, p.Detail)
+		for _, e := range p.Errors {
+			msg += fmt.Sprintf("; %s %s", e.Field, e.Message)
+		}
+		return errors.New(msg)
 	}
 	if out == nil || len(b) == 0 {
 		return nil
@@ -154,6 +162,7 @@ func newFindingsCmd() *cobra.Command {
 	fl.StringSliceVar(&exploit, "exploit-available", nil, "YES, NO")
 	fl.BoolVar(&jsonOut, "json", false, "print JSON")
 	fl.IntVar(&max, "max", 0, "stop after this many findings (0: all)")
+	cmd.AddCommand(newFindingsAggregateCmd(), newFindingsGetCmd())
 	return cmd
 }
 
@@ -188,6 +197,7 @@ func newCoverageCmd() *cobra.Command {
 		},
 	}
 	c.register(cmd)
+	cmd.AddCommand(newCoverageStatsCmd())
 	return cmd
 }
 
