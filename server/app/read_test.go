@@ -718,3 +718,49 @@ func (f *readFleet) walk(t *testing.T) {
 		t.Errorf("the walk checked %d routes", n)
 	}
 }
+
+// A delegated administrator reads and changes a member's rule, and the change applies to the
+// member's findings; the organization's management account may not.
+func TestDelegatedAdminUpdatesMemberRule(t *testing.T) {
+	ctx := context.Background()
+	f := newReadFleet(t, "")
+	srv := f.srv
+	now := f.clock.Now()
+	must(t, srv.Store.PutOrganization(ctx, store.Organization{ID: "org-acme", ManagementAccount: "acme-mgmt", DelegatedAdmin: "acme-sec", CreatedAt: now}))
+	keys := map[string]*client{}
+	for _, id := range []string{"acme-mgmt", "acme-sec", "acme-web"} {
+		must(t, srv.Store.PutAccount(ctx, model.Account{ID: id, Name: id, Organization: "org-acme", Role: model.AccountMember, CreatedAt: now}))
+		raw, sk, err := auth.Issue(auth.Hasher{}, id, auth.RoleAdmin, "test", now, time.Time{})
+		must(t, err)
+		must(t, srv.Store.CreateAPIKey(ctx, toStoreKey(sk)))
+		keys[id] = &client{t: t, base: f.admin.base, key: raw, http: f.admin.http}
+	}
+	inv := inventory("4.17.15", "1.2.0")
+	_, err := srv.Submit(ctx, model.Resource{Account: "acme-web", ID: "web-9", Type: model.ResourceHost}, &inv)
+	must(t, err)
+	var rule model.SuppressionRule
+	if st := keys["acme-web"].do("POST", "/v1/suppression-rules", RuleRequest{Name: "minimist", Reason: "not reachable",
+		Filter: model.FindingFilter{PackageNames: []string{"minimist"}}}, &rule); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	if st := keys["acme-sec"].do("GET", "/v1/suppression-rules/"+rule.ID, nil, nil); st != 200 {
+		t.Errorf("the delegated admin reads a member's rule: %d", st)
+	}
+	f.clock.Advance(time.Second)
+	var upd model.SuppressionRule
+	if st := keys["acme-sec"].do("PATCH", "/v1/suppression-rules/"+rule.ID, map[string]any{
+		"filter": model.FindingFilter{PackageNames: []string{"lodash"}}}, &upd); st != 200 || upd.Account != "acme-web" {
+		t.Fatalf("the delegated admin patches it: %d %+v", st, upd)
+	}
+	fs, err := srv.Store.ResourceFindings(ctx, "acme-web", "web-9")
+	must(t, err)
+	if len(fs) != 1 || fs[0].VulnerabilityID != "CVE-2021-23337" || fs[0].Status != model.FindingSuppressed {
+		t.Errorf("the member's findings after the change: %+v", fs)
+	}
+	if st := keys["acme-mgmt"].do("PATCH", "/v1/suppression-rules/"+rule.ID, map[string]any{"name": "x"}, nil); st != 404 {
+		t.Errorf("the management account patches a member's rule: %d", st)
+	}
+	if st := f.admin.do("GET", "/v1/suppression-rules/"+rule.ID, nil, nil); st != 404 {
+		t.Errorf("an unrelated account reads it: %d", st)
+	}
+}
