@@ -137,6 +137,12 @@ func (s *Server) Housekeep(ctx context.Context) error {
 				return err
 			}
 			for _, res := range page.Resources {
+				if purged, err := s.purgeRemoved(ctx, res, now); err != nil || purged {
+					if err != nil {
+						return err
+					}
+					continue
+				}
 				fs, err := s.Store.ResourceFindings(ctx, acct, res.ID)
 				if err != nil {
 					return err

@@ -650,6 +650,18 @@ func (f *readFleet) resources(t *testing.T) {
 	if st := f.statuses(t); st[imageID+" CVE-2021-23337"] != "" || st["web-1 CVE-2021-23337"] != model.FindingActive {
 		t.Errorf("after retention: %v", st)
 	}
+	// The resource itself, its inventory and coverage go with them.
+	if got := ids(f.admin, "includeRemoved=true"); slices.Contains(got, imageID) || len(got) != 2 {
+		t.Errorf("after retention the resources are %v", got)
+	}
+	if pkgs, err := f.srv.Store.Inventory(ctx, DefaultAccount, imageID); err != nil || len(pkgs) != 0 {
+		t.Errorf("the removed image's inventory: %v %v", pkgs, err)
+	}
+	var cov struct{ Coverage []model.Coverage }
+	f.admin.do("GET", "/v1/coverage?resourceId="+url.QueryEscape(imageID), nil, &cov)
+	if len(cov.Coverage) != 0 {
+		t.Errorf("the removed image's coverage: %+v", cov.Coverage)
+	}
 }
 
 func must(t *testing.T, err error) {

@@ -235,3 +235,19 @@ func (s *Server) RemoveResource(ctx context.Context, res model.Resource) error {
 	}
 	return s.Store.ApplyChanges(ctx, changes)
 }
+
+// purgeRemoved deletes a resource removed longer ago than the removed-resource retention, with its
+// inventory, findings and coverage (the store cascades), and reports whether it did.
+func (s *Server) purgeRemoved(ctx context.Context, res model.Resource, now time.Time) (bool, error) {
+	keep := s.cfg.Lifecycle.RemovedRetention
+	if keep <= 0 {
+		keep = findings.DefaultConfig().RemovedRetention
+	}
+	if res.RemovedAt == nil || now.Sub(*res.RemovedAt) <= keep {
+		return false, nil
+	}
+	if err := s.Store.DeleteResource(ctx, res.Account, res.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	return true, nil
+}
