@@ -464,12 +464,20 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, body *RuleRe
 }
 
 func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request) error {
-	acct := principal(r).Account
-	if err := s.router.Authorize(r, auth.WriteSuppressionRules, acct); err != nil {
+	accts, err := s.scope(r, auth.ReadSuppressionRules)
+	if err != nil {
 		return err
 	}
 	id := r.PathValue("ruleId")
 	api.SetAuditTarget(r, id)
+	rule, err := s.findRule(r.Context(), accts, id) // a delegated admin's members' rules too
+	if err != nil {
+		return err
+	}
+	acct := rule.Account
+	if err := s.router.Authorize(r, auth.WriteSuppressionRules, acct); err != nil {
+		return err
+	}
 	if err := s.Store.DeleteSuppressionRule(r.Context(), acct, id); errors.Is(err, store.ErrNotFound) {
 		return api.NotFound("no such rule")
 	} else if err != nil {

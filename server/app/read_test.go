@@ -775,4 +775,18 @@ func TestDelegatedAdminUpdatesMemberRule(t *testing.T) {
 	if st := f.admin.do("GET", "/v1/suppression-rules/"+rule.ID, nil, nil); st != 404 {
 		t.Errorf("an unrelated account reads it: %d", st)
 	}
+	for who, c := range map[string]*client{"the management account": keys["acme-mgmt"], "an unrelated account": f.admin} {
+		if st := c.do("DELETE", "/v1/suppression-rules/"+rule.ID, nil, nil); st != 404 {
+			t.Errorf("%s deletes a member's rule: %d", who, st)
+		}
+	}
+	f.clock.Advance(time.Second)
+	if st := keys["acme-sec"].do("DELETE", "/v1/suppression-rules/"+rule.ID, nil, nil); st != 204 {
+		t.Fatalf("the delegated admin deletes it: %d", st)
+	}
+	fs, err = srv.Store.ResourceFindings(ctx, "acme-web", "web-9")
+	must(t, err)
+	if len(fs) != 1 || fs[0].Status != model.FindingActive {
+		t.Errorf("the member's findings after the deletion: %+v", fs)
+	}
 }
