@@ -790,3 +790,32 @@ func TestDelegatedAdminUpdatesMemberRule(t *testing.T) {
 		t.Errorf("the member's findings after the deletion: %+v", fs)
 	}
 }
+
+// A suppression-rule patch from a client decodes and validates without panicking, and whatever it
+// accepts names a change whose expiry parses.
+func FuzzRulePatch(f *testing.F) {
+	for _, s := range []string{`{"name": "x"}`, `{"expiresAt": null}`, `{"expiresAt": "2026-12-01T00:00:00Z"}`,
+		`{"filter": {"severities": ["LOW"], "resourceTags": {"env": ""}}}`, `{"expiresAt": 5}`, `{}`, `[]`, `{"reason": "` + strings.Repeat("a", 600) + `"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var p RulePatch
+		err := api.DecodeJSONBytes(b, &p)
+		var prob *api.Problem
+		if err != nil && !asProblem(err, &prob) {
+			t.Fatalf("%q: %v is not a problem", b, err)
+		}
+		if err != nil {
+			return
+		}
+		if p.Name == nil && p.Reason == nil && p.Filter == nil && len(p.ExpiresAt) == 0 {
+			t.Fatalf("%q: an empty patch was accepted", b)
+		}
+		if len(p.ExpiresAt) > 0 && string(p.ExpiresAt) != "null" {
+			var tm time.Time
+			if json.Unmarshal(p.ExpiresAt, &tm) != nil {
+				t.Fatalf("%q: an unparsable expiry was accepted", b)
+			}
+		}
+	})
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -133,6 +134,30 @@ func TestResourceFilters(t *testing.T) {
 			if got := list(tc.accs, tc.q); !slices.Equal(got, tc.want) {
 				t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 			}
+		}
+	})
+}
+
+// An aggregation page token from a client is either accepted or refused with ErrBadToken.
+func FuzzAggregateToken(f *testing.F) {
+	s, err := OpenSQLite(ctx, filepath.Join(f.TempDir(), "fuzz.db"), Options{})
+	must(f, err)
+	defer s.Close()
+	seedFindings(f, s)
+	p, err := s.AggregatePage(ctx, []string{acctA}, AggregateQuery{GroupBy: ByVulnerability, Limit: 1})
+	must(f, err)
+	f.Add(p.NextToken)
+	f.Add("")
+	f.Add(encodeToken(aggToken{By: ByVulnerability, Sort: AggSortCritical, Offset: -5}))
+	f.Add(encodeToken(aggToken{By: ByVulnerability, Sort: AggSortCritical, Offset: 1 << 62}))
+	f.Add(`eyJiIjoidnVsbmVyYWJpbGl0eSIsInMiOiJjcml0aWNhbCIsIm8iOjFlMzB9`)
+	f.Fuzz(func(t *testing.T, tok string) {
+		p, err := s.AggregatePage(ctx, []string{acctA}, AggregateQuery{GroupBy: ByVulnerability, PageToken: tok})
+		if err != nil && !errors.Is(err, ErrBadToken) {
+			t.Fatalf("token %q: %v", tok, err)
+		}
+		if err == nil && len(p.Rows) > 6 {
+			t.Fatalf("token %q: %d groups of 6", tok, len(p.Rows))
 		}
 	})
 }
