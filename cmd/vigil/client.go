@@ -168,14 +168,19 @@ func newFindingsCmd() *cobra.Command {
 
 func newCoverageCmd() *cobra.Command {
 	var c apiClient
+	var o output
+	var cf coverageFilters
 	cmd := &cobra.Command{
 		Use:   "coverage",
 		Short: "Show a server's coverage per resource and scan type",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
 			q := url.Values{}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RESOURCE\tTYPE\tSCAN TYPE\tSTATUS\tREASON\tMODE\tLAST SCANNED")
+			cf.query(q)
+			var all []model.Coverage
 			for {
 				var page struct {
 					Coverage  []model.Coverage `json:"coverage"`
@@ -184,19 +189,24 @@ func newCoverageCmd() *cobra.Command {
 				if err := c.get("/v1/coverage", q, &page); err != nil {
 					return err
 				}
-				for _, cv := range page.Coverage {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cv.ResourceID, cv.ResourceType, cv.ScanType, cv.Status,
-						cv.Reason, cv.ScanMode, cv.LastScannedAt.Format("2006-01-02 15:04"))
-				}
+				all = append(all, page.Coverage...)
 				if page.NextToken == "" {
 					break
 				}
 				q.Set("nextToken", page.NextToken)
 			}
-			return tw.Flush()
+			return o.print(cmd.OutOrStdout(), all, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "RESOURCE\tTYPE\tSCAN TYPE\tSTATUS\tREASON\tMODE\tLAST SCANNED")
+				for _, cv := range all {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cv.ResourceID, cv.ResourceType, cv.ScanType, cv.Status,
+						cv.Reason, cv.ScanMode, cv.LastScannedAt.Format("2006-01-02 15:04"))
+				}
+			})
 		},
 	}
 	c.register(cmd)
+	o.register(cmd)
+	cf.register(cmd)
 	cmd.AddCommand(newCoverageStatsCmd())
 	return cmd
 }

@@ -449,12 +449,35 @@ func fmtDate(t time.Time) string {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
+// coverageFilters select coverage rows, for the listing and the statistics.
+type coverageFilters struct {
+	resource, resourceType, scanType, status, reason []string
+}
+
+func (f *coverageFilters) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.resource, "resource", nil, "resource IDs")
+	fl.StringSliceVar(&f.resourceType, "resource-type", nil, "host, image, function")
+	fl.StringSliceVar(&f.scanType, "scan-type", nil, "package, network, code, config")
+	fl.StringSliceVar(&f.status, "status", nil, "ACTIVE, INACTIVE")
+	fl.StringSliceVar(&f.reason, "reason", nil, "coverage reason codes (EXCLUDED_BY_TAG, STALE_INVENTORY, ...)")
+}
+
+func (f *coverageFilters) query(q url.Values) {
+	for name, vs := range map[string][]string{"resourceId": f.resource, "resourceType": f.resourceType, "scanType": f.scanType,
+		"status": f.status, "reason": f.reason} {
+		for _, v := range vs {
+			q.Add(name, v)
+		}
+	}
+}
+
 func newCoverageStatsCmd() *cobra.Command {
 	var (
-		c                                            apiClient
-		o                                            output
-		groupBy                                      string
-		resource, resourceType, scanType, st, reason []string
+		c       apiClient
+		o       output
+		cf      coverageFilters
+		groupBy string
 	)
 	cmd := &cobra.Command{Use: "stats", Short: "Count coverage by status, reason, account, resource type or scan type", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -462,12 +485,7 @@ func newCoverageStatsCmd() *cobra.Command {
 				return err
 			}
 			q := url.Values{"groupBy": {groupBy}}
-			for name, vs := range map[string][]string{"resourceId": resource, "resourceType": resourceType, "scanType": scanType,
-				"status": st, "reason": reason} {
-				for _, v := range vs {
-					q.Add(name, v)
-				}
-			}
+			cf.query(q)
 			var out app.CoverageStatistics
 			if err := c.get("/v1/coverage/statistics", q, &out); err != nil {
 				return err
@@ -482,13 +500,8 @@ func newCoverageStatsCmd() *cobra.Command {
 		}}
 	c.register(cmd)
 	o.register(cmd)
-	fl := cmd.Flags()
-	fl.StringVar(&groupBy, "group-by", "status", "status, reason, account, resourceType or scanType")
-	fl.StringSliceVar(&resource, "resource", nil, "resource IDs")
-	fl.StringSliceVar(&resourceType, "resource-type", nil, "host, image, function")
-	fl.StringSliceVar(&scanType, "scan-type", nil, "package, network, code, config")
-	fl.StringSliceVar(&st, "status", nil, "ACTIVE, INACTIVE")
-	fl.StringSliceVar(&reason, "reason", nil, "coverage reason codes")
+	cf.register(cmd)
+	cmd.Flags().StringVar(&groupBy, "group-by", "status", "status, reason, account, resourceType or scanType")
 	return cmd
 }
 

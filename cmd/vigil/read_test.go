@@ -180,8 +180,17 @@ func TestServerReadCommands(t *testing.T) {
 	if out := cli("coverage", "stats", "--group-by", "reason"); !strings.Contains(out, model.ReasonSuccessful) || !strings.Contains(out, "TOTAL") {
 		t.Errorf("coverage by reason:\n%s", out)
 	}
-	if out := cli("coverage"); !strings.Contains(out, "web-1") {
+	if out := cli("coverage"); !strings.Contains(out, "web-1") || !strings.Contains(out, "sha256:") {
 		t.Errorf("coverage still lists:\n%s", out)
+	}
+	var cov []model.Coverage
+	decode(cli("coverage", "--resource-type", "image", "-o", "json"), &cov)
+	if len(cov) != 1 || cov[0].ResourceType != model.ResourceImage {
+		t.Errorf("image coverage: %+v", cov)
+	}
+	decode(cli("coverage", "stats", "--group-by", "status", "--resource", "web-1", "-o", "json"), &stats)
+	if stats.Total != 1 {
+		t.Errorf("one resource's coverage by status: %+v", stats)
 	}
 
 	// Resources.

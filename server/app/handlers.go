@@ -315,7 +315,7 @@ func (s *Server) listFindings(w http.ResponseWriter, r *http.Request) error {
 		Ascending: r.URL.Query().Get("sortOrder") == "ASC"}
 	page, err := s.Store.ListFindings(r.Context(), accts, q)
 	if err != nil {
-		return err
+		return storeProblem(err) // a bad token or sort is the client's
 	}
 	if page.Findings == nil {
 		page.Findings = []model.Finding{}
@@ -535,9 +535,10 @@ func (s *Server) listCoverage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	page, err := s.Store.ListCoverage(r.Context(), accts, store.CoverageQuery{PageSize: size, PageToken: token,
-		ResourceIDs: r.URL.Query()["resourceId"], Statuses: r.URL.Query()["status"]})
+		ResourceIDs: queryList(r, "resourceId"), Statuses: queryList(r, "status"), ResourceTypes: queryList(r, "resourceType"),
+		ScanTypes: queryList(r, "scanType"), Reasons: queryList(r, "reason")})
 	if err != nil {
-		return err
+		return storeProblem(err)
 	}
 	if page.Coverage == nil {
 		page.Coverage = []model.Coverage{}

@@ -819,3 +819,20 @@ func FuzzRulePatch(f *testing.F) {
 		}
 	})
 }
+
+// Listings answer a client's bad token or sort with 400, and coverage takes the statistics' filters.
+func TestListingsRefuseBadTokens(t *testing.T) {
+	f := newReadFleet(t, "")
+	for _, q := range []string{"/v1/findings?nextToken=garbage", "/v1/findings?sortBy=name", "/v1/coverage?nextToken=garbage"} {
+		if p := f.admin.problem("GET", q, nil); p.Status != 400 {
+			t.Errorf("%s: %+v", q, p)
+		}
+	}
+	var cov struct{ Coverage []model.Coverage }
+	for q, want := range map[string]int{"reason=EXCLUDED_BY_TAG": 1, "resourceType=host": 2, "scanType=package&resourceType=image": 1, "status=ACTIVE,INACTIVE": 3} {
+		cov.Coverage = nil
+		if st := f.ro.do("GET", "/v1/coverage?"+q, nil, &cov); st != 200 || len(cov.Coverage) != want {
+			t.Errorf("coverage?%s: %d, %d rows, want %d", q, st, len(cov.Coverage), want)
+		}
+	}
+}
