@@ -137,10 +137,11 @@ func (s *Server) Housekeep(ctx context.Context) error {
 				return err
 			}
 			for _, res := range page.Resources {
-				if purged, err := s.purgeRemoved(ctx, res, now); err != nil || purged {
-					if err != nil {
-						return err
-					}
+				purged, err := s.purgeRemoved(ctx, res, now)
+				if err != nil {
+					return err
+				}
+				if purged {
 					continue
 				}
 				fs, err := s.Store.ResourceFindings(ctx, acct, res.ID)
