@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,9 +73,16 @@ func (c *apiClient) do(method, path string, q url.Values, body any, out any) err
 		return err
 	}
 	if resp.StatusCode >= 300 {
-		var p struct{ Title, Detail string }
+		var p struct {
+			Title, Detail string
+			Errors        []struct{ Field, Message string }
+		}
 		_ = json.Unmarshal(b, &p)
-		return fmt.Errorf("%s: %s %s", resp.Status, p.Title, p.Detail)
+		msg := fmt.Sprintf("%s: %s %s", resp.Status, p.Title, p.Detail)
+		for _, e := range p.Errors {
+			msg += fmt.Sprintf("; %s %s", e.Field, e.Message)
+		}
+		return errors.New(msg)
 	}
 	if out == nil || len(b) == 0 {
 		return nil
@@ -154,19 +162,25 @@ func newFindingsCmd() *cobra.Command {
 	fl.StringSliceVar(&exploit, "exploit-available", nil, "YES, NO")
 	fl.BoolVar(&jsonOut, "json", false, "print JSON")
 	fl.IntVar(&max, "max", 0, "stop after this many findings (0: all)")
+	cmd.AddCommand(newFindingsAggregateCmd(), newFindingsGetCmd())
 	return cmd
 }
 
 func newCoverageCmd() *cobra.Command {
 	var c apiClient
+	var o output
+	var cf coverageFilters
 	cmd := &cobra.Command{
 		Use:   "coverage",
 		Short: "Show a server's coverage per resource and scan type",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
 			q := url.Values{}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RESOURCE\tTYPE\tSCAN TYPE\tSTATUS\tREASON\tMODE\tLAST SCANNED")
+			cf.query(q)
+			var all []model.Coverage
 			for {
 				var page struct {
 					Coverage  []model.Coverage `json:"coverage"`
@@ -175,19 +189,25 @@ func newCoverageCmd() *cobra.Command {
 				if err := c.get("/v1/coverage", q, &page); err != nil {
 					return err
 				}
-				for _, cv := range page.Coverage {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cv.ResourceID, cv.ResourceType, cv.ScanType, cv.Status,
-						cv.Reason, cv.ScanMode, cv.LastScannedAt.Format("2006-01-02 15:04"))
-				}
+				all = append(all, page.Coverage...)
 				if page.NextToken == "" {
 					break
 				}
 				q.Set("nextToken", page.NextToken)
 			}
-			return tw.Flush()
+			return o.print(cmd.OutOrStdout(), all, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "RESOURCE\tTYPE\tSCAN TYPE\tSTATUS\tREASON\tMODE\tLAST SCANNED")
+				for _, cv := range all {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cv.ResourceID, cv.ResourceType, cv.ScanType, cv.Status,
+						cv.Reason, cv.ScanMode, cv.LastScannedAt.Format("2006-01-02 15:04"))
+				}
+			})
 		},
 	}
 	c.register(cmd)
+	o.register(cmd)
+	cf.register(cmd)
+	cmd.AddCommand(newCoverageStatsCmd())
 	return cmd
 }
 

@@ -326,12 +326,23 @@ func endToEnd(t *testing.T, postgres string) {
 				return []byte(`{"type": "COLLECT_NOW"}`)
 			case strings.HasPrefix(r.Path, "/v1/agent-join-tokens"):
 				return []byte(`{"name": "stolen"}`)
+			case strings.HasSuffix(r.Path, "/batch-get"):
+				return []byte(`{"findingIds": ["` + lodashID + `"]}`)
 			}
 			return []byte(`{"name": "x", "reason": "y", "filter": {"severities": ["LOW"]}}`)
 		},
 		// The agent administration routes act on ?account= (the caller's own by default).
 		Query: func(r api.Route) string {
 			if strings.HasPrefix(r.Path, "/v1/agent") {
+				return "account=" + DefaultAccount
+			}
+			// The other listings name the victim's account too (with their required parameters).
+			switch r.Path {
+			case "/v1/findings/aggregations":
+				return "account=" + DefaultAccount + "&aggregationType=resource"
+			case "/v1/coverage/statistics":
+				return "account=" + DefaultAccount + "&groupBy=status"
+			case "/v1/resources", "/v1/findings/details/batch-get":
 				return "account=" + DefaultAccount
 			}
 			return ""

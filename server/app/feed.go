@@ -137,6 +137,13 @@ func (s *Server) Housekeep(ctx context.Context) error {
 				return err
 			}
 			for _, res := range page.Resources {
+				purged, err := s.purgeRemoved(ctx, res, now)
+				if err != nil {
+					return err
+				}
+				if purged {
+					continue
+				}
 				fs, err := s.Store.ResourceFindings(ctx, acct, res.ID)
 				if err != nil {
 					return err

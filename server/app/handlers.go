@@ -34,6 +34,7 @@ func (s *Server) routes() {
 	rt.Handle("DELETE /v1/suppression-rules/{ruleId}", s.deleteRule, api.Success(http.StatusNoContent, ""),
 		api.Doc("DeleteSuppressionRule", "Delete a suppression rule; its findings become active again", "suppression"))
 	rt.Handle("GET /v1/coverage", s.listCoverage, api.Doc("ListCoverage", "Coverage per resource and scan type", "coverage"))
+	s.routesRead()
 	for _, r := range s.Agents.AgentRoutes() {
 		opts := []api.RouteOption{api.Public(), api.Doc(r.OperationID, r.Summary, "agent")}
 		if r.BodyLimit > 0 {
@@ -314,7 +315,7 @@ func (s *Server) listFindings(w http.ResponseWriter, r *http.Request) error {
 		Ascending: r.URL.Query().Get("sortOrder") == "ASC"}
 	page, err := s.Store.ListFindings(r.Context(), accts, q)
 	if err != nil {
-		return err
+		return storeProblem(err) // a bad token or sort is the client's
 	}
 	if page.Findings == nil {
 		page.Findings = []model.Finding{}
@@ -463,12 +464,20 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, body *RuleRe
 }
 
 func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request) error {
-	acct := principal(r).Account
-	if err := s.router.Authorize(r, auth.WriteSuppressionRules, acct); err != nil {
+	accts, err := s.scope(r, auth.ReadSuppressionRules)
+	if err != nil {
 		return err
 	}
 	id := r.PathValue("ruleId")
 	api.SetAuditTarget(r, id)
+	rule, err := s.findRule(r.Context(), accts, id) // a delegated admin's members' rules too
+	if err != nil {
+		return err
+	}
+	acct := rule.Account
+	if err := s.router.Authorize(r, auth.WriteSuppressionRules, acct); err != nil {
+		return err
+	}
 	if err := s.Store.DeleteSuppressionRule(r.Context(), acct, id); errors.Is(err, store.ErrNotFound) {
 		return api.NotFound("no such rule")
 	} else if err != nil {
@@ -526,9 +535,10 @@ func (s *Server) listCoverage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	page, err := s.Store.ListCoverage(r.Context(), accts, store.CoverageQuery{PageSize: size, PageToken: token,
-		ResourceIDs: r.URL.Query()["resourceId"], Statuses: r.URL.Query()["status"]})
+		ResourceIDs: queryList(r, "resourceId"), Statuses: queryList(r, "status"), ResourceTypes: queryList(r, "resourceType"),
+		ScanTypes: queryList(r, "scanType"), Reasons: queryList(r, "reason")})
 	if err != nil {
-		return err
+		return storeProblem(err)
 	}
 	if page.Coverage == nil {
 		page.Coverage = []model.Coverage{}

@@ -540,22 +540,104 @@ type AggregateRow struct {
 	Account string         `json:"account,omitempty"`
 	Key     string         `json:"key"`
 	Counts  SeverityCounts `json:"severityCounts"`
+	// FixAvailable and ExploitAvailable count the group's findings with a fix (YES or PARTIAL)
+	// and with a known exploit; Resources counts the distinct resources the group touches.
+	FixAvailable     int `json:"fixAvailableCount"`
+	ExploitAvailable int `json:"exploitAvailableCount"`
+	Resources        int `json:"affectedResources"`
+}
+
+// AggregateSort orders aggregation groups; every order ends with the group key, so it is total.
+type AggregateSort string
+
+// Aggregation orders. Count orders are descending unless the query says Ascending.
+const (
+	// AggSortCritical (the default): by critical, high, medium, low counts, then total.
+	AggSortCritical AggregateSort = "critical"
+	AggSortHigh     AggregateSort = "high"
+	AggSortMedium   AggregateSort = "medium"
+	AggSortLow      AggregateSort = "low"
+	AggSortAll      AggregateSort = "all"
+	// AggSortResources orders by the number of affected resources.
+	AggSortResources AggregateSort = "affectedResources"
+	// AggSortKey orders by the group key alone, ascending unless the query says Descending.
+	AggSortKey AggregateSort = "key"
+)
+
+var aggSortColumns = map[AggregateSort][]string{
+	AggSortCritical:  {"c", "h", "m", "l", "t"},
+	AggSortHigh:      {"h", "c", "m", "l", "t"},
+	AggSortMedium:    {"m", "c", "h", "l", "t"},
+	AggSortLow:       {"l", "c", "h", "m", "t"},
+	AggSortAll:       {"t", "c", "h", "m", "l"},
+	AggSortResources: {"r", "c", "h", "m", "l", "t"},
+	AggSortKey:       nil,
 }
 
 // AggregateQuery selects the findings to aggregate.
 type AggregateQuery struct {
 	GroupBy GroupBy
 	Filter  model.FindingFilter
-	// Limit bounds the number of groups (default 100, at most 1000). Groups come most severe first:
-	// by critical, high, medium, low counts, then total, then key.
+	// Sort defaults to AggSortCritical. Count orders are descending and AggSortKey ascending;
+	// Ascending reverses a count order, and Descending a key order.
+	Sort       AggregateSort
+	Ascending  bool
+	Descending bool
+	// Limit bounds the number of groups per page (default 100, at most 1000).
 	Limit int
+	// PageToken continues an aggregation; it is valid only with the same grouping and order.
+	PageToken string
 }
 
-// Aggregate counts the accounts' matching findings by severity per group. Grouping by package or
-// layer counts a finding once per distinct package name or layer it lists.
+// AggregatePage is one page of groups; NextToken is empty on the last page.
+type AggregatePage struct {
+	Rows      []AggregateRow
+	NextToken string
+}
+
+type aggToken struct {
+	By     GroupBy       `json:"b"`
+	Sort   AggregateSort `json:"s"`
+	Asc    bool          `json:"a,omitempty"`
+	Desc   bool          `json:"d,omitempty"`
+	Offset int           `json:"o"`
+}
+
+// Aggregate returns the first page of AggregatePage.
 func (s *Store) Aggregate(ctx context.Context, accounts []string, q AggregateQuery) ([]AggregateRow, error) {
+	q.PageToken = ""
+	p, err := s.AggregatePage(ctx, accounts, q)
+	return p.Rows, err
+}
+
+// AggregatePage counts the accounts' matching findings by severity per group. Grouping by package
+// or layer counts a finding once per distinct package name or layer it lists.
+//
+// Groups are computed afresh for every page and paged by offset: a group's counts, and so its
+// place, may change between pages while findings change. Aggregations are summaries, not a ledger;
+// a keyset over six count columns would cost more than it saves.
+func (s *Store) AggregatePage(ctx context.Context, accounts []string, q AggregateQuery) (AggregatePage, error) {
+	var page AggregatePage
 	if err := checkAccounts(accounts); err != nil {
-		return nil, err
+		return page, err
+	}
+	if q.Sort == "" {
+		q.Sort = AggSortCritical
+	}
+	sortCols, ok := aggSortColumns[q.Sort]
+	if !ok {
+		return page, fmt.Errorf("%w: unknown aggregation sort %q", ErrInvalid, q.Sort)
+	}
+	offset := 0
+	if q.PageToken != "" {
+		var tok aggToken
+		if err := decodeToken(q.PageToken, &tok); err != nil {
+			return page, err
+		}
+		if tok.By != q.GroupBy || tok.Sort != q.Sort || tok.Asc != q.Ascending || tok.Desc != q.Descending || tok.Offset < 0 {
+			return page, fmt.Errorf("%w: token was made for another aggregation", ErrBadToken)
+		}
+		offset = tok.Offset
 	}
 	where, args := findingWhere(accounts, q.Filter, correlation{})
 	var (
@@ -581,7 +663,7 @@ func (s *Store) Aggregate(ctx context.Context, accounts []string, q AggregateQue
 		from = `findings f JOIN finding_packages p ON p.account = f.account AND p.finding_id = f.id`
 		key, extra = "p.layer", "p.layer <> ''"
 	default:
-		return nil, fmt.Errorf("%w: unknown aggregation %q", ErrInvalid, q.GroupBy)
+		return page, fmt.Errorf("%w: unknown aggregation %q", ErrInvalid, q.GroupBy)
 	}
 	if extra != "" {
 		where = append(where, extra)
@@ -596,37 +678,57 @@ func (s *Store) Aggregate(ctx context.Context, accounts []string, q AggregateQue
 	}
 	// A finding is one row unless the grouping joins its packages; there COUNT(DISTINCT id) keeps a
 	// finding that lists one package twice from counting twice (finding IDs embed the account).
-	count := func(rank int) string {
-		return fmt.Sprintf(`SUM(CASE WHEN f.severity_rank = %d THEN 1 ELSE 0 END)`, rank)
-	}
+	when := func(cond string) string { return fmt.Sprintf(`SUM(CASE WHEN %s THEN 1 ELSE 0 END)`, cond) }
 	total := `COUNT(*)`
 	if strings.Contains(from, "JOIN") {
-		count = func(rank int) string {
-			return fmt.Sprintf(`COUNT(DISTINCT CASE WHEN f.severity_rank = %d THEN f.id END)`, rank)
-		}
+		when = func(cond string) string { return fmt.Sprintf(`COUNT(DISTINCT CASE WHEN %s THEN f.id END)`, cond) }
 		total = `COUNT(DISTINCT f.id)`
 	}
+	count := func(rank int) string { return when(fmt.Sprintf(`f.severity_rank = %d`, rank)) }
+	keyDir, countDir := "ASC", "DESC"
+	if q.Ascending {
+		countDir = "ASC"
+	}
+	if q.Sort == AggSortKey && q.Descending {
+		keyDir = "DESC"
+	}
+	var order []string
+	for _, c := range sortCols {
+		order = append(order, c+" "+countDir)
+	}
+	for _, g := range strings.Split(group, ", ") {
+		order = append(order, g+" "+keyDir)
+	}
+	size := pageSize(q.Limit)
 	query := `SELECT ` + accSel + `, ` + key + `, ` +
 		count(5) + ` AS c, ` + count(4) + ` AS h, ` + count(3) + ` AS m, ` +
 		count(2) + ` AS l, ` + count(1) + ` AS i, ` + count(0) + ` AS u, ` +
-		total + ` AS t FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
-		` GROUP BY ` + group + ` ORDER BY c DESC, h DESC, m DESC, l DESC, t DESC, ` + group +
-		fmt.Sprintf(` LIMIT %d`, pageSize(q.Limit))
+		total + ` AS t, ` + when(`f.fix_available IN ('YES', 'PARTIAL')`) + ` AS fx, ` +
+		when(`f.exploit_available = 'YES'`) + ` AS ex, COUNT(DISTINCT f.account || '/' || f.resource_id) AS r FROM ` +
+		from + ` WHERE ` + strings.Join(where, " AND ") + ` GROUP BY ` + group + ` ORDER BY ` + strings.Join(order, ", ") +
+		fmt.Sprintf(` LIMIT %d OFFSET %d`, size+1, offset)
 	rows, err := s.query(ctx, s.db, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: aggregate by %s: %w", q.GroupBy, err)
+		return page, fmt.Errorf("store: aggregate by %s: %w", q.GroupBy, err)
 	}
 	defer rows.Close()
-	var out []AggregateRow
 	for rows.Next() {
 		var r AggregateRow
 		c := &r.Counts
-		if err := rows.Scan(&r.Account, &r.Key, &c.Critical, &c.High, &c.Medium, &c.Low, &c.Informational, &c.Untriaged, &c.Total); err != nil {
-			return nil, fmt.Errorf("store: aggregate by %s: %w", q.GroupBy, err)
+		if err := rows.Scan(&r.Account, &r.Key, &c.Critical, &c.High, &c.Medium, &c.Low, &c.Informational, &c.Untriaged, &c.Total,
+			&r.FixAvailable, &r.ExploitAvailable, &r.Resources); err != nil {
+			return page, fmt.Errorf("store: aggregate by %s: %w", q.GroupBy, err)
 		}
-		out = append(out, r)
+		page.Rows = append(page.Rows, r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return page, fmt.Errorf("store: aggregate by %s: %w", q.GroupBy, err)
+	}
+	if len(page.Rows) > size {
+		page.Rows = page.Rows[:size]
+		page.NextToken = encodeToken(aggToken{By: q.GroupBy, Sort: q.Sort, Asc: q.Ascending, Desc: q.Descending, Offset: offset + size})
+	}
+	return page, nil
 }
 
 // Changes is one atomic unit of work for one account: finding upserts and deletions, outbox events,

@@ -102,7 +102,12 @@ func (s *Store) GetResource(ctx context.Context, account, id string) (model.Reso
 
 // ResourceQuery selects resources for ListResources.
 type ResourceQuery struct {
-	Types          []string
+	Types []string
+	// IDs selects resources by ID (any of them).
+	IDs []string
+	// Tags selects resources carrying every key=value pair; an empty value matches any value of
+	// the key.
+	Tags           map[string]string
 	IncludeRemoved bool
 	PageSize       int // default 100, at most 1000
 	PageToken      string
@@ -125,6 +130,25 @@ func (s *Store) ListResources(ctx context.Context, accounts []string, q Resource
 	if len(q.Types) > 0 {
 		where = append(where, `type IN (`+placeholders(len(q.Types))+`)`)
 		args = append(args, anys(q.Types)...)
+	}
+	if len(q.IDs) > 0 {
+		where = append(where, `id IN (`+placeholders(len(q.IDs))+`)`)
+		args = append(args, anys(q.IDs)...)
+	}
+	tagKeys := make([]string, 0, len(q.Tags))
+	for k := range q.Tags {
+		tagKeys = append(tagKeys, k)
+	}
+	slices.Sort(tagKeys)
+	for _, k := range tagKeys {
+		cond := `(account, id) IN (SELECT t.account, t.resource_id FROM resource_tags t WHERE t.account IN (` +
+			placeholders(len(accounts)) + `) AND t.key = ?`
+		args = append(append(args, anys(accounts)...), k)
+		if v := q.Tags[k]; v != "" {
+			cond += ` AND t.value = ?`
+			args = append(args, v)
+		}
+		where = append(where, cond+`)`)
 	}
 	if !q.IncludeRemoved {
 		where = append(where, `removed_at IS NULL`)
