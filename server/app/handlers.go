@@ -34,6 +34,7 @@ func (s *Server) routes() {
 	rt.Handle("DELETE /v1/suppression-rules/{ruleId}", s.deleteRule, api.Success(http.StatusNoContent, ""),
 		api.Doc("DeleteSuppressionRule", "Delete a suppression rule; its findings become active again", "suppression"))
 	rt.Handle("GET /v1/coverage", s.listCoverage, api.Doc("ListCoverage", "Coverage per resource and scan type", "coverage"))
+	s.routesManagement()
 	for _, r := range s.Agents.AgentRoutes() {
 		opts := []api.RouteOption{api.Public(), api.Doc(r.OperationID, r.Summary, "agent")}
 		if r.BodyLimit > 0 {
