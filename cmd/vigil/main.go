@@ -51,6 +51,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSbomCmd(), newScanCmd(), newDBCmd(), newServerCmd(), newFindingsCmd(), newCoverageCmd(), newAgentsCmd(), newTokensCmd())
+	root.AddCommand(newSbomCmd(), newScanCmd(), newDBCmd(), newServerCmd(), newFindingsCmd(), newCoverageCmd(), newAgentsCmd(), newTokensCmd(),
+		newAccountsCmd(), newKeysCmd(), newWebhooksCmd(), newAuditCmd())
 	return root
 }
