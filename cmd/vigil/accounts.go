@@ -174,7 +174,7 @@ func newOrgCmd(m *mgmtCmd) *cobra.Command {
 		return m.show(cmd, o, func(w io.Writer) { orgRows(w, o) })
 	}
 	var creq app.CreateOrganizationRequest
-	create := &cobra.Command{Use: "create ORGANIZATION", Short: "Create an organization managed by your account", Args: cobra.ExactArgs(1),
+	create := &cobra.Command{Use: "create ORGANIZATION", Short: "Create an organization (the operator)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			creq.OrganizationID = args[0]
 			var o app.OrganizationView
@@ -184,7 +184,7 @@ func newOrgCmd(m *mgmtCmd) *cobra.Command {
 			return printOrg(cmd, o)
 		}}
 	create.Flags().StringVar(&creq.Name, "name", "", "display name")
-	create.Flags().StringVar(&creq.ManagementAccountID, "management-account", "", "the management account (operator only; default: yours)")
+	create.Flags().StringVar(&creq.ManagementAccountID, "management-account", "", "its management account (default: the operator's own)")
 	show := &cobra.Command{Use: "show ORGANIZATION", Short: "Show an organization and its configuration", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var o app.OrganizationView

@@ -79,7 +79,8 @@ func TestManagementCommands(t *testing.T) {
 		t.Fatalf("create: %+v", created)
 	}
 	c.fails("403", acme, "accounts", "create", "rogue")
-	if out := c.ok(acme, "accounts", "org", "create", "org-acme"); !strings.Contains(out, "org-acme") || !strings.Contains(out, "acme-mgmt") {
+	c.fails("403", acme, "accounts", "org", "create", "org-acme")
+	if out := c.ok(root, "accounts", "org", "create", "org-acme", "--management-account", "acme-mgmt"); !strings.Contains(out, "org-acme") || !strings.Contains(out, "acme-mgmt") {
 		t.Errorf("org create:\n%s", out)
 	}
 	c.ok(acme, "accounts", "org", "configure", "org-acme", "--auto-enable", "host,image")

@@ -304,13 +304,8 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, body *Cre
 		a.Enabled = normalizeScanTypes(*body.EnabledScanTypes)
 	}
 	api.SetAuditTarget(r, "account/"+a.ID)
-	if _, err := s.Store.GetAccount(ctx, a.ID); err == nil {
-		return api.Conflict("account " + a.ID + " exists")
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if err := s.Store.PutAccount(ctx, a); err != nil {
-		return err
+	if err := s.Store.CreateAccount(ctx, a); err != nil {
+		return storeErr(err, "account")
 	}
 	if a.Organization != "" {
 		if err := s.Store.SetMembership(ctx, store.Membership{Organization: a.Organization, Account: a.ID, Status: store.MemberEnabled}); err != nil {

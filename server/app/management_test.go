@@ -187,12 +187,14 @@ func TestAccountsAndOrganizations(t *testing.T) {
 
 	// acme-mgmt founds an organization and sets auto-enable for new members.
 	var org OrganizationView
-	e.expect("acme-mgmt", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-acme"}, 201, &org)
+	e.expect("acme-mgmt", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-acme"}, 403, nil)
+	e.expect("root", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-acme", ManagementAccountID: "acme-mgmt"}, 201, &org)
 	if org.ManagementAccount != "acme-mgmt" || org.DelegatedAdmin != "" {
 		t.Errorf("organization: %+v", org)
 	}
-	e.expect("other", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-x", ManagementAccountID: "acme-mgmt"}, 403, nil)
-	e.expect("acme-mgmt", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-2"}, 409, nil)
+	e.expect("other", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-x", ManagementAccountID: "other"}, 403, nil)
+	e.expect("root", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-2", ManagementAccountID: "acme-mgmt"}, 409, nil)
+	e.expect("root", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-acme", ManagementAccountID: "other"}, 409, nil)
 	e.expect("acme-mgmt", "PUT", "/v1/organizations/org-acme/configuration", OrganizationConfiguration{AutoEnable: []string{"image", "host"}}, 200, &org)
 	if !slices.Equal(org.AutoEnable, []string{"host", "image"}) {
 		t.Errorf("auto-enable: %v", org.AutoEnable)
@@ -319,9 +321,13 @@ func TestAccountsAndOrganizations(t *testing.T) {
 	var audit struct {
 		Entries []struct{ Account, Actor, Action, Target, RemoteAddr string }
 	}
-	e.expect("acme-mgmt", "GET", "/v1/audit-log?action="+urlEscape("POST /v1/organizations -> 201"), nil, 200, &audit)
+	e.expect("acme-mgmt", "GET", "/v1/audit-log?action="+urlEscape("PUT /v1/organizations/{organizationId}/configuration -> 200"), nil, 200, &audit)
 	if len(audit.Entries) != 1 || audit.Entries[0].Target != "organization/org-acme" || audit.Entries[0].RemoteAddr != "127.0.0.1" ||
 		audit.Entries[0].Actor == "" {
+		t.Errorf("audit of the configuration change: %+v", audit.Entries)
+	}
+	e.expect("root", "GET", "/v1/audit-log?action="+urlEscape("POST /v1/organizations -> 201"), nil, 200, &audit)
+	if len(audit.Entries) != 1 || audit.Entries[0].Target != "organization/org-acme" {
 		t.Errorf("audit of the organization's creation: %+v", audit.Entries)
 	}
 	e.expect("acme-mgmt", "GET", "/v1/audit-log?maxResults=3", nil, 200, &audit)
@@ -376,7 +382,7 @@ func TestAPIKeysAndAudit(t *testing.T) {
 	// A read-only key gets 403 on every mutating endpoint (its own account's objects, valid bodies).
 	var sink SinkView
 	e.expect("team", "POST", "/v1/webhooks", SinkRequest{URL: "https://hooks.example.com/team"}, 201, &sink)
-	e.expect("team", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-team"}, 201, nil)
+	e.expect("root", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-team", ManagementAccountID: "team"}, 201, nil)
 	v := victim{keyID: created.Key.ID, sinkID: sink.ID}
 	n := 0
 	for _, r := range e.srv.router.Routes() {
@@ -552,7 +558,7 @@ func webhookSinks(t *testing.T, postgres string) {
 	// unrelated.
 	e.account("root", CreateAccountRequest{AccountID: "sec"})
 	e.account("root", CreateAccountRequest{AccountID: "other"})
-	e.expect("sec", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-1"}, 201, nil)
+	e.expect("root", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-1", ManagementAccountID: "sec"}, 201, nil)
 	e.expect("sec", "PUT", "/v1/organizations/org-1/delegated-admin", MemberRequest{AccountID: "sec"}, 200, nil)
 	e.account("sec", CreateAccountRequest{AccountID: "team", OrganizationID: "org-1"})
 

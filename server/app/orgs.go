@@ -84,7 +84,7 @@ func (s *Server) orgView(ctx context.Context, org store.Organization) (Organizat
 type CreateOrganizationRequest struct {
 	OrganizationID string `json:"organizationId"`
 	Name           string `json:"name,omitempty"`
-	// ManagementAccountID defaults to the caller's account; only the operator names another.
+	// ManagementAccountID defaults to the caller's (the operator's) account.
 	ManagementAccountID string `json:"managementAccountId,omitempty"`
 }
 
@@ -96,17 +96,19 @@ func (c *CreateOrganizationRequest) Validate() []api.FieldError {
 	return nil
 }
 
-// createOrganization makes the caller's account (or, for the operator, a named account) the
+// createOrganization (the operator) makes a named account, by default the operator's own, the
 // management account of a new organization. The account must not belong to one already.
 func (s *Server) createOrganization(w http.ResponseWriter, r *http.Request, body *CreateOrganizationRequest) error {
 	ctx := r.Context()
 	if err := requireAdmin(r, "create organizations"); err != nil {
 		return err
 	}
-	mgmt := firstNonEmpty(body.ManagementAccountID, principal(r).Account)
-	if mgmt != principal(r).Account && !isRoot(r) {
-		return fmt.Errorf("%w: only the operator names another management account", auth.ErrForbidden)
+	// Accounts are the operator's to hand out, and a management account creates members: so
+	// organizations are set up by the operator too.
+	if !isRoot(r) {
+		return fmt.Errorf("%w: only the operator (an ADMIN key of account %q) creates organizations", auth.ErrForbidden, DefaultAccount)
 	}
+	mgmt := firstNonEmpty(body.ManagementAccountID, principal(r).Account)
 	api.SetAuditTarget(r, "organization/"+body.OrganizationID)
 	a, err := s.Store.GetAccount(ctx, mgmt)
 	if err != nil {

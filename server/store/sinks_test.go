@@ -120,6 +120,13 @@ func TestSinks(t *testing.T) {
 func TestOrganizationSettingsAndMembership(t *testing.T) {
 	each(t, func(t *testing.T, e env, s *Store) {
 		seedAccounts(t, s, "mgmt", "m1", "m2", "lone")
+		must(t, s.CreateAccount(ctx, model.Account{ID: "m3", Role: model.AccountMember, Enabled: []string{"host"}}))
+		if err := s.CreateAccount(ctx, model.Account{ID: "m3", Role: model.AccountStandalone}); !errors.Is(err, ErrExists) {
+			t.Errorf("creating a taken account ID: %v", err)
+		}
+		if a, err := s.GetAccount(ctx, "m3"); err != nil || a.Role != model.AccountMember || len(a.Enabled) != 1 {
+			t.Errorf("the first account must stay: %+v %v", a, err)
+		}
 		must(t, s.PutOrganization(ctx, Organization{ID: "org-1", ManagementAccount: "mgmt"}))
 		must(t, s.PutOrganization(ctx, Organization{ID: "org-2", ManagementAccount: "lone"}))
 		if got, err := s.AutoEnable(ctx, "org-1"); err != nil || len(got) != 0 {
