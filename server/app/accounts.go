@@ -294,23 +294,28 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, body *Cre
 			return fmt.Errorf("%w: only the management account creates members", auth.ErrForbidden)
 		}
 		a.Organization, a.Role = org.ID, model.AccountMember
-		if body.EnabledScanTypes == nil {
-			if a.Enabled, err = s.Store.AutoEnable(ctx, org.ID); err != nil {
-				return err
-			}
-		}
-	}
-	if body.EnabledScanTypes != nil {
-		a.Enabled = normalizeScanTypes(*body.EnabledScanTypes)
 	}
 	api.SetAuditTarget(r, "account/"+a.ID)
-	if err := s.Store.CreateAccount(ctx, a); err != nil {
-		return storeErr(err, "account")
-	}
-	if a.Organization != "" {
-		if err := s.Store.SetMembership(ctx, store.Membership{Organization: a.Organization, Account: a.ID, Status: store.MemberEnabled}); err != nil {
-			return err
+	err := s.Store.InOrgTx(ctx, func(t *store.OrgTx) error {
+		if body.EnabledScanTypes != nil {
+			a.Enabled = normalizeScanTypes(*body.EnabledScanTypes)
+		} else if a.Organization != "" {
+			auto, err := t.AutoEnable(a.Organization)
+			if err != nil {
+				return err
+			}
+			a.Enabled = normalizeScanTypes(auto)
 		}
+		if err := t.CreateAccount(a); err != nil {
+			return storeErr(err, "account")
+		}
+		if a.Organization == "" {
+			return nil
+		}
+		return t.SetMembership(store.Membership{Organization: a.Organization, Account: a.ID, Status: store.MemberEnabled})
+	})
+	if err != nil {
+		return err
 	}
 	out := CreatedAccount{}
 	if body.IssueAdminKey {
@@ -323,7 +328,6 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, body *Cre
 		}
 		out.AdminKey = raw
 	}
-	var err error
 	if out.Account, err = s.accountView(ctx, a); err != nil {
 		return err
 	}
@@ -361,23 +365,27 @@ func (s *Server) setScanTypes(w http.ResponseWriter, r *http.Request, types []st
 		return err
 	}
 	api.SetAuditTarget(r, "account/"+id)
-	a, err := s.Store.GetAccount(ctx, id)
-	if err != nil {
-		return storeErr(err, "account")
-	}
-	if !enable && principal(r).Account == id && a.Organization != "" {
-		if org, err := s.Store.GetOrganization(ctx, a.Organization); err == nil && org.DelegatedAdmin != "" && org.DelegatedAdmin != id {
-			return fmt.Errorf("%w: an associated member cannot disable scanning; its delegated admin (%s) can", auth.ErrForbidden, org.DelegatedAdmin)
+	var a model.Account
+	err := s.Store.InOrgTx(ctx, func(t *store.OrgTx) error {
+		var err error
+		if a, err = t.Account(id); err != nil {
+			return storeErr(err, "account")
 		}
-	}
-	cur := normalizeScanTypes(a.Enabled)
-	if enable {
-		cur = normalizeScanTypes(append(cur, types...))
-	} else {
-		cur = slices.DeleteFunc(cur, func(t string) bool { return slices.Contains(types, t) })
-	}
-	a.Enabled = cur
-	if err := s.Store.PutAccount(ctx, a); err != nil {
+		if !enable && principal(r).Account == id && a.Organization != "" {
+			if org, err := t.Organization(a.Organization); err == nil && org.DelegatedAdmin != "" && org.DelegatedAdmin != id {
+				return fmt.Errorf("%w: an associated member cannot disable scanning; its delegated admin (%s) can", auth.ErrForbidden, org.DelegatedAdmin)
+			}
+		}
+		cur := normalizeScanTypes(a.Enabled)
+		if enable {
+			cur = normalizeScanTypes(append(cur, types...))
+		} else {
+			cur = slices.DeleteFunc(cur, func(t string) bool { return slices.Contains(types, t) })
+		}
+		a.Enabled = cur
+		return t.UpdateAccount(a)
+	})
+	if err != nil {
 		return err
 	}
 	v, err := s.accountView(ctx, a)

@@ -729,3 +729,56 @@ func TestManagementForeignAccountWalk(t *testing.T) {
 		t.Errorf("the walk checked only %d routes", n)
 	}
 }
+
+func TestDelegatedAdminRaceSQLite(t *testing.T) { delegatedAdminRace(t, "") }
+
+func TestDelegatedAdminRacePostgres(t *testing.T) {
+	c := pgtest.Start(t)
+	dbname, err := c.CreateDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	delegatedAdminRace(t, c.DSN(dbname))
+}
+
+// Concurrent designations of different accounts: exactly one wins; the rest get 409, and exactly
+// one account carries the delegated-admin role.
+func delegatedAdminRace(t *testing.T, postgres string) {
+	e := newMgmtEnv(t, postgres, Config{})
+	e.account("root", CreateAccountRequest{AccountID: "mgmt"})
+	e.expect("root", "POST", "/v1/organizations", CreateOrganizationRequest{OrganizationID: "org-r", ManagementAccountID: "mgmt"}, 201, nil)
+	const n = 6
+	for i := range n {
+		e.account("mgmt", CreateAccountRequest{AccountID: "m" + strconv.Itoa(i), OrganizationID: "org-r"})
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	for i := range n {
+		wg.Go(func() {
+			c := &client{t: t, base: e.ts.URL, key: e.keys["mgmt"], http: e.ts.Client()}
+			codes[i] = c.do("PUT", "/v1/organizations/org-r/delegated-admin", MemberRequest{AccountID: "m" + strconv.Itoa(i)}, nil)
+		})
+	}
+	wg.Wait()
+	won := 0
+	for _, c := range codes {
+		switch c {
+		case 200:
+			won++
+		case 409:
+		default:
+			t.Errorf("unexpected status %d", c)
+		}
+	}
+	var members struct{ Members []MemberView }
+	e.expect("mgmt", "GET", "/v1/organizations/org-r/members", nil, 200, &members)
+	admins := 0
+	for _, m := range members.Members {
+		if m.Role == model.AccountDelegated {
+			admins++
+		}
+	}
+	if won != 1 || admins != 1 {
+		t.Errorf("%d designations won (%v), %d accounts with the delegated-admin role", won, codes, admins)
+	}
+}

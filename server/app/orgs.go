@@ -110,27 +110,27 @@ func (s *Server) createOrganization(w http.ResponseWriter, r *http.Request, body
 	}
 	mgmt := firstNonEmpty(body.ManagementAccountID, principal(r).Account)
 	api.SetAuditTarget(r, "organization/"+body.OrganizationID)
-	a, err := s.Store.GetAccount(ctx, mgmt)
-	if err != nil {
-		return storeErr(err, "account")
-	}
-	if _, err := s.Store.GetOrganization(ctx, body.OrganizationID); err == nil {
-		return api.Conflict("organization " + body.OrganizationID + " exists")
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if _, err := s.Store.GetMembership(ctx, mgmt); a.Organization != "" || err == nil {
-		return api.Conflict("account " + mgmt + " already belongs to an organization")
-	}
 	org := store.Organization{ID: body.OrganizationID, Name: body.Name, ManagementAccount: mgmt, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
-	if err := s.Store.PutOrganization(ctx, org); err != nil {
-		return err
-	}
-	a.Organization, a.Role = org.ID, model.AccountManagement
-	if err := s.Store.PutAccount(ctx, a); err != nil {
-		return err
-	}
-	if err := s.Store.SetMembership(ctx, store.Membership{Organization: org.ID, Account: mgmt, Status: store.MemberEnabled}); err != nil {
+	err := s.Store.InOrgTx(ctx, func(t *store.OrgTx) error {
+		a, err := t.Account(mgmt)
+		if err != nil {
+			return storeErr(err, "account")
+		}
+		if _, err := t.Membership(mgmt); a.Organization != "" || err == nil {
+			return api.Conflict("account " + mgmt + " already belongs to an organization")
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := t.CreateOrganization(org); err != nil {
+			return storeErr(err, "organization")
+		}
+		a.Organization, a.Role = org.ID, model.AccountManagement
+		if err := t.UpdateAccount(a); err != nil {
+			return err
+		}
+		return t.SetMembership(store.Membership{Organization: org.ID, Account: mgmt, Status: store.MemberEnabled})
+	})
+	if err != nil {
 		return err
 	}
 	v, err := s.orgView(ctx, org)
@@ -243,45 +243,51 @@ func (s *Server) associateMember(w http.ResponseWriter, r *http.Request, body *M
 		return err
 	}
 	api.SetAuditTarget(r, "organization/"+org.ID+"/member/"+body.AccountID)
-	a, err := s.Store.GetAccount(ctx, body.AccountID)
-	if errors.Is(err, store.ErrNotFound) {
-		return api.NotFound("no such account in the organization")
-	}
-	if err != nil {
-		return err
-	}
-	m, err := s.Store.GetMembership(ctx, a.ID)
-	isNew := errors.Is(err, store.ErrNotFound)
-	switch {
-	case err != nil && !isNew:
-		return err
-	case isNew && !isRoot(r):
-		// Only accounts already in the organization: a member cannot be taken from elsewhere.
-		return api.NotFound("no such account in the organization")
-	case isNew && a.Organization != "":
-		return api.Conflict("account " + a.ID + " belongs to another organization")
-	case !isNew && m.Organization != org.ID:
-		if isRoot(r) {
-			return api.Conflict("account " + a.ID + " belongs to another organization")
-		}
-		return api.NotFound("no such account in the organization")
-	}
-	if isNew {
-		auto, err := s.Store.AutoEnable(ctx, org.ID)
+	var a model.Account
+	err = s.Store.InOrgTx(ctx, func(t *store.OrgTx) error {
+		org, err := t.Organization(org.ID)
 		if err != nil {
 			return err
 		}
-		a.Enabled = normalizeScanTypes(append(normalizeScanTypes(a.Enabled), auto...))
-	}
-	if a.ID != org.ManagementAccount && a.ID != org.DelegatedAdmin {
-		a.Role = model.AccountMember
-	}
-	a.Organization = org.ID
-	if err := s.Store.PutAccount(ctx, a); err != nil {
+		if a, err = t.Account(body.AccountID); errors.Is(err, store.ErrNotFound) {
+			return api.NotFound("no such account in the organization")
+		} else if err != nil {
+			return err
+		}
+		m, err := t.Membership(a.ID)
+		isNew := errors.Is(err, store.ErrNotFound)
+		switch {
+		case err != nil && !isNew:
+			return err
+		case isNew && !isRoot(r):
+			// Only accounts already in the organization: a member cannot be taken from elsewhere.
+			return api.NotFound("no such account in the organization")
+		case isNew && a.Organization != "":
+			return api.Conflict("account " + a.ID + " belongs to another organization")
+		case !isNew && m.Organization != org.ID:
+			if isRoot(r) {
+				return api.Conflict("account " + a.ID + " belongs to another organization")
+			}
+			return api.NotFound("no such account in the organization")
+		}
+		if isNew {
+			auto, err := t.AutoEnable(org.ID)
+			if err != nil {
+				return err
+			}
+			a.Enabled = normalizeScanTypes(append(normalizeScanTypes(a.Enabled), auto...))
+		}
+		if a.ID != org.ManagementAccount && a.ID != org.DelegatedAdmin {
+			a.Role = model.AccountMember
+		}
+		a.Organization = org.ID
+		if err := t.UpdateAccount(a); err != nil {
+			return err
+		}
+		return storeErr(t.SetMembership(store.Membership{Organization: org.ID, Account: a.ID, Status: store.MemberEnabled}), "membership")
+	})
+	if err != nil {
 		return err
-	}
-	if err := s.Store.SetMembership(ctx, store.Membership{Organization: org.ID, Account: a.ID, Status: store.MemberEnabled}); err != nil {
-		return storeErr(err, "membership")
 	}
 	v, err := s.accountView(ctx, a)
 	if err != nil {
@@ -301,33 +307,40 @@ func (s *Server) disassociateMember(w http.ResponseWriter, r *http.Request) erro
 	}
 	id := r.PathValue("accountId")
 	api.SetAuditTarget(r, "organization/"+org.ID+"/member/"+id)
-	m, err := s.Store.GetMembership(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && m.Organization != org.ID) {
-		return api.NotFound("no such account in the organization")
-	}
+	err = s.Store.InOrgTx(ctx, func(t *store.OrgTx) error {
+		org, err := t.Organization(org.ID)
+		if err != nil {
+			return err
+		}
+		m, err := t.Membership(id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && m.Organization != org.ID) {
+			return api.NotFound("no such account in the organization")
+		}
+		if err != nil {
+			return err
+		}
+		if id == org.ManagementAccount || id == org.DelegatedAdmin {
+			return api.Conflict("the management account and the delegated admin cannot be disassociated")
+		}
+		return disassociate(t, org.ID, id)
+	})
 	if err != nil {
-		return err
-	}
-	if id == org.ManagementAccount || id == org.DelegatedAdmin {
-		return api.Conflict("the management account and the delegated admin cannot be disassociated")
-	}
-	if err := s.disassociate(ctx, org.ID, id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-func (s *Server) disassociate(ctx context.Context, org, id string) error {
-	a, err := s.Store.GetAccount(ctx, id)
+func disassociate(t *store.OrgTx, org, id string) error {
+	a, err := t.Account(id)
 	if err != nil {
 		return err
 	}
 	a.Organization, a.Role = "", model.AccountStandalone
-	if err := s.Store.PutAccount(ctx, a); err != nil {
+	if err := t.UpdateAccount(a); err != nil {
 		return err
 	}
-	return s.Store.SetMembership(ctx, store.Membership{Organization: org, Account: id, Status: store.MemberRemoved})
+	return t.SetMembership(store.Membership{Organization: org, Account: id, Status: store.MemberRemoved})
 }
 
 // enableDelegatedAdmin (Inspector's EnableDelegatedAdminAccount): the management account names
@@ -343,35 +356,38 @@ func (s *Server) enableDelegatedAdmin(w http.ResponseWriter, r *http.Request, bo
 		return err
 	}
 	api.SetAuditTarget(r, "organization/"+org.ID+"/delegated-admin/"+body.AccountID)
-	if org.DelegatedAdmin == body.AccountID {
-		v, err := s.orgView(ctx, org)
+	err = s.Store.InOrgTx(ctx, func(t *store.OrgTx) error {
+		if org, err = t.Organization(org.ID); err != nil {
+			return err
+		}
+		switch org.DelegatedAdmin {
+		case body.AccountID:
+			return nil
+		case "":
+		default:
+			return api.Conflict("the organization already has a delegated admin (" + org.DelegatedAdmin + "); disable it first")
+		}
+		m, err := t.Membership(body.AccountID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && (m.Organization != org.ID || m.Status != store.MemberEnabled)) {
+			return api.NotFound("no associated account " + body.AccountID + " in the organization")
+		}
 		if err != nil {
 			return err
 		}
-		return api.WriteJSON(w, http.StatusOK, v)
-	}
-	if org.DelegatedAdmin != "" {
-		return api.Conflict("the organization already has a delegated admin (" + org.DelegatedAdmin + "); disable it first")
-	}
-	m, err := s.Store.GetMembership(ctx, body.AccountID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (m.Organization != org.ID || m.Status != store.MemberEnabled)) {
-		return api.NotFound("no associated account " + body.AccountID + " in the organization")
-	}
-	if err != nil {
-		return err
-	}
-	a, err := s.Store.GetAccount(ctx, body.AccountID)
-	if err != nil {
-		return err
-	}
-	if a.ID != org.ManagementAccount {
-		a.Role = model.AccountDelegated
-		if err := s.Store.PutAccount(ctx, a); err != nil {
+		a, err := t.Account(body.AccountID)
+		if err != nil {
 			return err
 		}
-	}
-	org.DelegatedAdmin = a.ID
-	if err := s.Store.PutOrganization(ctx, org); err != nil {
+		if a.ID != org.ManagementAccount {
+			a.Role = model.AccountDelegated
+			if err := t.UpdateAccount(a); err != nil {
+				return err
+			}
+		}
+		org.DelegatedAdmin = a.ID
+		return t.SetDelegatedAdmin(org.ID, a.ID)
+	})
+	if err != nil {
 		return err
 	}
 	v, err := s.orgView(ctx, org)
@@ -392,25 +408,41 @@ func (s *Server) disableDelegatedAdmin(w http.ResponseWriter, r *http.Request) e
 	if err := requireManagement(r, org); err != nil {
 		return err
 	}
-	if org.DelegatedAdmin == "" {
-		return api.NotFound("the organization has no delegated admin")
-	}
-	api.SetAuditTarget(r, "organization/"+org.ID+"/delegated-admin/"+org.DelegatedAdmin)
-	org.DelegatedAdmin = ""
-	if err := s.Store.PutOrganization(ctx, org); err != nil {
-		return err
-	}
-	ms, err := s.Store.ListMemberships(ctx, org.ID)
-	if err != nil {
-		return err
-	}
-	for _, m := range ms {
-		if m.Account == org.ManagementAccount || m.Status != store.MemberEnabled {
-			continue
-		}
-		if err := s.disassociate(ctx, org.ID, m.Account); err != nil {
+	err = s.Store.InOrgTx(ctx, func(t *store.OrgTx) error {
+		if org, err = t.Organization(org.ID); err != nil {
 			return err
 		}
+		if org.DelegatedAdmin == "" {
+			return api.NotFound("the organization has no delegated admin")
+		}
+		api.SetAuditTarget(r, "organization/"+org.ID+"/delegated-admin/"+org.DelegatedAdmin)
+		if da, err := t.Account(org.DelegatedAdmin); err != nil {
+			return err
+		} else if da.Role == model.AccountDelegated {
+			da.Role = model.AccountMember
+			if err := t.UpdateAccount(da); err != nil {
+				return err
+			}
+		}
+		if err := t.SetDelegatedAdmin(org.ID, ""); err != nil {
+			return err
+		}
+		ms, err := t.Memberships(org.ID)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.Account == org.ManagementAccount || m.Status != store.MemberEnabled {
+				continue
+			}
+			if err := disassociate(t, org.ID, m.Account); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/vigil-sec/vigil/model"
 )
 
 // Sink is a webhook endpoint an account manages through the API. The dispatcher (server/events)
@@ -307,29 +305,4 @@ func (s *Store) ListMemberships(ctx context.Context, org string) ([]Membership, 
 		out = append(out, m)
 	}
 	return out, rows.Err()
-}
-
-// CreateAccount stores a new account; it fails with ErrExists when the ID is taken (PutAccount
-// would overwrite it).
-func (s *Store) CreateAccount(ctx context.Context, a model.Account) error {
-	if a.ID == "" || a.Role == "" {
-		return fmt.Errorf("%w: account needs an ID and a role", ErrInvalid)
-	}
-	if a.CreatedAt.IsZero() {
-		a.CreatedAt = s.now()
-	}
-	enabled, err := json.Marshal(nonNil(a.Enabled))
-	if err != nil {
-		return err
-	}
-	res, err := s.exec(ctx, s.db, `INSERT INTO accounts (id, name, organization, role, enabled, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		a.ID, a.Name, a.Organization, a.Role, string(enabled), micros(a.CreatedAt))
-	if err != nil {
-		return fmt.Errorf("store: create account %s: %w", a.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w: account %s", ErrExists, a.ID)
-	}
-	return nil
 }

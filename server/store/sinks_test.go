@@ -120,13 +120,6 @@ func TestSinks(t *testing.T) {
 func TestOrganizationSettingsAndMembership(t *testing.T) {
 	each(t, func(t *testing.T, e env, s *Store) {
 		seedAccounts(t, s, "mgmt", "m1", "m2", "lone")
-		must(t, s.CreateAccount(ctx, model.Account{ID: "m3", Role: model.AccountMember, Enabled: []string{"host"}}))
-		if err := s.CreateAccount(ctx, model.Account{ID: "m3", Role: model.AccountStandalone}); !errors.Is(err, ErrExists) {
-			t.Errorf("creating a taken account ID: %v", err)
-		}
-		if a, err := s.GetAccount(ctx, "m3"); err != nil || a.Role != model.AccountMember || len(a.Enabled) != 1 {
-			t.Errorf("the first account must stay: %+v %v", a, err)
-		}
 		must(t, s.PutOrganization(ctx, Organization{ID: "org-1", ManagementAccount: "mgmt"}))
 		must(t, s.PutOrganization(ctx, Organization{ID: "org-2", ManagementAccount: "lone"}))
 		if got, err := s.AutoEnable(ctx, "org-1"); err != nil || len(got) != 0 {
@@ -155,6 +148,92 @@ func TestOrganizationSettingsAndMembership(t *testing.T) {
 		must(t, err)
 		if len(orgs) != 2 || orgs[0].ID != "org-1" || orgs[1].ManagementAccount != "lone" {
 			t.Errorf("organizations: %+v", orgs)
+		}
+	})
+}
+
+func TestOrgTx(t *testing.T) {
+	each(t, func(t *testing.T, e env, s *Store) {
+		seedAccounts(t, s, "mgmt", "taken")
+		must(t, s.InOrgTx(ctx, func(tx *OrgTx) error {
+			if err := tx.CreateAccount(model.Account{ID: "taken", Role: model.AccountMember}); !errors.Is(err, ErrExists) {
+				t.Errorf("creating a taken account: %v", err)
+			}
+			must(t, tx.CreateAccount(model.Account{ID: "m1", Name: "one", Role: model.AccountMember, Enabled: []string{"host"}}))
+			must(t, tx.CreateOrganization(Organization{ID: "org-1", ManagementAccount: "mgmt"}))
+			if err := tx.CreateOrganization(Organization{ID: "org-1", ManagementAccount: "taken"}); !errors.Is(err, ErrExists) {
+				t.Errorf("creating a taken organization: %v", err)
+			}
+			must(t, tx.SetMembership(Membership{Organization: "org-1", Account: "m1", Status: MemberEnabled}))
+			must(t, tx.SetDelegatedAdmin("org-1", "m1"))
+			a, err := tx.Account("m1")
+			must(t, err)
+			a.Organization, a.Role = "org-1", model.AccountDelegated
+			return tx.UpdateAccount(a)
+		}))
+		o, err := s.GetOrganization(ctx, "org-1")
+		must(t, err)
+		a, err := s.GetAccount(ctx, "m1")
+		must(t, err)
+		if o.DelegatedAdmin != "m1" || a.Role != model.AccountDelegated || a.Organization != "org-1" || a.Name != "one" {
+			t.Errorf("after commit: %+v %+v", o, a)
+		}
+		// An error rolls everything back.
+		boom := errors.New("boom")
+		err = s.InOrgTx(ctx, func(tx *OrgTx) error {
+			must(t, tx.SetDelegatedAdmin("org-1", ""))
+			must(t, tx.SetMembership(Membership{Organization: "org-1", Account: "m1", Status: MemberRemoved}))
+			if err := tx.SetMembership(Membership{Organization: "org-2", Account: "m1", Status: MemberEnabled}); !errors.Is(err, ErrExists) {
+				t.Errorf("a membership in a second organization: %v", err)
+			}
+			ms, err := tx.Memberships("org-1")
+			if err != nil || len(ms) != 1 || ms[0].Status != MemberRemoved {
+				t.Errorf("memberships inside the transaction: %+v %v", ms, err)
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("InOrgTx: %v", err)
+		}
+		o, _ = s.GetOrganization(ctx, "org-1")
+		m, _ := s.GetMembership(ctx, "m1")
+		if o.DelegatedAdmin != "m1" || m.Status != MemberEnabled {
+			t.Errorf("not rolled back: %+v %+v", o, m)
+		}
+		if err := s.InOrgTx(ctx, func(tx *OrgTx) error { return tx.SetDelegatedAdmin("org-nope", "x") }); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a missing organization: %v", err)
+		}
+	})
+}
+
+// A second transaction reading an organization waits for the first one that read it to end, so
+// check-then-set decisions (at most one delegated admin) cannot interleave.
+func TestOrgTxSerialises(t *testing.T) {
+	each(t, func(t *testing.T, e env, s *Store) {
+		seedAccounts(t, s, "mgmt")
+		must(t, s.PutOrganization(ctx, Organization{ID: "org-1", ManagementAccount: "mgmt"}))
+		locked := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- s.InOrgTx(ctx, func(tx *OrgTx) error {
+				if _, err := tx.Organization("org-1"); err != nil {
+					return err
+				}
+				close(locked)
+				time.Sleep(300 * time.Millisecond)
+				return tx.SetDelegatedAdmin("org-1", "first")
+			})
+		}()
+		<-locked
+		var seen string
+		must(t, s.InOrgTx(ctx, func(tx *OrgTx) error {
+			o, err := tx.Organization("org-1")
+			seen = o.DelegatedAdmin
+			return err
+		}))
+		must(t, <-done)
+		if seen != "first" {
+			t.Errorf("the second transaction read delegated admin %q before the first committed", seen)
 		}
 	})
 }
