@@ -394,3 +394,17 @@ func (s *Server) setScanTypes(w http.ResponseWriter, r *http.Request, types []st
 	}
 	return api.WriteJSON(w, http.StatusOK, v)
 }
+
+// requireScanType refuses an inventory of a resource type whose package scanning the account has
+// not enabled (409, saying how to enable it).
+func (s *Server) requireScanType(ctx context.Context, acct, resourceType string) error {
+	a, err := s.Store.GetAccount(ctx, acct)
+	if err != nil {
+		return storeErr(err, "account")
+	}
+	if slices.Contains(normalizeScanTypes(a.Enabled), resourceType) {
+		return nil
+	}
+	return api.Conflict(fmt.Sprintf("scanning of %s resources is not enabled for account %s: POST /v1/accounts/%s/enable {\"scanTypes\": [%q]}",
+		resourceType, acct, acct, resourceType))
+}

@@ -113,6 +113,9 @@ func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, body *Inve
 	if err := s.router.Authorize(r, auth.WriteResources, acct); err != nil {
 		return err
 	}
+	if err := s.requireScanType(r.Context(), acct, typ); err != nil {
+		return err
+	}
 	api.SetAuditTarget(r, typ+"/"+id)
 	res := model.Resource{Account: acct, ID: id, Type: typ, Name: body.Name, Tags: body.Tags, Metadata: body.Metadata,
 		ImageRepository: body.ImageRepository, ScanMode: firstNonEmpty(body.ScanMode, "upload")}

@@ -782,3 +782,22 @@ func delegatedAdminRace(t *testing.T, postgres string) {
 		t.Errorf("%d designations won (%v), %d accounts with the delegated-admin role", won, codes, admins)
 	}
 }
+
+// An inventory is accepted only for a resource type whose scanning the account enabled.
+func TestScanTypeEnablementGatesInventory(t *testing.T) {
+	e := newMgmtEnv(t, "", Config{})
+	e.account("root", CreateAccountRequest{AccountID: "team", EnabledScanTypes: &[]string{"image"}})
+	sub := InventorySubmission{Inventory: inventory("4.17.15", "1.2.0")}
+	e.expect("team", "PUT", "/v1/resources/host/web-1/inventory", sub, 409, nil)
+	e.expect("team", "PUT", "/v1/resources/image/sha256:abc/inventory", sub, 200, nil)
+	e.expect("team", "POST", "/v1/accounts/team/enable", ScanTypesRequest{ScanTypes: []string{"host"}}, 200, nil)
+	var res SubmissionResult
+	e.expect("team", "PUT", "/v1/resources/host/web-1/inventory", sub, 200, &res)
+	if res.Created != 1 {
+		t.Errorf("after enabling host scanning: %+v", res)
+	}
+	e.expect("team", "POST", "/v1/accounts/team/disable", ScanTypesRequest{ScanTypes: []string{"host"}}, 200, nil)
+	e.expect("team", "PUT", "/v1/resources/host/web-1/inventory", sub, 409, nil)
+	// The default account (created with the older "package" entry) scans every resource type.
+	e.expect("root", "PUT", "/v1/resources/function/fn-1/inventory", sub, 200, nil)
+}
