@@ -87,6 +87,21 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := r.PathValue("keyId")
 	api.SetAuditTarget(r, "api-key/"+id)
+	// Keep the account manageable: its last usable ADMIN key is not revoked through the API.
+	keys, err := s.Store.ListAPIKeys(r.Context(), acct)
+	if err != nil {
+		return err
+	}
+	now, admins, target := s.now(), 0, false
+	for _, k := range keys {
+		if k.Role == string(auth.RoleAdmin) && k.Usable(now) {
+			admins++
+			target = target || k.ID == id
+		}
+	}
+	if target && admins == 1 {
+		return api.Conflict("this is the account's last usable ADMIN key; create another before revoking it")
+	}
 	if err := s.Store.RevokeAPIKey(r.Context(), acct, id); err != nil {
 		return storeErr(err, "API key")
 	}

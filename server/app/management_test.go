@@ -437,8 +437,11 @@ func TestAPIKeysAndAudit(t *testing.T) {
 		t.Errorf("only %d mutating routes checked", n)
 	}
 
-	// Revocation takes effect at once.
+	// The last usable ADMIN key stays; revocation takes effect at once.
+	teamKeyID := strings.Split(e.keys["team"], "_")[1]
+	e.expect("team", "DELETE", "/v1/keys/"+teamKeyID, nil, 409, nil)
 	e.expect("team", "DELETE", "/v1/keys/"+created.Key.ID, nil, 204, nil)
+	e.expect("team", "DELETE", "/v1/keys/"+created.Key.ID, nil, 204, nil) // idempotent
 	e.expect("team-ro", "GET", "/v1/keys", nil, 401, nil)
 	e.expect("team", "GET", "/v1/keys", nil, 200, &keys)
 	var revoked int
@@ -575,7 +578,7 @@ func webhookSinks(t *testing.T, postgres string) {
 		{URL: teamHook.srv.URL, Secret: "short"},
 		{URL: teamHook.srv.URL, EventTypes: []string{"vigil.nope"}},
 	} {
-		e.expect("team", "POST", "/v1/webhooks", bad, 422, nil)
+		e.expect("team", "POST", "/v1/webhooks", bad, 422, &struct{}{})
 	}
 	var team, fl, sec SinkView
 	e.expect("team", "POST", "/v1/webhooks", SinkRequest{URL: teamHook.srv.URL, Secret: teamHook.secret, EventTypes: []string{"vigil.finding.*"}}, 201, &team)
@@ -688,6 +691,10 @@ func webhookSinks(t *testing.T, postgres string) {
 		t.Errorf("re-enabled and rotated: %+v", upd)
 	}
 	e.expect("team", "PATCH", "/v1/webhooks/"+fl.ID, SinkUpdate{URL: ptr("gopher://x")}, 422, nil)
+	for i := len(sinks.Webhooks); i < MaxSinksPerAccount; i++ {
+		e.expect("team", "POST", "/v1/webhooks", SinkRequest{URL: "https://hooks.example.com/" + strconv.Itoa(i)}, 201, nil)
+	}
+	e.expect("team", "POST", "/v1/webhooks", SinkRequest{URL: "https://hooks.example.com/one-too-many"}, 409, nil)
 	e.expect("team", "DELETE", "/v1/webhooks/"+fl.ID, nil, 204, nil)
 	e.expect("team", "GET", "/v1/webhooks/"+fl.ID, nil, 404, nil)
 }

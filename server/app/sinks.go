@@ -62,8 +62,14 @@ func sinkView(k store.Sink) SinkView {
 	return SinkView{Sink: k, Rotating: k.PreviousSecret != ""}
 }
 
+// MaxSinksPerAccount bounds an account's webhook sinks, and so the fan-out of each of its events.
+const MaxSinksPerAccount = 20
+
 // validateSink checks a sink with the events package's rules and the server's address guard.
 func (s *Server) validateSink(k store.Sink) error {
+	if len(k.Description) > 256 {
+		return api.Validation(api.FieldError{Field: "description", Message: "at most 256 bytes"})
+	}
 	err := events.ValidateSink(events.Sink{ID: k.ID, Account: k.Account, URL: k.URL, Secret: k.Secret,
 		PreviousSecret: k.PreviousSecret, Types: k.EventTypes}, s.cfg.WebhookGuard)
 	if err == nil {
@@ -113,6 +119,11 @@ func (s *Server) createSink(w http.ResponseWriter, r *http.Request, body *SinkRe
 		return err
 	}
 	api.SetAuditTarget(r, "webhook/"+k.ID)
+	if have, err := s.Store.ListSinks(r.Context(), []string{acct}); err != nil {
+		return err
+	} else if len(have) >= MaxSinksPerAccount {
+		return api.Conflict(fmt.Sprintf("an account has at most %d webhooks", MaxSinksPerAccount))
+	}
 	if err := s.Store.CreateSink(r.Context(), k); err != nil {
 		return err
 	}
