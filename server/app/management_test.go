@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-sec/vigil/server/api"
 	"github.com/vigil-sec/vigil/server/api/apitest"
 	"github.com/vigil-sec/vigil/server/events"
+	"github.com/vigil-sec/vigil/server/store"
 	"github.com/vigil-sec/vigil/server/store/pgtest"
 	"github.com/vigil-sec/vigil/vulndb"
 )
@@ -807,4 +808,46 @@ func TestScanTypeEnablementGatesInventory(t *testing.T) {
 	e.expect("team", "PUT", "/v1/resources/host/web-1/inventory", sub, 409, nil)
 	// The default account (created with the older "package" entry) scans every resource type.
 	e.expect("root", "PUT", "/v1/resources/function/fn-1/inventory", sub, 200, nil)
+}
+
+// Management request bodies come from any API key: decoding and validating must never panic,
+// and a body that validates must name a well-formed account or scan types.
+func FuzzManagementRequests(f *testing.F) {
+	for _, seed := range []string{
+		`{"accountId": "acme-web", "organizationId": "org-1", "enabledScanTypes": ["host"], "issueAdminKey": true}`,
+		`{"scanTypes": ["host", "function-code"]}`, `{"autoEnable": []}`, `{"accountId": ""}`,
+		`{"url": "https://hooks.example.com/x", "secret": "whsec_0123456789abcdef", "eventTypes": ["vigil.finding.*"]}`,
+		`{"url": "http://[::1]:8080/x", "rotateSecret": true, "enabled": true}`, `{"name": "ci", "role": "READ_ONLY"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	srv := &Server{}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var acct CreateAccountRequest
+		if api.DecodeJSONBytes(b, &acct) == nil && len(acct.Validate()) == 0 && !accountIDPattern.MatchString(acct.AccountID) {
+			t.Fatalf("accepted account id %q", acct.AccountID)
+		}
+		var st ScanTypesRequest
+		if api.DecodeJSONBytes(b, &st) == nil && len(st.Validate()) == 0 {
+			for _, s := range st.ScanTypes {
+				if !slices.Contains(ScanTypes, s) {
+					t.Fatalf("accepted scan type %q", s)
+				}
+			}
+		}
+		var oc OrganizationConfiguration
+		if api.DecodeJSONBytes(b, &oc) == nil {
+			oc.Validate()
+		}
+		var k KeyRequest
+		if api.DecodeJSONBytes(b, &k) == nil {
+			k.Validate()
+		}
+		var sr SinkRequest
+		if api.DecodeJSONBytes(b, &sr) == nil {
+			_ = srv.validateSink(store.Sink{ID: "wh-f", Account: "a", URL: sr.URL, Secret: sr.Secret, EventTypes: sr.EventTypes, Description: sr.Description})
+		}
+		var su SinkUpdate
+		_ = api.DecodeJSONBytes(b, &su)
+	})
 }
