@@ -52,6 +52,6 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newSbomCmd(), newScanCmd(), newDBCmd(), newServerCmd(), newFindingsCmd(), newCoverageCmd(), newAgentsCmd(), newTokensCmd(),
-		newFiltersCmd(), newResourcesCmd())
+		newFiltersCmd(), newResourcesCmd(), newAccountsCmd(), newKeysCmd(), newWebhooksCmd(), newAuditCmd())
 	return root
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-sec/vigil/server/app"
+	"github.com/vigil-sec/vigil/server/events"
 )
 
 func newServerCmd() *cobra.Command {
@@ -20,6 +21,7 @@ func newServerCmd() *cobra.Command {
 	var every time.Duration
 	var sf sourceFlags
 	var hookSecret string
+	var denyPrivate bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the Vigil server: stored inventories, continuous findings, the API",
@@ -37,6 +39,7 @@ database (run 'vigil db update --db DATA_DIR/vulndb.sqlite', or import a mirror)
 			for _, u := range hooks {
 				cfg.Webhooks = append(cfg.Webhooks, app.Webhook{URL: u, Secret: hookSecret})
 			}
+			cfg.WebhookGuard = events.AddressGuard{DenyLoopback: denyPrivate, DenyLinkLocal: denyPrivate, DenyPrivate: denyPrivate}
 			srv, err := app.New(ctx, cfg)
 			if err != nil {
 				return err
@@ -73,6 +76,7 @@ database (run 'vigil db update --db DATA_DIR/vulndb.sqlite', or import a mirror)
 	fl.StringVar(&listen, "listen", envOr("VIGIL_LISTEN", ":8443"), "address to serve HTTPS on ($VIGIL_LISTEN)")
 	fl.StringSliceVar(&hooks, "webhook", nil, "deliver every event to this URL as a signed CloudEvent (repeatable)")
 	fl.StringVar(&hookSecret, "webhook-secret", os.Getenv("VIGIL_WEBHOOK_SECRET"), "HMAC-SHA256 secret for webhook signatures ($VIGIL_WEBHOOK_SECRET)")
+	fl.BoolVar(&denyPrivate, "webhook-deny-private", false, "refuse webhook sinks on loopback, link-local and private addresses (when tenants you do not trust create sinks)")
 	fl.DurationVar(&every, "update-every", 6*time.Hour, "fetch the vulnerability feeds this often (0: never; import mirrors instead)")
 	sf.register(cmd)
 	fl.DurationVar(&poll, "feed-poll", 30*time.Second, "how often to look for vulnerability database changes")

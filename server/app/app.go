@@ -50,6 +50,8 @@ type Config struct {
 	Lifecycle  findings.Config
 	// Webhooks receive every account's events, signed with their secret.
 	Webhooks []Webhook
+	// WebhookGuard refuses sink destinations (loopback, link-local, private); off by default.
+	WebhookGuard events.AddressGuard
 }
 
 // Server is a running Vigil server's state.
@@ -72,6 +74,7 @@ type Server struct {
 	// submitMu serialises inventory submissions: the engine's per-resource state and the store's
 	// finding rows of one resource change together.
 	submitMu sync.Mutex
+	mgmt     management
 }
 
 // New opens (and on first start creates) everything the server needs.

@@ -303,6 +303,8 @@ func endToEnd(t *testing.T, postgres string) {
 	if len(list.Findings) != 0 {
 		t.Errorf("another account sees %d findings", len(list.Findings))
 	}
+	// The default account's management objects, for the walk to aim at.
+	victim := seedManagement(t, c, hook.srv.URL)
 	n := apitest.ForeignAccountWalk(t, srv.Handler(), srv.router.Routes(), apitest.Walk{
 		ForeignKey: raw,
 		PathValue: func(r api.Route, p string) string {
@@ -314,9 +316,15 @@ func endToEnd(t *testing.T, postgres string) {
 			case "resourceType":
 				return "host"
 			}
+			if v, ok := victim.pathValue(p); ok {
+				return v
+			}
 			return "web-1"
 		},
 		Body: func(r api.Route) []byte {
+			if b := victim.body(r); b != nil {
+				return b
+			}
 			switch {
 			case strings.Contains(r.Path, "inventory"):
 				return []byte(`{"account": "default", "inventory": {"packages": []}}`)
@@ -333,7 +341,7 @@ func endToEnd(t *testing.T, postgres string) {
 		},
 		// The agent administration routes act on ?account= (the caller's own by default).
 		Query: func(r api.Route) string {
-			if strings.HasPrefix(r.Path, "/v1/agent") {
+			if strings.HasPrefix(r.Path, "/v1/agent") || r.Path == "/v1/audit-log" || r.Path == "/v1/webhook-dead-letters" {
 				return "account=" + DefaultAccount
 			}
 			// The other listings name the victim's account too (with their required parameters).
@@ -349,7 +357,7 @@ func endToEnd(t *testing.T, postgres string) {
 		},
 		// Listings and creations act on the caller's own account: there is no victim data to reach.
 		Skip: func(r api.Route) bool {
-			return r.Path == "/v1/findings" || r.Path == "/v1/coverage" || r.Path == "/v1/suppression-rules"
+			return r.Path == "/v1/findings" || r.Path == "/v1/coverage" || r.Path == "/v1/suppression-rules" || ownAccountOnly(r)
 		},
 	})
 	if n < 3 {

@@ -35,6 +35,7 @@ func (s *Server) routes() {
 		api.Doc("DeleteSuppressionRule", "Delete a suppression rule; its findings become active again", "suppression"))
 	rt.Handle("GET /v1/coverage", s.listCoverage, api.Doc("ListCoverage", "Coverage per resource and scan type", "coverage"))
 	s.routesRead()
+	s.routesManagement()
 	for _, r := range s.Agents.AgentRoutes() {
 		opts := []api.RouteOption{api.Public(), api.Doc(r.OperationID, r.Summary, "agent")}
 		if r.BodyLimit > 0 {
@@ -111,6 +112,9 @@ func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, body *Inve
 		acct = principal(r).Account
 	}
 	if err := s.router.Authorize(r, auth.WriteResources, acct); err != nil {
+		return err
+	}
+	if err := s.requireScanType(r.Context(), acct, typ); err != nil {
 		return err
 	}
 	api.SetAuditTarget(r, typ+"/"+id)

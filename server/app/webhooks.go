@@ -2,14 +2,13 @@ package app
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/vigil-sec/vigil/server/events"
 	"github.com/vigil-sec/vigil/server/events/storeoutbox"
 )
 
 // Webhook is a webhook endpoint given in the server's configuration; it receives every account's
-// events. (Per-account sinks managed through the API come with the webhook endpoints.)
+// events. Accounts manage their own sinks through the API (/v1/webhooks, see sinks.go).
 type Webhook struct {
 	URL    string
 	Secret string
@@ -20,19 +19,15 @@ type Webhook struct {
 const allAccounts = "*"
 
 func (s *Server) dispatcher() (*events.Dispatcher, error) {
-	var sinks []events.Sink
-	for i, w := range s.cfg.Webhooks {
-		if err := events.ValidateURL(w.URL, events.AddressGuard{}); err != nil {
-			return nil, err
-		}
-		sinks = append(sinks, events.Sink{ID: fmt.Sprintf("config-%d", i+1), Account: allAccounts, URL: w.URL,
-			Secret: w.Secret, Types: w.Types, Enabled: true})
+	cfgSinks, err := configSinks(s.cfg.Webhooks)
+	if err != nil {
+		return nil, err
 	}
+	src := &sinkSource{st: s.Store, config: events.NewMemSinks(cfgSinks...)}
 	cfg := events.Config{
-		Source: "urn:vigil:" + firstNonEmpty(s.cfg.Hostname, "server"),
-		Visible: func(sinkAccount, eventAccount string) bool {
-			return sinkAccount == allAccounts || sinkAccount == eventAccount
-		},
+		Source:  "urn:vigil:" + firstNonEmpty(s.cfg.Hostname, "server"),
+		Visible: src.visible,
+		Guard:   s.cfg.WebhookGuard,
 		OnError: func(err error) { s.log.Error("webhook delivery", "error", err) },
 		Now:     s.now,
 	}
@@ -40,18 +35,17 @@ func (s *Server) dispatcher() (*events.Dispatcher, error) {
 		cfg.OnAttempt = m.OnAttempt
 		cfg.OnError = func(err error) { m.OnError(err); s.log.Error("webhook delivery", "error", err) }
 	}
-	return events.NewDispatcher(storeoutbox.New(s.Store), events.NewMemSinks(sinks...), cfg)
+	return events.NewDispatcher(storeoutbox.New(s.Store), src, cfg)
 }
 
-// DeliverEvents runs webhook delivery until ctx ends. Without configured webhooks events stay in
-// the outbox (readable, and deliverable once a webhook is configured).
+// DeliverEvents runs webhook delivery until ctx ends: to the configured webhooks and to every
+// account's sinks. Events no sink wants are completed as they are claimed.
 func (s *Server) DeliverEvents(ctx context.Context) error {
-	if len(s.cfg.Webhooks) == 0 {
-		return nil
-	}
 	d, err := s.dispatcher()
 	if err != nil {
 		return err
 	}
+	s.mgmt.dispatcher.Store(d)
+	defer s.mgmt.dispatcher.CompareAndSwap(d, nil)
 	return d.Run(ctx)
 }
