@@ -342,51 +342,64 @@ func attrMatch(crit, have string) bool {
 	case crit == have:
 		return true
 	}
-	if !strings.ContainsAny(crit, "*?") {
+	if !hasWildcard(crit) {
 		return false
 	}
 	return glob(crit, have)
 }
 
-// glob matches a value whose unescaped '*' (any run) and '?' (one character) sit at its ends.
+// glob matches a formatted-string value against a pattern whose unescaped '*' matches any run of
+// characters and '?' exactly one; "\x" in either stands for the one character x.
 func glob(pat, s string) bool {
-	lead, trail := 0, 0
-	star := false
-	for lead < len(pat) && (pat[lead] == '*' || pat[lead] == '?') {
-		if pat[lead] == '*' {
-			star = true
+	p, v := units(pat), units(s)
+	// Classic two-pointer wildcard matching with backtracking to the last '*'.
+	pi, vi, star, mark := 0, 0, -1, 0
+	for vi < len(v) {
+		switch {
+		case pi < len(p) && p[pi] == "?":
+			pi++
+			vi++
+		case pi < len(p) && p[pi] == "*":
+			star, mark = pi, vi
+			pi++
+		case pi < len(p) && p[pi] == v[vi]:
+			pi++
+			vi++
+		case star >= 0:
+			pi = star + 1
+			mark++
+			vi = mark
+		default:
+			return false
 		}
-		lead++
 	}
-	body := pat[lead:]
-	tstar := false
-	for len(body) > 0 {
-		c := body[len(body)-1]
-		if (c != '*' && c != '?') || (len(body) > 1 && body[len(body)-2] == '\\') {
-			break
-		}
-		if c == '*' {
-			tstar = true
-		}
-		trail++
-		body = body[:len(body)-1]
+	for pi < len(p) && p[pi] == "*" {
+		pi++
 	}
-	i := strings.Index(s, body)
-	for i >= 0 {
-		before, after := i, len(s)-i-len(body)
-		okL := before == lead-countStars(pat[:lead]) || (star && before >= lead-countStars(pat[:lead]))
-		tp := pat[len(pat)-trail:]
-		okR := after == trail-countStars(tp) || (tstar && after >= trail-countStars(tp))
-		if okL && okR {
+	return pi == len(p)
+}
+
+// units splits a value into characters, an escape and its character being one unit; unescaped
+// '*' and '?' are the units "*" and "?", escaped ones "\*" and "\?".
+func units(s string) []string {
+	out := make([]string, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			out = append(out, s[i:i+2])
+			i++
+			continue
+		}
+		out = append(out, s[i:i+1])
+	}
+	return out
+}
+
+// hasWildcard reports whether a value holds an unescaped '*' or '?'.
+func hasWildcard(v string) bool {
+	for _, u := range units(v) {
+		if u == "*" || u == "?" {
 			return true
 		}
-		j := strings.Index(s[i+1:], body)
-		if j < 0 {
-			break
-		}
-		i += 1 + j
 	}
 	return false
 }
-
-func countStars(s string) int { return strings.Count(s, "*") }

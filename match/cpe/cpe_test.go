@@ -78,6 +78,8 @@ func TestAttrMatch(t *testing.T) {
 		{"x", "x", true}, {"x", "y", false}, {"x", Any, false}, {"x", NA, false},
 		{"1.*", "1.2.3", true}, {"1.*", "2.1", false}, {"*beta", "1.0beta", true},
 		{"??1", "x21", true}, {"??1", "21", false}, {`prod\*`, `prod\*`, true},
+		{`prod\*`, "prodx", false}, {`*\:x`, `a\:x`, true}, {`*\:x`, "a:x", false}, {"1.*", "1.", true},
+		{"*.1", "2.1.1", true}, {"*.1?", "2.1.1", false}, {"?.1*", "2.1", true}, {"?.1*", "22.1", false},
 	}
 	for _, tt := range tests {
 		if got := attrMatch(tt.crit, tt.have); got != tt.want {
@@ -107,6 +109,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("%q: vendor or product ANY", s)
 		}
 		_ = attrMatch(n[Version], n[Update])
+		_ = glob(n[Version], n[Product])
 		_ = CompareVersions(Unescape(n[Version]), Unescape(n[Update]))
 	})
 }

@@ -282,7 +282,7 @@ func versionMatch(m model.CPEMatch, crit, have Name, ver string) bool {
 		return false
 	}
 	cu := crit[Update]
-	if strings.ContainsAny(cv, "*?") && !strings.Contains(cv, `\`) {
+	if hasWildcard(cv) {
 		if !glob(cv, Escape(ver)) {
 			return false
 		}
