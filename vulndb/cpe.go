@@ -92,20 +92,25 @@ func (im *importer) configurations(id string, cfgs []model.CPEConfig) error {
 			return nil
 		}
 	}
-	before, err := im.indexedKeys(id)
+	st, err := im.cpeStatements()
 	if err != nil {
 		return err
 	}
-	if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO vdb_cpe_configs(source, id, hash, body) VALUES(?,?,?,?)
-		ON CONFLICT(source, id) DO UPDATE SET hash=excluded.hash, body=excluded.body`, im.source, id, hash, body); err != nil {
-		return err
+	var before [][2]string
+	if old != nil {
+		if before, err = im.indexedKeys(id); err != nil {
+			return err
+		}
+		if _, err := st.delIndex.ExecContext(im.ctx, im.source, id); err != nil {
+			return err
+		}
 	}
-	if _, err := im.tx.ExecContext(im.ctx, `DELETE FROM vdb_cpe_index WHERE source=? AND id=?`, im.source, id); err != nil {
+	if _, err := st.upsert.ExecContext(im.ctx, im.source, id, hash, body); err != nil {
 		return err
 	}
 	after := productKeys(cfgs)
 	for _, k := range after {
-		if _, err := im.tx.ExecContext(im.ctx, `INSERT OR IGNORE INTO vdb_cpe_index(vendor, product, source, id) VALUES(?,?,?,?)`, k[0], k[1], im.source, id); err != nil {
+		if _, err := st.insIndex.ExecContext(im.ctx, k[0], k[1], im.source, id); err != nil {
 			return err
 		}
 	}
@@ -116,6 +121,46 @@ func (im *importer) configurations(id string, cfgs []model.CPEConfig) error {
 	}
 	im.cpeChanges(id, append(before, after...))
 	return nil
+}
+
+// cpeStmts are the statements of configuration writes, prepared on first use in an import.
+type cpeStmts struct {
+	upsert, delIndex, insIndex *sql.Stmt
+}
+
+func (im *importer) cpeStatements() (*cpeStmts, error) {
+	if im.cpe != nil {
+		return im.cpe, nil
+	}
+	st := &cpeStmts{}
+	var err error
+	for _, p := range []struct {
+		dst **sql.Stmt
+		q   string
+	}{
+		{&st.upsert, `INSERT INTO vdb_cpe_configs(source, id, hash, body) VALUES(?,?,?,?)
+			ON CONFLICT(source, id) DO UPDATE SET hash=excluded.hash, body=excluded.body`},
+		{&st.delIndex, `DELETE FROM vdb_cpe_index WHERE source=? AND id=?`},
+		{&st.insIndex, `INSERT OR IGNORE INTO vdb_cpe_index(vendor, product, source, id) VALUES(?,?,?,?)`},
+	} {
+		if *p.dst, err = im.tx.PrepareContext(im.ctx, p.q); err != nil {
+			st.close()
+			return nil, err
+		}
+	}
+	im.cpe = st
+	return st, nil
+}
+
+func (st *cpeStmts) close() {
+	if st == nil {
+		return
+	}
+	for _, s := range []*sql.Stmt{st.upsert, st.delIndex, st.insIndex} {
+		if s != nil {
+			s.Close()
+		}
+	}
 }
 
 func (im *importer) indexedKeys(id string) ([][2]string, error) {

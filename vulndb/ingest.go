@@ -155,6 +155,7 @@ type importer struct {
 	insAdv, updAdv                      *sql.Stmt
 	pendAdv, pendID                     []any // batched insert arguments
 	insEnr, updEnr                      *sql.Stmt
+	cpe                                 *cpeStmts // nil until the first configuration
 	changes                             []Change
 }
 
@@ -395,6 +396,8 @@ func (im *importer) prepare() error {
 }
 
 func (im *importer) close() {
+	im.cpe.close()
+	im.cpe = nil
 	for _, s := range []*sql.Stmt{im.insRecord, im.updRecord, im.delIDs, im.insID, im.insAdv, im.updAdv, im.insEnr, im.updEnr} {
 		if s != nil {
 			s.Close()
