@@ -17,6 +17,8 @@ import (
 //     plus the artifactId without "-core" when that is the groupId's last label
 //     (org.apache.logging.log4j:log4j-core → apache:log4j, the name NVD uses for Log4Shell; log4j-api
 //     gets no such alias, so it stays clear of Log4Shell as it should).
+//     Coordinates known to collide with another product's NVD name (the PostgreSQL JDBC driver and
+//     the server) get none.
 //   - Nothing else: OS packages have their vendor's advisories, and the other ecosystems' names do
 //     not say who the vendor is. A package that needs CPE matching can carry its CPE in an SBOM.
 func Names(p *model.Package) (names []Name, bad []string) {
@@ -37,12 +39,17 @@ func Names(p *model.Package) (names []Name, bad []string) {
 	return nil, nil
 }
 
+// clientNames are Maven coordinates whose generated name is NVD's name of a different product: the
+// PostgreSQL JDBC driver (org.postgresql:postgresql) is not the PostgreSQL server NVD calls
+// postgresql:postgresql, and "every version" entries of the server would flag every driver.
+var clientNames = map[string]bool{"org.postgresql:postgresql": true}
+
 // orgPrefixes are reverse-domain first labels after which the organisation comes.
 var orgPrefixes = map[string]bool{"org": true, "com": true, "io": true, "net": true, "dev": true, "de": true, "uk": true, "eu": true, "ch": true, "fr": true, "nl": true}
 
 func mavenNames(p *model.Package) []Name {
 	group, artifact, ok := strings.Cut(p.Name, ":")
-	if !ok || group == "" || artifact == "" || p.Version == "" {
+	if !ok || group == "" || artifact == "" || p.Version == "" || clientNames[strings.ToLower(p.Name)] {
 		return nil
 	}
 	labels := strings.Split(strings.ToLower(group), ".")

@@ -133,6 +133,8 @@ func TestGeneratedCandidatesAreNarrow(t *testing.T) {
 		{Name: "com.fasterxml.jackson.core:jackson-databind", Version: "2.13.2.1", Ecosystem: model.EcoMaven},
 		// NVD calls it commons_text: a generated guess does not reach it (an SBOM CPE does).
 		{Name: "org.apache.commons:commons-text", Version: "1.9", Ecosystem: model.EcoMaven},
+		// The JDBC driver is not the PostgreSQL server NVD calls postgresql:postgresql.
+		{Name: "org.postgresql:postgresql", Version: "42.2.5", Ecosystem: model.EcoMaven},
 		// No vendor can be read from an npm or PyPI name, and OS packages are the vendor's.
 		{Name: "log4j", Version: "2.14.1", Ecosystem: model.EcoNPM},
 		{Name: "liblog4j2-java", Version: "2.14.1", Ecosystem: "Debian:11", SourceName: "apache-log4j2"},
