@@ -168,7 +168,10 @@ func fsValue(v string) (string, error) {
 		}
 	}
 	out := b.String()
-	if out == Any || strings.Trim(out, "*?") == "" {
+	if out == NA {
+		return `\-`, nil // an escaped lone hyphen is the literal value "-", not NA
+	}
+	if strings.Trim(out, "*?") == "" {
 		return "", errors.New("value made only of wildcards")
 	}
 	return out, nil
@@ -259,6 +262,9 @@ func uriValue(c string) (string, error) {
 			return "", fmt.Errorf("unencoded %q", ch)
 		}
 		b.WriteByte(lower(ch))
+	}
+	if b.String() == NA {
+		return `\-`, nil // "%2d": the literal value "-", not NA
 	}
 	return b.String(), nil
 }

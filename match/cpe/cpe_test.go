@@ -21,11 +21,14 @@ func TestParse(t *testing.T) {
 		// Wildcards at the ends of a value; a literal star escaped.
 		{`cpe:2.3:a:vendor:prod:1.*:*:*:*:*:*:*:*`, Name{"a", "vendor", "prod", "1.*", Any, Any, Any, Any, Any, Any, Any}},
 		{`cpe:2.3:a:vendor:prod\*:??1:*:*:*:*:*:*:*`, Name{"a", "vendor", `prod\*`, "??1", Any, Any, Any, Any, Any, Any, Any}},
+		// An escaped lone hyphen is a value, not NA.
+		{`cpe:2.3:a:vendor:prod:\-:*:*:*:*:*:*:*`, Name{"a", "vendor", "prod", `\-`, Any, Any, Any, Any, Any, Any, Any}},
 		// Shortened names (some SBOM tools) leave the tail ANY.
 		{"cpe:2.3:a:apache:commons_text:1.9", Name{"a", "apache", "commons_text", "1.9", Any, Any, Any, Any, Any, Any, Any}},
 		// The CPE 2.2 URI binding, with percent-encoding and a packed edition.
 		{"cpe:/a:apache:tomcat:9.0.17", Name{"a", "apache", "tomcat", "9.0.17", Any, Any, Any, Any, Any, Any, Any}},
 		{"cpe:/a:gnu:gcc%3ac%2b%2b:1.0::~~~node.js~~", Name{"a", "gnu", `gcc\:c\+\+`, "1.0", Any, Any, Any, Any, "node.js", Any, Any}},
+		{"cpe:/a:vendor:prod:%2d", Name{"a", "vendor", "prod", `\-`, Any, Any, Any, Any, Any, Any, Any}},
 		{"cpe:/o:debian:debian_linux:12:-", Name{"o", "debian", "debian_linux", "12", NA, Any, Any, Any, Any, Any, Any}},
 	}
 	for _, tt := range tests {
