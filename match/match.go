@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/vigil-sec/vigil/match/cpe"
 	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/score"
 	"github.com/vigil-sec/vigil/version"
@@ -34,7 +35,28 @@ type Options struct {
 	Account, Resource string
 	// Exposure is passed to the risk score.
 	Exposure score.Context
+	// CPE turns on matching against NVD's CPE configurations (off by default).
+	CPE CPEOptions
 }
+
+// CPEOptions configure the opt-in CPE matching (see match/cpe and docs/matching.md). NVD is
+// otherwise enrichment only; its CPE applicability is broader and noisier than vendor and
+// ecosystem advisories, so it runs only when asked for.
+type CPEOptions struct {
+	// Enabled matches packages that carry CPEs (from an SBOM), and generated candidates for Java
+	// archives, against NVD configurations. The store must implement CPEStore.
+	Enabled bool
+	// OSPackages also CPE-matches OS packages; off, they match only their vendor's advisories.
+	OSPackages bool
+}
+
+// CPEStore is what CPE matching needs from the store: the vulnerabilities whose configurations
+// name a (vendor, product). Stores without NVD configurations need not implement it.
+type CPEStore = cpe.Store
+
+// CPESource is the advisory Source of CPE-match hits: "nvd-cpe", so a finding shows that NVD's
+// configurations, not a vendor or ecosystem advisory, produced the hit.
+const CPESource = "nvd-cpe"
 
 // Result is the outcome of one match.
 type Result struct {
@@ -75,6 +97,14 @@ func (m *Matcher) Match(ctx context.Context, inv *model.Inventory, opts Options)
 		if warn != "" {
 			res.Warnings = append(res.Warnings, warn)
 		}
+		hits = append(hits, h...)
+	}
+	if opts.CPE.Enabled {
+		h, warns, err := m.CPEHits(inv, opts.CPE)
+		if err != nil {
+			return nil, err
+		}
+		res.Warnings = append(res.Warnings, warns...)
 		hits = append(hits, h...)
 	}
 	fs, err := m.findings(hits, opts)
@@ -296,4 +326,25 @@ func nextFixed(s version.Scheme, v version.Version, a *model.Advisory) string {
 func StableID(account, resource, typ, vulnID string) string {
 	h := sha256.Sum256([]byte(account + "\x00" + resource + "\x00" + typ + "\x00" + vulnID))
 	return "vf-" + hex.EncodeToString(h[:12])
+}
+
+// CPEHits returns the hits of NVD's configurations on an inventory's packages (see match/cpe).
+// Each becomes an advisory of source CPESource whose ID is the CVE, so it joins, by alias, the
+// finding a vendor or ecosystem advisory of the same CVE makes: one finding per vulnerability.
+func (m *Matcher) CPEHits(inv *model.Inventory, o CPEOptions) ([]Hit, []string, error) {
+	cs, ok := m.store.(CPEStore)
+	if !ok {
+		return nil, nil, fmt.Errorf("CPE matching: the vulnerability store holds no CPE configurations")
+	}
+	chs, warns, err := cpe.Match(cs, inv, cpe.Options{OSPackages: o.OSPackages})
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]Hit, 0, len(chs))
+	for _, h := range chs {
+		a := &model.Advisory{Source: CPESource, ID: h.ID, Ecosystem: h.Package.Ecosystem, Package: h.Package.Name,
+			Note: h.Describe(), Severity: model.SeverityUntriaged}
+		out = append(out, hit{pkg: h.Package, adv: a, fixed: h.Fixed})
+	}
+	return out, warns, nil
 }

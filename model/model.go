@@ -12,6 +12,9 @@ type Package struct {
 	// "AlmaLinux:9", "npm", "PyPI", "Go", "Maven", ...).
 	Ecosystem string `json:"ecosystem"`
 	PURL      string `json:"purl,omitempty"`
+	// CPEs are CPE 2.3 names the package is known by, as an SBOM states them (CycloneDX cpe, SPDX
+	// cpe23Type references). Only the opt-in CPE matching reads them.
+	CPEs []string `json:"cpes,omitempty"`
 	// SourceName and SourceVersion name the source package an OS package was built from (dpkg Source:,
 	// rpm SOURCERPM, apk origin). Vendor advisories are keyed on them.
 	SourceName    string `json:"sourceName,omitempty"`

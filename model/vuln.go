@@ -98,13 +98,32 @@ type Enrichment struct {
 	References  []string  `json:"references,omitempty"`
 	Published   time.Time `json:"published,omitzero"`
 	Modified    time.Time `json:"modified,omitzero"`
-	// CPEs are NVD configuration criteria, used only when CPE matching is asked for.
-	CPEs []CPEMatch `json:"cpes,omitempty"`
-	EPSS *EPSS      `json:"epss,omitempty"`
-	KEV  *KEV       `json:"kev,omitempty"`
+	// Configurations are NVD's applicability statements (which CPEs, in which combination, are
+	// vulnerable). The database keeps them apart from the enrichment, indexed by vendor and product,
+	// for the opt-in CPE matching; they are never part of a stored enrichment body.
+	Configurations []CPEConfig `json:"configurations,omitempty"`
+	EPSS           *EPSS       `json:"epss,omitempty"`
+	KEV            *KEV        `json:"kev,omitempty"`
 }
 
-// CPEMatch is one NVD cpeMatch criterion.
+// CPEConfig is one NVD configuration: its nodes joined by Operator ("AND" or "OR"; empty means
+// OR, which is what a single-node configuration has). A CVE applies when any configuration holds.
+type CPEConfig struct {
+	Operator string    `json:"operator,omitempty"`
+	Negate   bool      `json:"negate,omitempty"`
+	Nodes    []CPENode `json:"nodes"`
+}
+
+// CPENode is one node of a configuration: its criteria joined by Operator ("AND" or "OR"),
+// inverted when Negate is set.
+type CPENode struct {
+	Operator string     `json:"operator,omitempty"`
+	Negate   bool       `json:"negate,omitempty"`
+	Matches  []CPEMatch `json:"cpeMatch"`
+}
+
+// CPEMatch is one NVD cpeMatch criterion: a CPE 2.3 formatted string, and when its version is ANY,
+// an optional version range. Vulnerable=false marks a platform the vulnerable part runs on or with.
 type CPEMatch struct {
 	Criteria              string `json:"criteria"`
 	Vulnerable            bool   `json:"vulnerable"`

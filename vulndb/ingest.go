@@ -67,12 +67,13 @@ type ImportResult struct {
 	Withdrawn   int
 	Removed     int
 	Enriched    int // enrichments added, changed or removed
+	CPEChanged  int // ChangeCPE entries: (vulnerability, vendor:product) pairs whose configurations changed
 	Duration    time.Duration
 }
 
 // Changes is the number of change-log entries the import wrote.
 func (r ImportResult) Changes() int {
-	return r.Added + r.Changed + r.Withdrawn + r.Removed + r.Enriched
+	return r.Added + r.Changed + r.Withdrawn + r.Removed + r.Enriched + r.CPEChanged
 }
 
 const maxSkipSamples = 20
@@ -147,12 +148,14 @@ type importer struct {
 	records map[string]*existing // by record ID
 	advs    map[advKey]*existing
 	enrs    map[string]*existing // by vulnerability ID
+	cfgs    map[string]*existing // NVD configurations, by vulnerability ID
 	seq     map[advKey]int       // advisories per (record, ecosystem, package) in this import (seq 0)
 
 	insRecord, updRecord, delIDs, insID *sql.Stmt
 	insAdv, updAdv                      *sql.Stmt
 	pendAdv, pendID                     []any // batched insert arguments
 	insEnr, updEnr                      *sql.Stmt
+	cpe                                 *cpeStmts // nil until the first configuration
 	changes                             []Change
 }
 
@@ -230,7 +233,7 @@ func (d *DB) importSource(ctx context.Context, source string, meta SourceMeta, f
 	}
 	defer tx.Rollback()
 	im := &importer{ctx: ctx, tx: tx, source: source, res: &res,
-		records: map[string]*existing{}, advs: map[advKey]*existing{}, enrs: map[string]*existing{}, seq: map[advKey]int{}}
+		records: map[string]*existing{}, advs: map[advKey]*existing{}, enrs: map[string]*existing{}, cfgs: map[string]*existing{}, seq: map[advKey]int{}}
 	if err := im.load(); err != nil {
 		return res, err
 	}
@@ -351,6 +354,9 @@ func (im *importer) load() error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	if err := im.loadConfigs(); err != nil {
+		return err
+	}
 	rows, err = im.tx.QueryContext(im.ctx, `SELECT id, hash FROM vdb_enrichments WHERE source=?`, im.source)
 	if err != nil {
 		return err
@@ -390,6 +396,8 @@ func (im *importer) prepare() error {
 }
 
 func (im *importer) close() {
+	im.cpe.close()
+	im.cpe = nil
 	for _, s := range []*sql.Stmt{im.insRecord, im.updRecord, im.delIDs, im.insID, im.insAdv, im.updAdv, im.insEnr, im.updEnr} {
 		if s != nil {
 			s.Close()
@@ -562,7 +570,11 @@ func (im *importer) Enrich(e *model.Enrichment) error {
 		merged := mergeEnrichment(prev, *e)
 		e = &merged
 	}
+	if err := im.configurations(e.ID, e.Configurations); err != nil {
+		return err
+	}
 	cp := *e
+	cp.Configurations = nil // stored apart, in vdb_cpe_configs
 	if cp.Source == "" {
 		cp.Source = im.source
 	}
@@ -616,7 +628,6 @@ func mergeEnrichment(a, b model.Enrichment) model.Enrichment {
 	a.CVSS = append(a.CVSS, b.CVSS...)
 	a.CWEs = append(a.CWEs, b.CWEs...)
 	a.References = append(a.References, b.References...)
-	a.CPEs = append(a.CPEs, b.CPEs...)
 	if !b.Published.IsZero() {
 		a.Published = b.Published
 	}
@@ -665,6 +676,9 @@ func (im *importer) removeUnseen() error {
 		if _, err := im.delIDs.ExecContext(im.ctx, e.rowid); err != nil {
 			return err
 		}
+	}
+	if err := im.removeUnseenConfigs(); err != nil {
+		return err
 	}
 	delEnr, err := im.tx.PrepareContext(im.ctx, `DELETE FROM vdb_enrichments WHERE source=? AND id=?`)
 	if err != nil {

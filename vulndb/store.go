@@ -25,8 +25,12 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// SchemaVersion is the layout of the tables below. A database with another value is refused.
-const SchemaVersion = 1
+// SchemaVersion is the layout of the tables below. A database with another value is refused,
+// except version 1, which New upgrades in place (see upgrade).
+//
+//	1: advisories, records, IDs, enrichments, change log
+//	2: + NVD configurations (vdb_cpe_configs) and their (vendor, product) index (vdb_cpe_index)
+const SchemaVersion = 2
 
 // Tables are prefixed "vdb_" so the schema can live inside the server's own database.
 const schema = `
@@ -101,6 +105,25 @@ CREATE TABLE IF NOT EXISTS vdb_changes (
 	package   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS vdb_changes_version ON vdb_changes (version);
+-- NVD configurations per (source, CVE): a JSON []model.CPEConfig, kept out of the enrichment body
+-- because only the opt-in CPE matching reads them.
+CREATE TABLE IF NOT EXISTS vdb_cpe_configs (
+	source TEXT NOT NULL,
+	id     TEXT NOT NULL,
+	hash   BLOB NOT NULL,
+	body   BLOB NOT NULL,
+	PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+-- Every (vendor, product) a vulnerable, non-negated criterion of a configuration names, in CPE
+-- formatted-string spelling, lower case: the lookup key of CPE matching.
+CREATE TABLE IF NOT EXISTS vdb_cpe_index (
+	vendor  TEXT NOT NULL,
+	product TEXT NOT NULL,
+	source  TEXT NOT NULL,
+	id      TEXT NOT NULL,
+	PRIMARY KEY (vendor, product, source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS vdb_cpe_index_id ON vdb_cpe_index (source, id);
 `
 
 // DB is an open vulnerability database. It is safe for concurrent use.
@@ -177,6 +200,10 @@ func New(ctx context.Context, sdb *sql.DB) (*DB, error) {
 		}
 	case err != nil:
 		return nil, fmt.Errorf("vulndb: read meta: %w", err)
+	case v == "1":
+		if err := upgrade1(ctx, sdb); err != nil {
+			return nil, fmt.Errorf("vulndb: upgrade schema 1 to %d: %w", SchemaVersion, err)
+		}
 	case v != fmt.Sprint(SchemaVersion):
 		return nil, fmt.Errorf("vulndb: schema version %s, this build reads %d", v, SchemaVersion)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -247,5 +248,114 @@ func TestScanRedHatStreams(t *testing.T) {
 	if f.VulnerabilityID != "RHSA-2024:4312" || strings.Join(f.RelatedVulnerabilities, ",") != "CVE-2024-6387" ||
 		len(f.Packages) != 1 || f.Packages[0].Name != "openssh-server" || f.Packages[0].FixedInVersion != "0:8.7p1-38.el9_4.1" {
 		t.Fatalf("finding %+v", f)
+	}
+}
+
+// log4jGHSA is GitHub's Maven advisory for Log4Shell, trimmed to what matching reads.
+const log4jGHSA = `{"schema_version": "1.4.0", "id": "GHSA-jfh8-c2jp-5v3q", "modified": "2024-07-24T00:00:00Z",
+ "published": "2021-12-10T00:40:56Z", "aliases": ["CVE-2021-44228"], "summary": "Remote code injection in Log4j",
+ "affected": [{"package": {"ecosystem": "Maven", "name": "org.apache.logging.log4j:log4j-core"},
+   "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.13.0"}, {"fixed": "2.15.0"}]},
+              {"type": "ECOSYSTEM", "events": [{"introduced": "2.4"}, {"fixed": "2.12.2"}]},
+              {"type": "ECOSYSTEM", "events": [{"introduced": "2.0-beta9"}, {"fixed": "2.3.1"}]}]}],
+ "database_specific": {"severity": "CRITICAL", "cwe_ids": ["CWE-502", "CWE-917"]}}`
+
+// TestScanCPE scans a CycloneDX SBOM with CPEs with and without --cpe, against a mirror holding a
+// Maven advisory and NVD data of real CVEs (vulndb/feeds/nvd/testdata/cpe-cves.json).
+func TestScanCPE(t *testing.T) {
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("GHSA-jfh8-c2jp-5v3q.json")
+	w.Write([]byte(log4jGHSA))
+	zw.Close()
+	nvdPage, err := os.ReadFile("../../vulndb/feeds/nvd/testdata/cpe-cves.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, map[string]string{"osv/Maven/all.zip": buf.String(), "nvd/cpe-cves.json": string(nvdPage)})
+	db := filepath.Join(t.TempDir(), "vulndb.sqlite")
+
+	type finding struct {
+		VulnerabilityID string `json:"vulnerabilityId"`
+		Severity        string
+		Advisories      []struct{ Source, ID string }
+		Packages        []struct{ Name, FixedInVersion string } `json:"vulnerablePackages"`
+	}
+	scanJSON := func(args ...string) (map[string]finding, []string) {
+		t.Helper()
+		out, err := run(t, append([]string{"scan", "--db", db, "--format", "json"}, append(args, "testdata/cpe-sbom.cdx.json")...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep struct {
+			Findings []finding
+			Warnings []string
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		got := map[string]finding{}
+		for _, f := range rep.Findings {
+			got[f.VulnerabilityID] = f
+		}
+		return got, rep.Warnings
+	}
+	keys := func(m map[string]finding) string {
+		var ks []string
+		for k := range m {
+			ks = append(ks, k)
+		}
+		slices.Sort(ks)
+		return strings.Join(ks, " ")
+	}
+
+	// Only the Maven advisory at first: --cpe then says it had nothing to match with.
+	mavenOnly := t.TempDir()
+	write(t, mavenOnly, map[string]string{"osv/Maven/all.zip": buf.String()})
+	if _, err := run(t, "db", "import", "--db", db, mavenOnly); err != nil {
+		t.Fatal(err)
+	}
+	got, warns := scanJSON("--cpe")
+	if keys(got) != "CVE-2021-44228" || len(warns) == 0 || !strings.Contains(warns[0], "no NVD configurations") {
+		t.Errorf("--cpe without NVD data: %s, warnings %q", keys(got), warns)
+	}
+	if _, err := run(t, "db", "import", "--db", db, dir); err != nil {
+		t.Fatal(err)
+	}
+
+	// Default: NVD is enrichment only; the Maven advisory finds Log4Shell.
+	got, _ = scanJSON()
+	if keys(got) != "CVE-2021-44228" || len(got["CVE-2021-44228"].Advisories) != 1 {
+		t.Fatalf("without --cpe: %+v", got)
+	}
+
+	// --cpe: Log4Shell stays one finding (GHSA and NVD's CPE hit joined by the CVE); Text4Shell is
+	// found through the SBOM's CPE; Tomcat's Windows-only CGI bug is not (no Windows here); the
+	// fixed jackson-databind is clean; the Debian package is left to Debian.
+	got, _ = scanJSON("--cpe")
+	if keys(got) != "CVE-2021-44228 CVE-2022-42889" {
+		t.Fatalf("with --cpe: %s", keys(got))
+	}
+	var srcs []string
+	for _, a := range got["CVE-2021-44228"].Advisories {
+		srcs = append(srcs, a.Source+":"+a.ID)
+	}
+	slices.Sort(srcs)
+	if strings.Join(srcs, " ") != "nvd-cpe:CVE-2021-44228 osv/Maven:GHSA-jfh8-c2jp-5v3q" || len(got["CVE-2021-44228"].Packages) != 1 {
+		t.Errorf("Log4Shell: %+v", got["CVE-2021-44228"])
+	}
+	if f := got["CVE-2022-42889"]; f.Severity != "CRITICAL" || f.Packages[0].Name != "org.apache.commons:commons-text" || f.Packages[0].FixedInVersion != "1.10.0" {
+		t.Errorf("Text4Shell: %+v", f)
+	}
+
+	// --cpe-os-packages: the Debian build is matched on upstream ranges too (the false-alarm risk
+	// the flag warns about: Debian may have backported the fix).
+	got, _ = scanJSON("--cpe", "--cpe-os-packages")
+	if f, ok := got["CVE-2020-36518"]; !ok || f.Packages[0].Name != "libjackson2-databind-java" {
+		t.Errorf("with --cpe-os-packages: %s", keys(got))
+	}
+	if _, err := run(t, "scan", "--db", db, "--cpe-os-packages", "testdata/cpe-sbom.cdx.json"); err == nil {
+		t.Error("--cpe-os-packages without --cpe must be refused")
 	}
 }

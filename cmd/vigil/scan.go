@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-sec/vigil/match"
+	"github.com/vigil-sec/vigil/match/cpe"
 	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/policy"
 	"github.com/vigil-sec/vigil/report/sbom"
@@ -28,6 +29,11 @@ type dbStore struct {
 
 func (s dbStore) Advisories(ecosystem, name string) ([]model.Advisory, error) {
 	return s.db.LookupDirect(s.ctx, ecosystem, name)
+}
+
+// CPEVulns serves the opt-in CPE matching (scan --cpe).
+func (s dbStore) CPEVulns(vendor, product string) ([]cpe.Vuln, error) {
+	return s.db.CPEVulns(s.ctx, vendor, product)
 }
 
 func (s dbStore) Vulnerability(id string) (*model.Vulnerability, error) {
@@ -49,6 +55,8 @@ type scanFlags struct {
 	vex            []string
 	showSuppressed bool
 	dbPath         string
+	cpe            bool
+	cpeOS          bool
 }
 
 func newScanCmd() *cobra.Command {
@@ -74,6 +82,8 @@ Exit status: 0; 3 when --fail-on is set and an active finding is at least that s
 	fl.StringSliceVar(&f.vex, "vex", nil, "OpenVEX documents whose not_affected/fixed statements suppress findings")
 	fl.BoolVar(&f.showSuppressed, "show-suppressed", false, "list suppressed findings in the table")
 	fl.StringVar(&f.dbPath, "db", defaultDBPath(), "vulnerability database file ($VIGIL_DB)")
+	fl.BoolVar(&f.cpe, "cpe", false, "also match packages' CPEs (SBOM-given, or guessed for Java archives) against NVD configurations; more findings, more false alarms")
+	fl.BoolVar(&f.cpeOS, "cpe-os-packages", false, "with --cpe, CPE-match OS packages too (distributions backport fixes, so expect false alarms)")
 	return cmd
 }
 
@@ -127,17 +137,32 @@ func runScan(cmd *cobra.Command, f *scanFlags, target string) error {
 	if err != nil {
 		return err
 	}
+	if f.cpeOS && !f.cpe {
+		return fmt.Errorf("--cpe-os-packages needs --cpe")
+	}
+	var cpeWarn string
+	if f.cpe {
+		if n, err := db.CPECount(ctx); err != nil {
+			return err
+		} else if n == 0 {
+			cpeWarn = "--cpe: the vulnerability database holds no NVD configurations (import NVD data with 'vigil db update'); nothing was CPE-matched"
+		}
+	}
 	m := match.New(dbStore{ctx: ctx, db: db})
 	now := time.Now()
 	var reports []*scan.Report
 	for _, inv := range invs {
-		res, err := m.Match(ctx, inv, match.Options{IgnoreUnfixed: f.ignoreUnfixed, Resource: inv.Source.Name})
+		res, err := m.Match(ctx, inv, match.Options{IgnoreUnfixed: f.ignoreUnfixed, Resource: inv.Source.Name,
+			CPE: match.CPEOptions{Enabled: f.cpe, OSPackages: f.cpeOS}})
 		if err != nil {
 			return err
 		}
 		r := &scan.Report{Target: inv.Source, OS: inv.OS, Findings: res.Findings, Inventory: inv, ScannedAt: now.UTC()}
 		if r.Findings == nil {
 			r.Findings = []model.Finding{}
+		}
+		if cpeWarn != "" {
+			r.Warnings = append(r.Warnings, cpeWarn)
 		}
 		r.Warnings = append(r.Warnings, inv.Warnings...)
 		r.Warnings = append(r.Warnings, res.Warnings...)

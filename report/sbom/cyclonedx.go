@@ -5,6 +5,7 @@ package sbom
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ const (
 	propExtractor     = "vigil:extractor"
 	propArch          = "vigil:arch"
 	propDev           = "vigil:dev"
+	propCPE           = "vigil:cpe" // a package's CPEs after the first (CycloneDX has one cpe field)
 	propOSEcosystem   = "vigil:os:ecosystem"
 	propOSFamily      = "vigil:os:family"
 	propOSVersion     = "vigil:os:versionId"
@@ -98,6 +100,9 @@ func packageComponents(inv *model.Inventory, target int) []cdx.Component {
 			Version:    p.Version,
 			PackageURL: p.PURL,
 		}
+		if len(p.CPEs) > 0 {
+			c.CPE = p.CPEs[0]
+		}
 		if strings.Contains(p.Ecosystem, ":") || p.SourceName != "" {
 			c.Type = cdx.ComponentTypeLibrary // OS packages are libraries in CycloneDX's vocabulary too
 		}
@@ -126,6 +131,9 @@ func packageComponents(inv *model.Inventory, target int) []cdx.Component {
 		}
 		for _, l := range p.Locations {
 			add(propLocation, l)
+		}
+		for _, cp := range p.CPEs[min(1, len(p.CPEs)):] {
+			add(propCPE, cp)
 		}
 		c.Properties = &props
 		if len(p.Locations) > 0 {
@@ -178,6 +186,9 @@ func ReadCycloneDX(r io.Reader, name string) (*model.Inventory, error) {
 				if c.Group != "" && !strings.Contains(c.Name, ":") && strings.HasPrefix(c.PackageURL, "pkg:maven/") {
 					p.Name = c.Group + ":" + c.Name
 				}
+				if c.CPE != "" {
+					p.CPEs = []string{c.CPE}
+				}
 				if c.Properties != nil {
 					for _, pr := range *c.Properties {
 						applyProp(&p, pr.Name, pr.Value)
@@ -186,9 +197,14 @@ func ReadCycloneDX(r io.Reader, name string) (*model.Inventory, error) {
 				if p.Ecosystem == "" {
 					fromPURL(&p, inv.OS)
 				}
-				if p.Ecosystem != "" {
+				switch {
+				case p.Ecosystem != "":
 					inv.Packages = append(inv.Packages, p)
-				} else {
+				case len(p.CPEs) > 0:
+					// Only CPE matching can place it; keep it for that (and for the listing).
+					inv.Packages = append(inv.Packages, p)
+					inv.Warnings = append(inv.Warnings, fmt.Sprintf("component %s@%s: no ecosystem (no usable purl); only CPE matching (--cpe) can match it", c.Name, c.Version))
+				default:
 					inv.Warnings = append(inv.Warnings, fmt.Sprintf("component %s@%s: no ecosystem (no usable purl); not matched", c.Name, c.Version))
 				}
 			}
@@ -238,5 +254,9 @@ func applyProp(p *model.Package, name, value string) {
 		p.Extractor = value
 	case propDev:
 		p.Dev, _ = strconv.ParseBool(value)
+	case propCPE:
+		if !slices.Contains(p.CPEs, value) {
+			p.CPEs = append(p.CPEs, value)
+		}
 	}
 }

@@ -21,7 +21,8 @@ func sampleInventory() *model.Inventory {
 			{Name: "lodash", Version: "4.17.15", Ecosystem: "npm", PURL: "pkg:npm/lodash@4.17.15",
 				Locations: []string{"/app/package-lock.json"}, Extractor: "npm-lockfile", Dev: true},
 			{Name: "org.apache.logging.log4j:log4j-core", Version: "2.14.1", Ecosystem: "Maven",
-				PURL: "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1", Locations: []string{"/app/app.jar!/BOOT-INF/lib/log4j-core-2.14.1.jar"}, Extractor: "java-archive"},
+				PURL: "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1", Locations: []string{"/app/app.jar!/BOOT-INF/lib/log4j-core-2.14.1.jar"}, Extractor: "java-archive",
+				CPEs: []string{"cpe:2.3:a:apache:log4j:2.14.1:*:*:*:*:*:*:*", "cpe:/a:apache:log4j:2.14.1"}},
 		},
 	}
 }
@@ -74,7 +75,8 @@ func assertSamePackages(t *testing.T, want, got *model.Inventory, withDev bool) 
 		g := got.Packages[i]
 		if g.Name != w.Name || g.Version != w.Version || g.Ecosystem != w.Ecosystem || g.PURL != w.PURL ||
 			g.SourceName != w.SourceName || g.SourceVersion != w.SourceVersion || g.LayerDigest != w.LayerDigest ||
-			strings.Join(g.Locations, ",") != strings.Join(w.Locations, ",") || (withDev && g.Dev != w.Dev) {
+			strings.Join(g.Locations, ",") != strings.Join(w.Locations, ",") || (withDev && g.Dev != w.Dev) ||
+			strings.Join(g.CPEs, ",") != strings.Join(w.CPEs, ",") {
 			t.Errorf("package %d:\n got %+v\nwant %+v", i, g, w)
 		}
 	}
@@ -111,6 +113,42 @@ func TestForeignCycloneDXUsesPURL(t *testing.T) {
 	}
 	if len(inv.Warnings) != 1 {
 		t.Errorf("the component without a purl must be reported, got warnings %v", inv.Warnings)
+	}
+}
+
+// SBOMs name packages by CPE: CycloneDX's cpe field, SPDX's SECURITY cpe23Type/cpe22Type
+// references. A component with a CPE but no usable PURL is kept for CPE matching.
+func TestForeignCPEs(t *testing.T) {
+	cdxDoc := `{"bomFormat":"CycloneDX","specVersion":"1.5","version":1,"components":[
+	 {"type":"library","group":"org.apache.commons","name":"commons-text","version":"1.9","purl":"pkg:maven/org.apache.commons/commons-text@1.9","cpe":"cpe:2.3:a:apache:commons_text:1.9:*:*:*:*:*:*:*"},
+	 {"type":"application","name":"tomcat","version":"9.0.17","cpe":"cpe:2.3:a:apache:tomcat:9.0.17:*:*:*:*:*:*:*"},
+	 {"type":"library","name":"mystery","version":"1"}]}`
+	inv, err := ReadCycloneDX(strings.NewReader(cdxDoc), "syft.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Packages) != 2 || inv.Packages[0].CPEs[0] != "cpe:2.3:a:apache:commons_text:1.9:*:*:*:*:*:*:*" || inv.Packages[0].Ecosystem != "Maven" ||
+		inv.Packages[1].Ecosystem != "" || len(inv.Packages[1].CPEs) != 1 {
+		t.Fatalf("packages: %+v", inv.Packages)
+	}
+	if len(inv.Warnings) != 2 || !strings.Contains(inv.Warnings[0], "only CPE matching") || !strings.Contains(inv.Warnings[1], "not matched") {
+		t.Errorf("warnings: %q", inv.Warnings)
+	}
+	spdxDoc := `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"x","documentNamespace":"https://x/y",
+	 "creationInfo":{"created":"2024-01-01T00:00:00Z","creators":["Tool: syft"]},
+	 "packages":[{"name":"commons-text","SPDXID":"SPDXRef-a","versionInfo":"1.9","downloadLocation":"NOASSERTION","externalRefs":[
+	   {"referenceCategory":"SECURITY","referenceType":"cpe23Type","referenceLocator":"cpe:2.3:a:apache:commons_text:1.9:*:*:*:*:*:*:*"},
+	   {"referenceCategory":"SECURITY","referenceType":"cpe22Type","referenceLocator":"cpe:/a:apache:commons-text:1.9"},
+	   {"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl","referenceLocator":"pkg:maven/org.apache.commons/commons-text@1.9"}]},
+	  {"name":"openssl","SPDXID":"SPDXRef-b","versionInfo":"1.0.2k","downloadLocation":"NOASSERTION","externalRefs":[
+	   {"referenceCategory":"SECURITY","referenceType":"cpe23Type","referenceLocator":"cpe:2.3:a:openssl:openssl:1.0.2k:*:*:*:*:*:*:*"}]}]}`
+	inv, err = ReadSPDX(strings.NewReader(spdxDoc), "syft.spdx.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Packages) != 2 || len(inv.Packages[0].CPEs) != 2 || inv.Packages[0].Ecosystem != "Maven" ||
+		inv.Packages[1].Ecosystem != "" || inv.Packages[1].CPEs[0] != "cpe:2.3:a:openssl:openssl:1.0.2k:*:*:*:*:*:*:*" {
+		t.Fatalf("packages: %+v", inv.Packages)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +74,11 @@ func SPDX(invs []*model.Inventory, tool Tool, now time.Time) *spdx.Document {
 					Category: common.CategoryPackageManager, RefType: common.TypePackageManagerPURL, Locator: p.PURL,
 				}}
 			}
+			for _, c := range p.CPEs {
+				sp.PackageExternalReferences = append(sp.PackageExternalReferences, &spdx.PackageExternalReference{
+					Category: common.CategorySecurity, RefType: cpeRefType(c), Locator: c,
+				})
+			}
 			sp.PackageComment = fmt.Sprintf("ecosystem: %s; extractor: %s", p.Ecosystem, p.Extractor)
 			if p.SourceName != "" {
 				sp.PackageComment += fmt.Sprintf("; source: %s %s", p.SourceName, p.SourceVersion)
@@ -135,8 +141,13 @@ func ReadSPDX(r io.Reader, name string) (*model.Inventory, error) {
 		}
 		p := model.Package{Name: sp.PackageName, Version: sp.PackageVersion, Extractor: "sbom"}
 		for _, ref := range sp.PackageExternalReferences {
-			if ref.RefType == common.TypePackageManagerPURL {
+			switch ref.RefType {
+			case common.TypePackageManagerPURL:
 				p.PURL = ref.Locator
+			case common.TypeSecurityCPE23Type, common.TypeSecurityCPE22Type, "http://spdx.org/rdf/references/cpe23Type", "http://spdx.org/rdf/references/cpe22Type":
+				if ref.Locator != "" && !slices.Contains(p.CPEs, ref.Locator) {
+					p.CPEs = append(p.CPEs, ref.Locator)
+				}
 			}
 		}
 		for _, m := range commentField.FindAllStringSubmatch(sp.PackageComment, -1) {
@@ -158,11 +169,21 @@ func ReadSPDX(r io.Reader, name string) (*model.Inventory, error) {
 		if p.Ecosystem == "" {
 			fromPURL(&p, inv.OS)
 		}
-		if p.Ecosystem == "" {
+		if p.Ecosystem == "" && len(p.CPEs) > 0 {
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("package %s@%s: no ecosystem (no usable purl); only CPE matching (--cpe) can match it", p.Name, p.Version))
+		} else if p.Ecosystem == "" {
 			inv.Warnings = append(inv.Warnings, fmt.Sprintf("package %s@%s: no ecosystem (no usable purl); not matched", p.Name, p.Version))
 			continue
 		}
 		inv.Packages = append(inv.Packages, p)
 	}
 	return inv, nil
+}
+
+// cpeRefType names the SPDX reference type of a CPE by its binding.
+func cpeRefType(c string) string {
+	if strings.HasPrefix(c, "cpe:/") {
+		return common.TypeSecurityCPE22Type
+	}
+	return common.TypeSecurityCPE23Type
 }

@@ -3,7 +3,7 @@
 //
 //	debian  Debian security tracker JSON → model.Advisory per (source package, issue, release)
 //	alpine  Alpine secdb JSON            → model.Advisory per (origin package, vulnerability)
-//	nvd     NVD CVE API 2.0 pages/feeds  → model.Enrichment (CVSS, CWE, references, CPEs); API client
+//	nvd     NVD CVE API 2.0 pages/feeds  → model.Enrichment (CVSS, CWE, references, configurations); API client
 //	kev     CISA KEV catalog             → model.Enrichment{KEV}
 //	epss    FIRST EPSS CSV(.gz)          → model.Enrichment{EPSS}
 //	fetch   HTTP downloads for the updater (conditional GET, retries, size cap, SHA-256)

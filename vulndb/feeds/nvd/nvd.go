@@ -4,10 +4,10 @@
 //
 // Per CVE it keeps the English description, every CVSS metric (v4.0, v3.1, v3.0, v2; NVD's own
 // "Primary" scores before the CNAs' "Secondary" ones, each with its source), CWE IDs, reference
-// URLs, the published and last-modified times, and the cpeMatch criteria of the configurations,
-// flattened: the AND/OR tree is not kept, so a consumer must treat platform-only entries
-// (vulnerable=false) as context, never as matches. Vigil matches OS packages on vendor data only;
-// CPEs are for the opt-in CPE matching.
+// URLs, the published and last-modified times, and the configurations as NVD writes them (nodes
+// with AND/OR and negate, cpeMatch criteria with their version bounds; see DecodeConfigurations).
+// Vigil matches OS packages on vendor data only; configurations are for the opt-in CPE matching
+// (match/cpe).
 package nvd
 
 import (
@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-sec/vigil/match/cpe"
 	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/vulndb/feed"
 	"github.com/vigil-sec/vigil/vulndb/feeds/internal/jsonx"
@@ -153,10 +154,8 @@ type cve struct {
 		Type        string       `json:"type"`
 		Description []langString `json:"description"`
 	} `json:"weaknesses"`
-	Configurations []struct {
-		Nodes []node `json:"nodes"`
-	} `json:"configurations"`
-	References []struct {
+	Configurations json.RawMessage `json:"configurations"`
+	References     []struct {
 		URL string `json:"url"`
 	} `json:"references"`
 }
@@ -176,10 +175,99 @@ type metric struct {
 	} `json:"cvssData"`
 }
 
-type node struct {
-	Operator string           `json:"operator"`
-	Negate   bool             `json:"negate"`
-	CPEMatch []model.CPEMatch `json:"cpeMatch"`
+type configuration struct {
+	Operator string `json:"operator"`
+	Negate   bool   `json:"negate"`
+	Nodes    []struct {
+		Operator string           `json:"operator"`
+		Negate   bool             `json:"negate"`
+		CPEMatch []model.CPEMatch `json:"cpeMatch"`
+	} `json:"nodes"`
+}
+
+// Caps on one CVE's configurations; the largest real ones (Intel CPU microcode, Cisco IOS) have a
+// few thousand criteria.
+const (
+	maxConfigurations = 1000
+	maxCriteria       = 50000
+)
+
+// DecodeConfigurations reads a CVE's configurations array and keeps what CPE matching can evaluate
+// without ever widening a statement:
+//   - a criterion whose string is not a valid CPE 2.3 name (cpe.Parse) is dropped from an OR node;
+//     in an AND or negated node it makes the whole configuration unusable (dropping it would make
+//     the configuration match more), so that configuration is dropped;
+//   - a configuration left with an empty node is dropped, as are empty configurations;
+//   - operators are upper-cased; a node without one is OR, as NVD means it; duplicate criteria in
+//     a node are kept once.
+//
+// The result is nil when nothing usable remains.
+func DecodeConfigurations(raw []byte) ([]model.CPEConfig, error) {
+	var in []configuration
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, err
+	}
+	if len(in) > maxConfigurations {
+		return nil, fmt.Errorf("%d configurations, more than %d", len(in), maxConfigurations)
+	}
+	var out []model.CPEConfig
+	total := 0
+outer:
+	for _, c := range in {
+		op, ok := operator(c.Operator)
+		if !ok {
+			continue
+		}
+		cfg := model.CPEConfig{Operator: op, Negate: c.Negate}
+		for _, n := range c.Nodes {
+			nop, ok := operator(n.Operator)
+			if !ok {
+				continue outer
+			}
+			node := model.CPENode{Operator: nop, Negate: n.Negate}
+			seen := map[model.CPEMatch]bool{}
+			for _, m := range n.CPEMatch {
+				total++
+				if total > maxCriteria {
+					return nil, fmt.Errorf("more than %d criteria", maxCriteria)
+				}
+				if _, err := cpe.Parse(m.Criteria); err != nil || !strings.HasPrefix(m.Criteria, "cpe:2.3:") {
+					if nop == "AND" || n.Negate {
+						continue outer
+					}
+					continue
+				}
+				if seen[m] {
+					continue
+				}
+				seen[m] = true
+				node.Matches = append(node.Matches, m)
+			}
+			if len(node.Matches) == 0 {
+				continue outer
+			}
+			cfg.Nodes = append(cfg.Nodes, node)
+		}
+		if len(cfg.Nodes) == 0 {
+			continue
+		}
+		if len(cfg.Nodes) == 1 && cfg.Operator == "OR" {
+			cfg.Operator = "" // a single node needs no join; keep the stored form small
+		}
+		out = append(out, cfg)
+	}
+	return out, nil
+}
+
+// operator normalises "AND"/"OR" (any case; empty is OR) and refuses anything else.
+func operator(s string) (string, bool) {
+	switch strings.ToUpper(s) {
+	case "", "OR":
+		return "OR", true
+	case "AND":
+		return "AND", true
+	}
+	return "", false
 }
 
 // metricKeys lists the metric arrays, newest CVSS version first.
@@ -256,20 +344,12 @@ func convert(raw json.RawMessage) (*model.Enrichment, error) {
 			e.References = append(e.References, u)
 		}
 	}
-	seen := map[model.CPEMatch]bool{}
-	for _, conf := range c.Configurations {
-		for _, n := range conf.Nodes {
-			for _, m := range n.CPEMatch {
-				if n.Negate {
-					m.Vulnerable = false // a negated node excludes, it never marks vulnerable
-				}
-				if !strings.HasPrefix(m.Criteria, "cpe:2.3:") || seen[m] {
-					continue
-				}
-				seen[m] = true
-				e.CPEs = append(e.CPEs, m)
-			}
+	if len(c.Configurations) > 0 && string(c.Configurations) != "null" {
+		cfgs, err := DecodeConfigurations(c.Configurations)
+		if err != nil {
+			return nil, fmt.Errorf("%s configurations: %w", c.ID, err)
 		}
+		e.Configurations = cfgs
 	}
 	return e, nil
 }

@@ -71,16 +71,25 @@ func TestParsePage(t *testing.T) {
 			if len(log4j.References) != 2 {
 				t.Errorf("log4j references not deduplicated: %q", log4j.References)
 			}
-			// Five cpeMatch entries, one a duplicate, plus the AND pair: 4 + 2.
-			if len(log4j.CPEs) != 6 {
-				t.Fatalf("log4j CPEs = %+v", log4j.CPEs)
+			// Two configurations: one OR node of five criteria (one a duplicate), and an AND of a
+			// firmware with the hardware it runs on.
+			if len(log4j.Configurations) != 2 {
+				t.Fatalf("log4j configurations = %+v", log4j.Configurations)
+			}
+			first := log4j.Configurations[0]
+			if first.Operator != "" || len(first.Nodes) != 1 || first.Nodes[0].Operator != "OR" || len(first.Nodes[0].Matches) != 4 {
+				t.Fatalf("first configuration = %+v", first)
 			}
 			wantFirst := model.CPEMatch{Criteria: "cpe:2.3:a:apache:log4j:*:*:*:*:*:*:*:*", Vulnerable: true, VersionStartIncluding: "2.0.1", VersionEndExcluding: "2.3.1"}
-			if log4j.CPEs[0] != wantFirst {
-				t.Errorf("first CPE = %+v", log4j.CPEs[0])
+			if first.Nodes[0].Matches[0] != wantFirst {
+				t.Errorf("first criterion = %+v", first.Nodes[0].Matches[0])
 			}
-			if hw := log4j.CPEs[5]; hw.Vulnerable || !strings.Contains(hw.Criteria, ":h:siemens:") {
-				t.Errorf("platform CPE = %+v", hw)
+			and := log4j.Configurations[1]
+			if and.Operator != "AND" || len(and.Nodes) != 2 {
+				t.Fatalf("AND configuration = %+v", and)
+			}
+			if hw := and.Nodes[1].Matches[0]; hw.Vulnerable || !strings.Contains(hw.Criteria, ":h:siemens:") {
+				t.Errorf("platform criterion = %+v", hw)
 			}
 			wantPan := []string{
 				"nvd 3.1 10.0 CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H",
@@ -92,8 +101,8 @@ func TestParsePage(t *testing.T) {
 			if !slices.Equal(panos.CWEs, []string{"CWE-77", "CWE-20"}) {
 				t.Errorf("PAN-OS CWEs = %q", panos.CWEs)
 			}
-			if len(panos.CPEs) != 2 || !panos.CPEs[0].Vulnerable || panos.CPEs[1].Vulnerable {
-				t.Errorf("negated node must not mark vulnerable: %+v", panos.CPEs)
+			if c := panos.Configurations; len(c) != 1 || len(c[0].Nodes) != 2 || c[0].Nodes[0].Negate || !c[0].Nodes[1].Negate {
+				t.Errorf("PAN-OS negated node not kept: %+v", c)
 			}
 		})
 	}
@@ -156,13 +165,13 @@ func TestRealSample(t *testing.T) {
 	if got := cvssList(coreutils.CVSS); !slices.Equal(got, want) {
 		t.Errorf("CVE-2016-2781 CVSS\n got %q\nwant %q", got, want)
 	}
-	if !slices.Equal(coreutils.CWEs, []string{"CWE-20"}) || len(coreutils.CPEs) != 1 {
-		t.Errorf("CVE-2016-2781 CWEs %q CPEs %+v", coreutils.CWEs, coreutils.CPEs)
+	if !slices.Equal(coreutils.CWEs, []string{"CWE-20"}) || len(coreutils.Configurations) != 1 {
+		t.Errorf("CVE-2016-2781 CWEs %q configurations %+v", coreutils.CWEs, coreutils.Configurations)
 	}
-	if rejected := sink.Enrichments[1]; len(rejected.CVSS) != 0 || rejected.CPEs != nil {
+	if rejected := sink.Enrichments[1]; len(rejected.CVSS) != 0 || rejected.Configurations != nil {
 		t.Errorf("CVE-2016-3197: %+v", rejected)
 	}
-	if x := sink.Enrichments[2]; len(x.CPEs) != 5 || !slices.Equal(x.CWEs, []string{"CWE-200"}) {
-		t.Errorf("CVE-2016-3674: CPEs %d CWEs %q", len(x.CPEs), x.CWEs)
+	if x := sink.Enrichments[2]; len(x.Configurations) != 3 || len(x.Configurations[1].Nodes[0].Matches) != 3 || !slices.Equal(x.CWEs, []string{"CWE-200"}) {
+		t.Errorf("CVE-2016-3674: configurations %+v CWEs %q", x.Configurations, x.CWEs)
 	}
 }
