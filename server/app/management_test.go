@@ -387,7 +387,7 @@ func TestAPIKeysAndAudit(t *testing.T) {
 	v := victim{keyID: created.Key.ID, sinkID: sink.ID}
 	n := 0
 	for _, r := range e.srv.router.Routes() {
-		if r.Public || r.Method == http.MethodGet {
+		if r.Public || r.Method == http.MethodGet || strings.HasSuffix(r.Path, "/batch-get") { // batch-get reads
 			continue
 		}
 		path := r.Path

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/vigil-sec/vigil/server/api"
+	"github.com/vigil-sec/vigil/server/auth"
 	"github.com/vigil-sec/vigil/server/store"
 )
 
@@ -60,3 +61,12 @@ func queryList(r *http.Request, name string) []string {
 
 // asProblem reports whether err is an API problem, setting *p.
 func asProblem(err error, p **api.Problem) bool { return errors.As(err, p) }
+
+// requireWriter refuses a mutation to a read-only key before anything is looked up, so that it
+// gets 403 whether or not the object exists (an admin key gets 404 for a missing one).
+func requireWriter(r *http.Request, action auth.Action) error {
+	if p := principal(r); action.Mutates() && p.Role == auth.RoleReadOnly {
+		return api.Forbidden("a read-only key may not change anything")
+	}
+	return nil
+}
