@@ -157,3 +157,23 @@ type OutboxEvent struct {
 	Time    time.Time       `json:"time"`
 	Data    json.RawMessage `json:"data"`
 }
+
+// InventorySubmission is the body of PUT /v1/resources/{type}/{id}/inventory.
+type InventorySubmission struct {
+	Account         string            `json:"account,omitempty"`
+	Name            string            `json:"name,omitempty"`
+	Tags            map[string]string `json:"tags,omitempty"`
+	Metadata        map[string]string `json:"metadata,omitempty"`
+	ImageRepository string            `json:"imageRepository,omitempty"`
+	ScanMode        string            `json:"scanMode,omitempty"`
+	Inventory       Inventory         `json:"inventory"`
+}
+
+// SubmissionResult is the answer to an inventory submission.
+type SubmissionResult struct {
+	ResourceID string `json:"resourceId"`
+	Unchanged  bool   `json:"unchanged"`
+	Findings   int    `json:"activeFindings"`
+	Created    int    `json:"created"`
+	Closed     int    `json:"closed"`
+}

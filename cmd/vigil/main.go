@@ -51,7 +51,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSbomCmd(), newScanCmd(), newDBCmd(), newServerCmd(), newFindingsCmd(), newCoverageCmd(), newAgentsCmd(), newTokensCmd(),
-		newFiltersCmd(), newResourcesCmd(), newAccountsCmd(), newKeysCmd(), newWebhooksCmd(), newAuditCmd())
+	root.AddCommand(newSbomCmd(), newScanCmd(), newDBCmd())
+	root.AddCommand(serverCommands()...)
 	return root
 }

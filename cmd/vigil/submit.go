@@ -18,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-sec/vigil/model"
-	"github.com/vigil-sec/vigil/server/app"
 )
 
 // submitFlags send an inventory to a Vigil server instead of (or besides) printing it.
@@ -107,7 +106,7 @@ func (f *submitFlags) submit(w io.Writer, invs []*model.Inventory) error {
 		if len(invs) > 1 && inv.Source.Platform != "" {
 			id += "@" + inv.Source.Platform
 		}
-		body, err := json.Marshal(app.InventorySubmission{Account: f.account, Name: inv.Source.Name, Tags: tags,
+		body, err := json.Marshal(model.InventorySubmission{Account: f.account, Name: inv.Source.Name, Tags: tags,
 			ScanMode: "upload", Inventory: *inv})
 		if err != nil {
 			return err
@@ -128,7 +127,7 @@ func (f *submitFlags) submit(w io.Writer, invs []*model.Inventory) error {
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("submitting to %s: %s: %s", f.server, resp.Status, strings.TrimSpace(string(b)))
 		}
-		var res app.SubmissionResult
+		var res model.SubmissionResult
 		if err := json.Unmarshal(b, &res); err != nil {
 			return fmt.Errorf("submitting to %s: %w", f.server, err)
 		}

@@ -77,25 +77,12 @@ func principal(r *http.Request) auth.Principal {
 	return p
 }
 
-// InventorySubmission is the body of PUT /v1/resources/{type}/{id}/inventory.
-type InventorySubmission struct {
-	Account         string            `json:"account,omitempty"`
-	Name            string            `json:"name,omitempty"`
-	Tags            map[string]string `json:"tags,omitempty"`
-	Metadata        map[string]string `json:"metadata,omitempty"`
-	ImageRepository string            `json:"imageRepository,omitempty"`
-	ScanMode        string            `json:"scanMode,omitempty"`
-	Inventory       model.Inventory   `json:"inventory"`
-}
-
-// SubmissionResult is the answer to an inventory submission.
-type SubmissionResult struct {
-	ResourceID string `json:"resourceId"`
-	Unchanged  bool   `json:"unchanged"`
-	Findings   int    `json:"activeFindings"`
-	Created    int    `json:"created"`
-	Closed     int    `json:"closed"`
-}
+// InventorySubmission and SubmissionResult are the body and answer of PUT
+// /v1/resources/{type}/{id}/inventory; they live in model so that clients need not link the server.
+type (
+	InventorySubmission = model.InventorySubmission
+	SubmissionResult    = model.SubmissionResult
+)
 
 var resourceTypes = map[string]bool{model.ResourceHost: true, model.ResourceImage: true, model.ResourceFunction: true}
 
