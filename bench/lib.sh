@@ -2,8 +2,10 @@
 BENCH=${BENCH:-$HOME/vigil-bench}; T=$BENCH/targets; GT=$T/ground-truth
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VIGIL=${VIGIL:-$BENCH/bin/vigil}
-build_vigil() { # builds the vigil binary under test (trimmed, like a release)
-  (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$VIGIL" ./cmd/vigil)
+VIGIL_SCAN=${VIGIL_SCAN:-$BENCH/bin/vigil-scan}
+build_vigil() { # builds the vigil binary under test (trimmed, like a release), and its scan-only build
+  (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$VIGIL" ./cmd/vigil &&
+    CGO_ENABLED=0 go build -tags scanonly -trimpath -ldflags="-s -w" -o "$VIGIL_SCAN" ./cmd/vigil)
 }
 # timeit OUTVAR CMD... : runs CMD under /usr/bin/time -v; sets OUTVAR_wall (s) and OUTVAR_rss (MB)
 timeit() {

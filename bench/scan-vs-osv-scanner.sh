@@ -55,7 +55,7 @@ for r in sorted(vs - os_): print("   only vigil:       ", label(r))
 for r in sorted(os_ - vs): print("   only osv-scanner: ", label(r))
 PY
 }
-row() { printf '%-16s vigil %6.2fs %6.0fMB | osv-scanner %6.2fs %6.0fMB | speed-up %.1fx (goal >= 3)  memory ratio %.2f (goal <= 0.33)\n' \
+row() { printf '%-28s vigil %6.2fs %6.0fMB | osv-scanner %6.2fs %6.0fMB | speed-up %.1fx (goal >= 3)  memory ratio %.2f (goal <= 0.33)\n' \
   "$1" "$2" "$3" "$4" "$5" "$(awk -v a="$4" -v b="$2" 'BEGIN{print a/b}')" "$(awk -v a="$3" -v b="$5" 'BEGIN{print a/b}')"; }
 echo "# $(date -u +%FT%TZ), $(nproc) cores, median of $N runs"
 T_GO=$T/go-binary/bin; T_PY=$T/python-app; T_IMG=$T/docker-bookworm.tar
@@ -65,12 +65,15 @@ T_GO=$T/go-binary/bin; T_PY=$T/python-app; T_IMG=$T/docker-bookworm.tar
 "$OSV" scan source -r "$T_PY" --offline --local-db-path "$DBDIR" --format json --output-file "$O/py.osv.json" >/dev/null 2>&1
 echo "## accuracy (same OSV data)"; compare go-binaries "$O/go.vigil.json" "$O/go.osv.json"; compare python-app "$O/py.vigil.json" "$O/py.osv.json"
 echo "## speed and memory"
-read -r vw vr < <(measure "$VIGIL" scan --db "$VDB" --format json -o "$O/t.json" "dir:$T_GO")
+# Each target: the one vigil binary, its scan-only build (-tags scanonly, no server code linked), osv-scanner.
+vrow() { # name osv_wall osv_rss vigil-args...
+  local name=$1 ow=$2 or=$3; shift 3
+  read -r vw vr < <(measure "$VIGIL" "$@"); row "$name" "$vw" "$vr" "$ow" "$or"
+  read -r vw vr < <(measure "$VIGIL_SCAN" "$@"); row "$name (scanonly)" "$vw" "$vr" "$ow" "$or"
+}
 read -r ow or < <(measure "$OSV" scan source -r --experimental-plugins artifact "$T_GO" --offline --local-db-path "$DBDIR" --format json --output-file "$O/t.osv.json")
-row go-binaries "$vw" "$vr" "$ow" "$or"
-read -r vw vr < <(measure "$VIGIL" scan --db "$VDB" --format json -o "$O/t.json" "dir:$T_PY")
+vrow go-binaries "$ow" "$or" scan --db "$VDB" --format json -o "$O/t.json" "dir:$T_GO"
 read -r ow or < <(measure "$OSV" scan source -r "$T_PY" --offline --local-db-path "$DBDIR" --format json --output-file "$O/t.osv.json")
-row python-app "$vw" "$vr" "$ow" "$or"
-read -r vw vr < <(measure "$VIGIL" scan --db "$VDB" --format json -o "$O/t.json" "docker-archive:$T_IMG")
+vrow python-app "$ow" "$or" scan --db "$VDB" --format json -o "$O/t.json" "dir:$T_PY"
 read -r ow or < <(measure "$OSV" scan image --archive "$T_IMG" --offline --local-db-path "$DBDIR" --format json --output-file "$O/t.osv.json")
-row docker-archive "$vw" "$vr" "$ow" "$or"
+vrow docker-archive "$ow" "$or" scan --db "$VDB" --format json -o "$O/t.json" "docker-archive:$T_IMG"
