@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -127,16 +128,21 @@ func runScan(cmd *cobra.Command, f *scanFlags, target string) error {
 		}
 		return f.submitFlags.submit(cmd.ErrOrStderr(), invs)
 	}
+	if err := scanDBExists(f.dbPath); err != nil {
+		return err // before a long walk
+	}
+	invs, err := scanInventories(cmd, &f.targetFlags, target)
+	if err != nil {
+		return err
+	}
+	// The walk's garbage (tar headers, inflate windows, file trees) goes back to the OS before SQLite
+	// allocates its own memory, so that the two phases' peaks do not add up.
+	debug.FreeOSMemory()
 	db, err := openScanDB(ctx, f.dbPath)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-
-	invs, err := scanInventories(cmd, &f.targetFlags, target)
-	if err != nil {
-		return err
-	}
 	if f.cpeOS && !f.cpe {
 		return fmt.Errorf("--cpe-os-packages needs --cpe")
 	}
