@@ -97,7 +97,7 @@ func Changed(prev *model.Coverage, next model.Coverage, now time.Time) (model.Co
 		data = []byte("null")
 	}
 	return next, &model.OutboxEvent{
-		ID:      EventID(model.EventCoverageChanged, next.Account+"\x00"+next.ResourceID+"\x00"+next.ScanType, now),
+		ID:      EventID(model.EventCoverageChanged, next.Account+"\x00"+next.ResourceID+"\x00"+next.ScanType+"\x00"+string(data), now),
 		Type:    model.EventCoverageChanged,
 		Account: next.Account,
 		Subject: next.ResourceID,

@@ -286,17 +286,17 @@ func (b *builder) result() Result {
 }
 
 // FindingEvent builds an outbox event for a finding. Its ID is a hash of the event type, the
-// finding's ID and the pass time (a pass emits at most one event per finding): recomputing the same
-// pass (a retried transaction, a second server process doing the same work at the same clock
-// reading) yields the same ID, so the outbox's unique key and webhook consumers deduplicate
-// redeliveries, while distinct passes never collide.
+// finding's ID, the pass time and the event's data: recomputing the same pass (a retried
+// transaction, a second server process doing the same work at the same clock reading) yields the
+// same ID, so the outbox's unique key and webhook consumers deduplicate redeliveries, while two
+// different changes of one finding never collide, even at the same clock reading.
 func FindingEvent(typ string, f model.Finding, now time.Time) model.OutboxEvent {
 	data, err := json.Marshal(f)
 	if err != nil {
 		data = []byte("null") // a Finding holds only plain data; Marshal cannot fail on it
 	}
 	return model.OutboxEvent{
-		ID:      EventID(typ, f.ID, now),
+		ID:      EventID(typ, f.ID+"\x00"+string(data), now),
 		Type:    typ,
 		Account: f.Account,
 		Subject: f.ID,

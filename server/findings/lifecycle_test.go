@@ -213,3 +213,19 @@ func TestEPSSBucket(t *testing.T) {
 		}
 	}
 }
+
+// Two different changes of one finding at the same clock reading (a rule edited twice within one
+// tick) get different event IDs; recomputing the same change gives the same ID.
+func TestFindingEventIDsAtOneInstant(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	f := model.Finding{ID: "vf-1", Account: "a", Status: model.FindingSuppressed}
+	g := f
+	g.Status = model.FindingActive
+	a, b := FindingEvent(model.EventFindingUpdated, f, now), FindingEvent(model.EventFindingUpdated, g, now)
+	if a.ID == b.ID {
+		t.Fatalf("different changes share event ID %s", a.ID)
+	}
+	if again := FindingEvent(model.EventFindingUpdated, f, now); again.ID != a.ID {
+		t.Fatalf("the same change recomputed got %s, then %s", a.ID, again.ID)
+	}
+}
