@@ -50,6 +50,26 @@ type Config struct {
 	Lifecycle  findings.Config
 	// Webhooks receive every account's events, signed with their secret.
 	Webhooks []Webhook
+
+	// Background work (RunBackground; docs/server.md, "Jobs and several processes").
+	// Workers is how many jobs this process runs at once (0: 2; negative: none, an API-only process).
+	Workers int
+	// JobLease is how long a claimed job is this process's before another may take it over if it
+	// stops renewing (0: 2 minutes); JobPoll how often idle workers look for jobs (0: 1 s).
+	JobLease, JobPoll time.Duration
+	// FeedSources are fetched by feed update jobs; FeedMirror, when set, is imported instead.
+	FeedSources []vulndb.Source
+	FeedMirror  string
+	NVDAPIKey   string
+	// UpdateEvery schedules a feed update (0: never; `POST /v1/vulndb/update` still works).
+	UpdateEvery time.Duration
+	// HousekeepEvery schedules housekeeping (0: hourly). ScheduleTick is how often schedules are
+	// checked (0: every minute).
+	HousekeepEvery, ScheduleTick time.Duration
+	// FeedPoll is how often the database is checked for changes made outside the server (0: 30 s).
+	FeedPoll time.Duration
+	// FeedMaxAge: a source without a successful update for longer is stale (0: 48 h).
+	FeedMaxAge time.Duration
 }
 
 // Server is a running Vigil server's state.
@@ -72,6 +92,9 @@ type Server struct {
 	// submitMu serialises inventory submissions: the engine's per-resource state and the store's
 	// finding rows of one resource change together.
 	submitMu sync.Mutex
+	// worker names this process in job rows; wake pokes its idle workers.
+	worker string
+	wake   chan struct{}
 }
 
 // New opens (and on first start creates) everything the server needs.
@@ -91,7 +114,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.VulnDB == "" {
 		cfg.VulnDB = filepath.Join(cfg.DataDir, "vulndb.sqlite")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, worker: workerID(), wake: make(chan struct{})}
 	var err error
 	if cfg.Postgres != "" {
 		s.Store, err = store.OpenPostgres(ctx, cfg.Postgres, store.Options{Now: cfg.Now})
@@ -191,7 +214,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	go s.renewDaily(ctx)
 	go s.refreshAgents(ctx, time.Minute)
-	go s.every(ctx, time.Hour, "housekeeping", s.Housekeep)
+	go s.RunBackground(ctx)
 	select {
 	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -233,22 +256,6 @@ func (s *Server) refreshAgents(ctx context.Context, every time.Duration) {
 			}
 			if err != nil && ctx.Err() == nil {
 				s.log.Error("refreshing agent coverage", "error", err)
-			}
-		}
-	}
-}
-
-// every runs fn at each interval until ctx ends, logging failures.
-func (s *Server) every(ctx context.Context, d time.Duration, what string, fn func(context.Context) error) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := fn(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error(what, "error", err)
 			}
 		}
 	}

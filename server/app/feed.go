@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/vigil-sec/vigil/model"
@@ -18,99 +20,200 @@ type FeedResult struct {
 	Changes   int // change-log entries read
 	Resources int // resources re-evaluated
 	Events    int // events written
+	// Synced counts resources evaluated afresh because another process stored their inventory.
+	Synced int
 }
 
-// ApplyFeedUpdate re-evaluates what changed in the vulnerability database since the last pass:
-// only the resources holding a package whose advisories were added, changed or withdrawn, and only
-// those packages. It does not rescan the fleet.
+// ApplyFeedUpdate re-evaluates what changed in the vulnerability database since this process's
+// engine last looked: only the resources holding a package whose advisories were added, changed
+// or withdrawn, and only those packages. It does not rescan the fleet.
+//
+// Several processes may share the store, each with its own engine. So it runs under the exclusive
+// fleet lock (no submission anywhere is reconciling findings meanwhile), first brings the engine
+// up to the stored inventories (those another process received since: syncFleet), then applies
+// the delta and writes only what differs from the stored findings. Whichever process applies a
+// version first writes its findings and events; the others, following later, find the stored
+// findings already current and write nothing, so each change's events are written once.
 func (s *Server) ApplyFeedUpdate(ctx context.Context) (FeedResult, error) {
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
-	if err := s.VulnDB.Refresh(ctx); err != nil { // another process (vigil db update) may have written it
+	release, err := s.Store.FleetLock(ctx, true)
+	if err != nil {
 		return FeedResult{}, err
+	}
+	defer release()
+	return s.applyFeedLocked(ctx)
+}
+
+// applyFeedLocked is ApplyFeedUpdate for a caller holding submitMu and the exclusive fleet lock.
+func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
+	if err := s.VulnDB.Refresh(ctx); err != nil { // another process may have written it
+		return FeedResult{}, err
+	}
+	synced, err := s.syncFleet(ctx)
+	if err != nil {
+		return FeedResult{}, fmt.Errorf("catching up with stored inventories: %w", err)
 	}
 	changes, to, err := s.VulnDB.Changes(ctx, s.dbVersion)
 	if err != nil {
 		return FeedResult{}, err
 	}
-	res := FeedResult{From: s.dbVersion, To: to, Changes: len(changes)}
-	if len(changes) == 0 {
-		s.dbVersion = to
-		return res, nil
-	}
-	now := s.now().UTC().Truncate(time.Microsecond)
-	loaded := map[reeval.Ref][]model.Finding{}
-	load := func(ctx context.Context, ref reeval.Ref) ([]model.Finding, []model.SuppressionRule, error) {
-		prev, err := s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
+	res := FeedResult{From: s.dbVersion, To: to, Changes: len(changes), Synced: synced}
+	if len(changes) > 0 {
+		now := s.now().UTC().Truncate(time.Microsecond)
+		var mu sync.Mutex
+		loaded := map[reeval.Ref][]model.Finding{}
+		load := func(ctx context.Context, ref reeval.Ref) ([]model.Finding, []model.SuppressionRule, error) {
+			prev, err := s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
+			if err != nil {
+				return nil, nil, err
+			}
+			mu.Lock()
+			loaded[ref] = prev
+			mu.Unlock()
+			rules, err := s.Store.ListSuppressionRules(ctx, []string{ref.Account})
+			return prev, rules, err
+		}
+		outs, err := s.engine.FeedDelta(ctx, reeval.DeltaFromChanges(changes), load, now)
 		if err != nil {
-			return nil, nil, err
+			return res, fmt.Errorf("re-evaluating after a feed update: %w", err)
 		}
-		loaded[ref] = prev
-		rules, err := s.Store.ListSuppressionRules(ctx, []string{ref.Account})
-		return prev, rules, err
-	}
-	outs, err := s.engine.FeedDelta(ctx, reeval.DeltaFromChanges(changes), load, now)
-	if err != nil {
-		return res, fmt.Errorf("re-evaluating after a feed update: %w", err)
-	}
-	for _, o := range outs {
-		if o.Unchanged {
-			continue
-		}
-		res.Resources++
-		res.Events += len(o.Result.Events)
-		if err := s.Store.ApplyChanges(ctx, store.Changes{Account: o.Ref.Account, Upsert: observedToo(o.Result, loaded[o.Ref], o.At),
-			Delete: o.Result.Deletes, Events: o.Result.Events}); err != nil {
-			return res, err
-		}
-	}
-	s.dbVersion = to
-	s.log.Info("feed update applied", "from", res.From, "to", res.To, "changes", res.Changes,
-		"resources", res.Resources, "events", res.Events)
-	return res, nil
-}
-
-// WatchFeed applies feed updates as the vulnerability database changes (it is polled every
-// interval: `vigil db update` in another process writes the same file), until ctx ends.
-func (s *Server) WatchFeed(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.ApplyFeedUpdate(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("feed update", "error", err)
+		for _, o := range outs {
+			if o.Unchanged {
+				continue
+			}
+			res.Resources++
+			res.Events += len(o.Result.Events)
+			if err := s.Store.ApplyChanges(ctx, store.Changes{Account: o.Ref.Account, Upsert: observedToo(o.Result, loaded[o.Ref], o.At),
+				Delete: o.Result.Deletes, Events: o.Result.Events}); err != nil {
+				return res, err
 			}
 		}
 	}
+	s.dbVersion = to
+	if err := s.Store.RaiseState(ctx, stateFindingsVersion, int64(to)); err != nil {
+		return res, err
+	}
+	if len(changes) > 0 || synced > 0 {
+		s.log.Info("feed update applied", "from", res.From, "to", res.To, "changes", res.Changes,
+			"resources", res.Resources, "events", res.Events, "synced", synced)
+	}
+	return res, nil
 }
 
-// UpdateFeeds fetches the feeds (conditionally) and then re-evaluates what changed. Sources that
-// cannot be reached keep their previous data; the error names them.
-func (s *Server) UpdateFeeds(ctx context.Context, sources []vulndb.Source) (vulndb.UpdateReport, error) {
-	rep, uerr := s.VulnDB.Update(ctx, vulndb.UpdateConfig{Sources: sources, UserAgent: "vigil-server"}, nil)
-	for name, err := range rep.Failed {
-		s.log.Error("vulnerability feed unreachable; its previous data is kept", "source", name, "error", err)
+// syncFleet brings the engine up to the stored inventories: a resource whose stored inventory
+// hash differs from the one the engine holds (another process received it) is evaluated afresh
+// from the store, one the store no longer has is forgotten. What that evaluation finds different
+// from the stored findings is written, so that the engine and the stored findings agree before a
+// delta is applied (a delta only writes the resources whose matches it changes). It costs one
+// narrow read of every resource's hash; with one process nothing differs.
+func (s *Server) syncFleet(ctx context.Context) (int, error) {
+	stored, err := s.Store.InventoryHashes(ctx)
+	if err != nil {
+		return 0, err
 	}
-	if _, err := s.ApplyFeedUpdate(ctx); err != nil {
-		return rep, err
+	known := s.engine.Known()
+	now := s.now().UTC().Truncate(time.Microsecond)
+	n := 0
+	for _, r := range stored {
+		ref := reeval.Ref{Account: r.Account, ResourceID: r.ID}
+		h, ok := known[ref]
+		delete(known, ref)
+		if r.Removed || r.Hash == "" {
+			if ok {
+				s.engine.Remove(ref)
+			}
+			continue
+		}
+		if ok && h == r.Hash {
+			continue
+		}
+		if ok {
+			s.engine.Remove(ref) // what it held is stale: evaluate the stored inventory as new
+		}
+		res, err := s.Store.GetResource(ctx, r.Account, r.ID)
+		if err != nil {
+			return n, err
+		}
+		pkgs, err := s.Store.Inventory(ctx, r.Account, r.ID)
+		if err != nil {
+			return n, err
+		}
+		if len(pkgs) == 0 {
+			continue
+		}
+		prev, err := s.Store.ResourceFindings(ctx, r.Account, r.ID)
+		if err != nil {
+			return n, err
+		}
+		rules, err := s.Store.ListSuppressionRules(ctx, []string{r.Account})
+		if err != nil {
+			return n, err
+		}
+		out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: &model.Inventory{Packages: pkgs}, Prev: prev, Rules: rules}, now)
+		if err != nil {
+			return n, err
+		}
+		n++
+		// Only real differences: re-reading an inventory is not observing the resource again.
+		if rr := out.Result; len(rr.Upserts) > 0 || len(rr.Deletes) > 0 || len(rr.Events) > 0 {
+			if err := s.Store.ApplyChanges(ctx, store.Changes{Account: r.Account, Upsert: rr.Upserts, Delete: rr.Deletes, Events: rr.Events}); err != nil {
+				return n, err
+			}
+		}
 	}
-	return rep, uerr
+	for ref := range known { // deleted from the store by another process
+		s.engine.Remove(ref)
+	}
+	return n, nil
 }
 
-// ScheduleFeedUpdates runs UpdateFeeds now and then every interval until ctx ends.
-func (s *Server) ScheduleFeedUpdates(ctx context.Context, sources []vulndb.Source, interval time.Duration) {
-	for {
-		if _, err := s.UpdateFeeds(ctx, sources); err != nil && ctx.Err() == nil {
-			s.log.Warn("scheduled feed update incomplete", "error", err, "next", s.now().Add(interval))
+// enterSubmit prepares this process for one submission (the caller holds submitMu): when the
+// vulnerability database moved past the version its engine reflects, it first applies the delta
+// (exclusive fleet lock); then it takes the fleet lock shared for the submission, and forgets the
+// resource in the engine if another process stored a newer inventory of it since, so that the
+// submission is evaluated against the stored findings in full. release ends the shared hold.
+func (s *Server) enterSubmit(ctx context.Context, ref reeval.Ref) (release func(), err error) {
+	for try := 0; ; try++ {
+		v, err := s.VulnDB.Version(ctx)
+		if err != nil {
+			return nil, err
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(interval):
+		if v != s.dbVersion && try < 3 {
+			rel, err := s.Store.FleetLock(ctx, true)
+			if err != nil {
+				return nil, err
+			}
+			_, err = s.applyFeedLocked(ctx)
+			rel()
+			if err != nil {
+				return nil, err
+			}
 		}
+		release, err = s.Store.FleetLock(ctx, false)
+		if err != nil {
+			return nil, err
+		}
+		if s.Store.Dialect() != store.Postgres {
+			return release, nil // one process: the engine saw every inventory
+		}
+		// Another process may have applied a newer version between the two locks: go round again.
+		if v2, err := s.VulnDB.Version(ctx); err == nil && v2 != s.dbVersion && try < 3 {
+			release()
+			continue
+		}
+		stored, err := s.Store.GetResource(ctx, ref.Account, ref.ResourceID)
+		if errors.Is(err, store.ErrNotFound) {
+			return release, nil
+		}
+		if err != nil {
+			release()
+			return nil, err
+		}
+		if h, ok := s.engine.Hash(ref); ok && h != stored.InventoryHash {
+			s.engine.Remove(ref)
+		}
+		return release, nil
 	}
 }
 
@@ -120,6 +223,11 @@ func (s *Server) ScheduleFeedUpdates(ctx context.Context, sources []vulndb.Sourc
 func (s *Server) Housekeep(ctx context.Context) error {
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
+	release, err := s.Store.FleetLock(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer release()
 	accounts, err := s.allAccounts(ctx)
 	if err != nil {
 		return err

@@ -1,0 +1,342 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-sec/vigil/server/store"
+	"github.com/vigil-sec/vigil/vulndb"
+)
+
+// Job kinds the server's workers run. Event delivery is not among them: the outbox has its own
+// leases (store.ClaimEvents), so every process's dispatcher shares the work without jobs.
+const (
+	// JobFeedUpdate fetches the vulnerability feeds (or imports the configured mirror) and then
+	// enqueues a JobReevaluate. Fleet-wide at most one waits or runs (dedupe key = the kind).
+	JobFeedUpdate = "vulndb.update"
+	// JobReevaluate applies the vulnerability database's changes to the stored findings (one per
+	// fleet at a time, dedupe key = the kind).
+	JobReevaluate = "reeval.feed"
+	// JobHousekeep expires suppression rules and old findings, and purges finished jobs.
+	JobHousekeep = "housekeeping"
+)
+
+var jobKinds = []string{JobFeedUpdate, JobReevaluate, JobHousekeep}
+
+// stateFindingsVersion names the store watermark of the vulnerability database version whose
+// changes the stored findings reflect (raised by whoever applies a delta).
+const stateFindingsVersion = "reeval.vulndb_version"
+
+// Defaults of the job settings in Config.
+const (
+	defaultWorkers        = 2
+	defaultJobLease       = 2 * time.Minute
+	defaultJobPoll        = time.Second
+	defaultFeedPoll       = 30 * time.Second
+	defaultHousekeepEvery = time.Hour
+	defaultFeedMaxAge     = 48 * time.Hour
+	jobRetention          = 7 * 24 * time.Hour
+)
+
+// FeedUpdateRequest is the body of POST /v1/vulndb/update (and a JobFeedUpdate's payload).
+type FeedUpdateRequest struct {
+	// Force ignores ETag / Last-Modified and fetches everything.
+	Force bool `json:"force,omitempty"`
+}
+
+func (s *Server) workers() int {
+	switch {
+	case s.cfg.Workers < 0:
+		return 0
+	case s.cfg.Workers == 0:
+		return defaultWorkers
+	}
+	return s.cfg.Workers
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// workerID names this process's workers in job rows: host, pid and a random suffix, so that two
+// processes on one host (or one restarted with the same pid) never share an identity.
+func workerID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", firstNonEmpty(host, "vigil"), os.Getpid(), hex.EncodeToString(b))
+}
+
+// RunBackground runs the process's share of the server's background work until ctx ends: the job
+// workers, the schedules (feed updates every Config.UpdateEvery, housekeeping every
+// Config.HousekeepEvery; whichever process gets there first enqueues, once per interval
+// fleet-wide) and the watcher that notices vulnerability database changes made outside the
+// server. It returns when every goroutine has stopped.
+func (s *Server) RunBackground(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := 0; i < s.workers(); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.workLoop(ctx, fmt.Sprintf("%s/w%d", s.worker, i+1))
+		}()
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); s.scheduleLoop(ctx) }()
+	go func() { defer wg.Done(); s.watchLoop(ctx) }()
+	wg.Wait()
+}
+
+// poke wakes this process's idle workers (after it enqueued something).
+func (s *Server) poke() {
+	for {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+			return
+		}
+	}
+}
+
+func (s *Server) workLoop(ctx context.Context, worker string) {
+	poll := orDefault(s.cfg.JobPoll, defaultJobPoll)
+	for ctx.Err() == nil {
+		ran, err := s.RunOneJob(ctx, worker)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("job queue", "worker", worker, "error", err)
+		}
+		if ran {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.wake:
+		case <-time.After(poll):
+		}
+	}
+}
+
+// RunOneJob claims one ready job as worker and runs it: done on success, retried with backoff or
+// dead on failure. While it runs its lease is renewed; a process that dies leaves the lease to
+// expire, and another process's worker claims the job again. ran is false when nothing was ready.
+func (s *Server) RunOneJob(ctx context.Context, worker string) (ran bool, err error) {
+	lease := orDefault(s.cfg.JobLease, defaultJobLease)
+	j, err := s.Store.Claim(ctx, worker, jobKinds, lease)
+	if errors.Is(err, store.ErrNoJob) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	jctx, cancel := context.WithCancel(ctx)
+	beat := make(chan struct{})
+	go func() {
+		defer close(beat)
+		t := time.NewTicker(lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-jctx.Done():
+				return
+			case <-t.C:
+				if err := s.Store.Heartbeat(jctx, j.ID, worker, lease); errors.Is(err, store.ErrLeaseLost) {
+					s.log.Warn("job lease lost; abandoning it", "job", j.ID, "kind", j.Kind)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	runErr := s.runJob(jctx, j)
+	cancel()
+	<-beat
+	if ctx.Err() != nil {
+		// Shutting down: the lease expires and another process (or this one, restarted) takes over.
+		return true, nil
+	}
+	if runErr == nil {
+		s.log.Info("job done", "job", j.ID, "kind", j.Kind, "attempt", j.Attempts, "took", time.Since(start).Round(time.Millisecond))
+		return true, s.Store.Complete(ctx, j.ID, worker)
+	}
+	dead, err := s.Store.Fail(ctx, j.ID, worker, runErr)
+	s.log.Error("job failed", "job", j.ID, "kind", j.Kind, "attempt", j.Attempts, "dead", dead, "error", runErr)
+	return true, err
+}
+
+func (s *Server) runJob(ctx context.Context, j *store.Job) error {
+	switch j.Kind {
+	case JobFeedUpdate:
+		var req FeedUpdateRequest
+		if len(j.Payload) > 0 {
+			if err := json.Unmarshal(j.Payload, &req); err != nil {
+				return store.Permanent(fmt.Errorf("bad payload: %w", err))
+			}
+		}
+		return s.runFeedUpdate(ctx, req)
+	case JobReevaluate:
+		_, err := s.ApplyFeedUpdate(ctx)
+		return err
+	case JobHousekeep:
+		if err := s.Housekeep(ctx); err != nil {
+			return err
+		}
+		_, err := s.Store.PurgeJobs(ctx, s.now().Add(-jobRetention))
+		return err
+	}
+	return store.Permanent(fmt.Errorf("unknown job kind %q", j.Kind))
+}
+
+// EnqueueFeedUpdate queues a feed update (or returns the one already waiting or running).
+func (s *Server) EnqueueFeedUpdate(ctx context.Context, req FeedUpdateRequest) (id int64, created bool, err error) {
+	payload, _ := json.Marshal(req)
+	id, created, err = s.Store.Enqueue(ctx, store.JobSpec{Kind: JobFeedUpdate, Payload: payload, DedupeKey: JobFeedUpdate, MaxAttempts: 3})
+	if err == nil {
+		s.poke()
+	}
+	return id, created, err
+}
+
+func (s *Server) enqueueReevaluation(ctx context.Context) (int64, error) {
+	id, _, err := s.Store.Enqueue(ctx, store.JobSpec{Kind: JobReevaluate, DedupeKey: JobReevaluate})
+	if err == nil {
+		s.poke()
+	}
+	return id, err
+}
+
+// runFeedUpdate fetches the configured sources (or imports the mirror). A source that cannot be
+// reached keeps its previous data and records its error in the database's source state; the job
+// fails with every such error (and is retried), after queueing the re-evaluation of whatever the
+// other sources changed.
+func (s *Server) runFeedUpdate(ctx context.Context, req FeedUpdateRequest) error {
+	if len(s.cfg.FeedSources) == 0 && s.cfg.FeedMirror == "" {
+		return store.Permanent(errors.New("no vulnerability feed sources configured (and no mirror directory)"))
+	}
+	before, err := s.VulnDB.Version(ctx)
+	if err != nil {
+		return err
+	}
+	var rep vulndb.UpdateReport
+	var uerr error
+	if s.cfg.FeedMirror != "" {
+		rep, uerr = s.VulnDB.ImportMirror(ctx, s.cfg.FeedMirror, vulndb.MirrorOptions{}, nil)
+	} else {
+		rep, uerr = s.VulnDB.Update(ctx, vulndb.UpdateConfig{Sources: s.cfg.FeedSources, Force: req.Force,
+			NVDAPIKey: s.cfg.NVDAPIKey, UserAgent: "vigil-server"}, nil)
+	}
+	after, err := s.VulnDB.Version(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	if after != before {
+		if _, err := s.enqueueReevaluation(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("queueing the re-evaluation: %w", err)
+		}
+	}
+	if uerr == nil {
+		s.log.Info("vulnerability feeds updated", "changed", len(rep.Results), "notModified", len(rep.NotModified), "version", after)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	names := make([]string, 0, len(rep.Failed))
+	for n := range rep.Failed {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	msgs := make([]string, 0, len(names))
+	for _, n := range names {
+		s.log.Error("vulnerability feed unreachable; its previous data is kept", "source", n, "error", rep.Failed[n])
+		msgs = append(msgs, rep.Failed[n].Error())
+	}
+	total := len(s.cfg.FeedSources)
+	if s.cfg.FeedMirror != "" {
+		total = len(rep.Results) + len(rep.NotModified) + len(rep.Failed)
+	}
+	return fmt.Errorf("%d of %d feed sources failed (their previous data is kept): %s", len(names), total, strings.Join(msgs, "; "))
+}
+
+// scheduleLoop enqueues the periodic jobs when they are due. Every process runs it; the store's
+// compare-and-set lets one process enqueue per interval.
+func (s *Server) scheduleLoop(ctx context.Context) {
+	tick := orDefault(s.cfg.ScheduleTick, time.Minute)
+	for {
+		s.scheduleDue(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(tick):
+		}
+	}
+}
+
+func (s *Server) scheduleDue(ctx context.Context) {
+	if s.cfg.UpdateEvery > 0 && (len(s.cfg.FeedSources) > 0 || s.cfg.FeedMirror != "") {
+		payload, _ := json.Marshal(FeedUpdateRequest{})
+		if _, ok, err := s.Store.EnqueueDue(ctx, JobFeedUpdate, s.cfg.UpdateEvery,
+			store.JobSpec{Kind: JobFeedUpdate, Payload: payload, DedupeKey: JobFeedUpdate, MaxAttempts: 3}); err != nil && ctx.Err() == nil {
+			s.log.Error("scheduling the feed update", "error", err)
+		} else if ok {
+			s.poke()
+		}
+	}
+	if _, ok, err := s.Store.EnqueueDue(ctx, JobHousekeep, orDefault(s.cfg.HousekeepEvery, defaultHousekeepEvery),
+		store.JobSpec{Kind: JobHousekeep, DedupeKey: JobHousekeep}); err != nil && ctx.Err() == nil {
+		s.log.Error("scheduling housekeeping", "error", err)
+	} else if ok {
+		s.poke()
+	}
+}
+
+// watchLoop notices vulnerability database changes nobody has applied yet (`vigil db update --db`
+// or a bundle import by hand, or a feed update job that died before queueing its re-evaluation)
+// and queues a re-evaluation; and it brings this process's engine up to a version another
+// process applied, so that its next submission does not pay for it.
+func (s *Server) watchLoop(ctx context.Context) {
+	poll := orDefault(s.cfg.FeedPoll, defaultFeedPoll)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(poll):
+		}
+		if err := s.followFeed(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("following the vulnerability database", "error", err)
+		}
+	}
+}
+
+func (s *Server) followFeed(ctx context.Context) error {
+	v, err := s.VulnDB.Version(ctx)
+	if err != nil {
+		return err
+	}
+	applied, _, err := s.Store.State(ctx, stateFindingsVersion)
+	if err != nil {
+		return err
+	}
+	s.submitMu.Lock()
+	behind := v != s.dbVersion
+	s.submitMu.Unlock()
+	switch {
+	case int64(v) > applied:
+		_, err = s.enqueueReevaluation(ctx)
+	case behind:
+		_, err = s.ApplyFeedUpdate(ctx)
+	}
+	return err
+}
