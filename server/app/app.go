@@ -29,6 +29,7 @@ import (
 	"github.com/vigil-sec/vigil/server/reeval"
 	"github.com/vigil-sec/vigil/server/store"
 	"github.com/vigil-sec/vigil/vulndb"
+	"github.com/vigil-sec/vigil/vulndb/feeds/fetch"
 )
 
 // DefaultAccount is the account the first administrator key belongs to.
@@ -61,6 +62,8 @@ type Config struct {
 	FeedSources []vulndb.Source
 	FeedMirror  string
 	NVDAPIKey   string
+	// FeedFetcher downloads feed files (nil: the default, 4 retries with backoff per source).
+	FeedFetcher *fetch.Fetcher
 	// UpdateEvery schedules a feed update (0: never; `POST /v1/vulndb/update` still works).
 	UpdateEvery time.Duration
 	// HousekeepEvery schedules housekeeping (0: hourly). ScheduleTick is how often schedules are

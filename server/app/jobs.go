@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vigil-sec/vigil/server/store"
@@ -113,11 +115,11 @@ func (s *Server) poke() {
 func (s *Server) workLoop(ctx context.Context, worker string) {
 	poll := orDefault(s.cfg.JobPoll, defaultJobPoll)
 	for ctx.Err() == nil {
-		ran, err := s.RunOneJob(ctx, worker)
+		kind, err := s.RunOneJob(ctx, worker)
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("job queue", "worker", worker, "error", err)
 		}
-		if ran {
+		if kind != "" {
 			continue
 		}
 		select {
@@ -130,15 +132,16 @@ func (s *Server) workLoop(ctx context.Context, worker string) {
 
 // RunOneJob claims one ready job as worker and runs it: done on success, retried with backoff or
 // dead on failure. While it runs its lease is renewed; a process that dies leaves the lease to
-// expire, and another process's worker claims the job again. ran is false when nothing was ready.
-func (s *Server) RunOneJob(ctx context.Context, worker string) (ran bool, err error) {
+// expire, and another process's worker claims the job again. It returns the kind of the job it
+// ran, "" when nothing was ready.
+func (s *Server) RunOneJob(ctx context.Context, worker string) (kind string, err error) {
 	lease := orDefault(s.cfg.JobLease, defaultJobLease)
 	j, err := s.Store.Claim(ctx, worker, jobKinds, lease)
 	if errors.Is(err, store.ErrNoJob) {
-		return false, nil
+		return "", nil
 	}
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	jctx, cancel := context.WithCancel(ctx)
 	beat := make(chan struct{})
@@ -165,15 +168,15 @@ func (s *Server) RunOneJob(ctx context.Context, worker string) (ran bool, err er
 	<-beat
 	if ctx.Err() != nil {
 		// Shutting down: the lease expires and another process (or this one, restarted) takes over.
-		return true, nil
+		return j.Kind, nil
 	}
 	if runErr == nil {
 		s.log.Info("job done", "job", j.ID, "kind", j.Kind, "attempt", j.Attempts, "took", time.Since(start).Round(time.Millisecond))
-		return true, s.Store.Complete(ctx, j.ID, worker)
+		return j.Kind, s.Store.Complete(ctx, j.ID, worker)
 	}
 	dead, err := s.Store.Fail(ctx, j.ID, worker, runErr)
 	s.log.Error("job failed", "job", j.ID, "kind", j.Kind, "attempt", j.Attempts, "dead", dead, "error", runErr)
-	return true, err
+	return j.Kind, err
 }
 
 func (s *Server) runJob(ctx context.Context, j *store.Job) error {
@@ -235,7 +238,7 @@ func (s *Server) runFeedUpdate(ctx context.Context, req FeedUpdateRequest) error
 		rep, uerr = s.VulnDB.ImportMirror(ctx, s.cfg.FeedMirror, vulndb.MirrorOptions{}, nil)
 	} else {
 		rep, uerr = s.VulnDB.Update(ctx, vulndb.UpdateConfig{Sources: s.cfg.FeedSources, Force: req.Force,
-			NVDAPIKey: s.cfg.NVDAPIKey, UserAgent: "vigil-server"}, nil)
+			NVDAPIKey: s.cfg.NVDAPIKey, UserAgent: "vigil-server", Fetcher: s.cfg.FeedFetcher}, nil)
 	}
 	after, err := s.VulnDB.Version(context.WithoutCancel(ctx))
 	if err != nil {
@@ -261,13 +264,42 @@ func (s *Server) runFeedUpdate(ctx context.Context, req FeedUpdateRequest) error
 	msgs := make([]string, 0, len(names))
 	for _, n := range names {
 		s.log.Error("vulnerability feed unreachable; its previous data is kept", "source", n, "error", rep.Failed[n])
-		msgs = append(msgs, rep.Failed[n].Error())
+		msgs = append(msgs, describeFeedError(n, s.sourceURL(n), rep.Failed[n]))
 	}
 	total := len(s.cfg.FeedSources)
 	if s.cfg.FeedMirror != "" {
 		total = len(rep.Results) + len(rep.NotModified) + len(rep.Failed)
 	}
 	return fmt.Errorf("%d of %d feed sources failed (their previous data is kept): %s", len(names), total, strings.Join(msgs, "; "))
+}
+
+func (s *Server) sourceURL(name string) string {
+	for _, src := range s.cfg.FeedSources {
+		if src.Name == name {
+			return src.URL
+		}
+	}
+	return ""
+}
+
+// describeFeedError says in a line why a source failed: "cannot reach URL: connection refused"
+// for network failures, else the error as the updater gave it.
+func describeFeedError(name, url string, err error) string {
+	var errno syscall.Errno
+	var dns *net.DNSError
+	var op *net.OpError
+	switch {
+	case url == "":
+	case errors.As(err, &dns):
+		return fmt.Sprintf("%s: cannot reach %s: cannot resolve %s", name, url, dns.Name)
+	case errors.As(err, &errno):
+		return fmt.Sprintf("%s: cannot reach %s: %s", name, url, errno.Error())
+	case errors.As(err, &op):
+		return fmt.Sprintf("%s: cannot reach %s: %v", name, url, op.Err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("%s: cannot reach %s: timed out", name, url)
+	}
+	return fmt.Sprintf("%s: %v", name, err)
 }
 
 // scheduleLoop enqueues the periodic jobs when they are due. Every process runs it; the store's
