@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-sec/vigil/server/app"
 	"github.com/vigil-sec/vigil/source"
 	"github.com/vigil-sec/vigil/vulndb"
 )
@@ -91,16 +93,32 @@ func newDBCmd() *cobra.Command {
 
 	var sf sourceFlags
 	var mirror, nvdKey string
-	var force bool
+	var force, wait bool
+	var remote apiClient
 	update := &cobra.Command{
 		Use:   "update",
 		Short: "Fetch the feeds that changed and switch to them atomically",
 		Long: `Fetch every feed (OSV per ecosystem, Debian tracker, Alpine secdb, NVD, CISA KEV, FIRST EPSS) with conditional
 requests, and import each one that changed in its own transaction: a failed or killed update leaves the previous
-data fully usable. With --mirror DIR, read an offline mirror directory instead (see 'vigil db import').`,
+data fully usable. With --mirror DIR, read an offline mirror directory instead (see 'vigil db import').
+
+With --server URL, ask a Vigil server to update its database instead: the update runs as a job on one of
+its processes (the server's own sources and schedule apply); --wait follows the job to its end.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if remote.server != "" {
+				for _, name := range []string{"mirror", "osv-base", "osv-ecosystems", "debian-url", "alpine-base", "alpine-releases",
+					"nvd-url", "kev-url", "epss-url", "no-debian", "no-nvd", "no-kev", "no-epss", "nvd-api-key"} {
+					if cmd.Flags().Changed(name) {
+						return fmt.Errorf("--%s cannot be used with --server: the server fetches the sources it was started with", name)
+					}
+				}
+				return remoteUpdate(cmd, &remote, force, wait)
+			}
+			if wait {
+				return errors.New("--wait needs --server")
+			}
 			db, err := openDB(ctx, dbPath, true)
 			if err != nil {
 				return err
@@ -124,6 +142,8 @@ data fully usable. With --mirror DIR, read an offline mirror directory instead (
 	update.Flags().StringVar(&mirror, "mirror", "", "import this mirror directory instead of fetching")
 	update.Flags().StringVar(&nvdKey, "nvd-api-key", os.Getenv("NVD_API_KEY"), "NVD API key (raises the rate limit)")
 	update.Flags().BoolVar(&force, "force", false, "ignore ETag / Last-Modified and fetch everything")
+	remote.registerRemote(update)
+	update.Flags().BoolVar(&wait, "wait", false, "with --server: follow the update job until it ends")
 
 	imp := &cobra.Command{
 		Use:   "import DIR|BUNDLE",
@@ -183,11 +203,17 @@ A bundle file replaces the whole database atomically after its checksum is verif
 	}
 
 	var maxAge time.Duration
+	var statusRemote apiClient
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show each source with its age and counts; warn when data is stale",
-		Args:  cobra.NoArgs,
+		Long: `Show each source of the local vulnerability database (--db) with its age and counts, or with --server URL
+those of a Vigil server's database together with its last update job. Exits non-zero when data is stale.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if statusRemote.server != "" {
+				return remoteStatus(cmd, &statusRemote)
+			}
 			db, err := openDB(cmd.Context(), dbPath, false)
 			if err != nil {
 				return err
@@ -200,7 +226,8 @@ A bundle file replaces the whole database atomically after its checksum is verif
 			return printStatus(cmd.OutOrStdout(), db.Path(), st, maxAge)
 		},
 	}
-	status.Flags().DurationVar(&maxAge, "max-age", 48*time.Hour, "data older than this is stale")
+	status.Flags().DurationVar(&maxAge, "max-age", 48*time.Hour, "data older than this is stale (the server applies its own)")
+	statusRemote.registerRemote(status)
 
 	cmd.AddCommand(update, imp, export, status)
 	return cmd
@@ -266,6 +293,122 @@ func printStatus(w io.Writer, path string, st []vulndb.SourceStatus, maxAge time
 	tw.Flush()
 	if stale > 0 {
 		fmt.Fprintf(w, "warning: %d sources have no data newer than %s; run 'vigil db update'\n", stale, maxAge)
+		return errors.New("stale vulnerability data")
+	}
+	return nil
+}
+
+// registerRemote adds --server and the client flags to a db command. Unlike the read commands, --server does not
+// default to $VIGIL_SERVER: the db commands work on the local file unless asked, by flag, to go to a server.
+func (c *apiClient) registerRemote(cmd *cobra.Command) {
+	c.register(cmd)
+	f := cmd.Flags().Lookup("server")
+	f.DefValue, f.Usage = "", "act on this Vigil server's database instead of the local file"
+	c.server = ""
+}
+
+// jobPoll is how often --wait asks for the job's state.
+var jobPoll = time.Second
+
+func remoteUpdate(cmd *cobra.Command, c *apiClient, force, wait bool) error {
+	var q app.FeedUpdateQueued
+	if err := c.do(http.MethodPost, "/v1/vulndb/update", nil, app.FeedUpdateRequest{Force: force}, &q); err != nil {
+		return err
+	}
+	w := cmd.ErrOrStderr()
+	if q.Created {
+		fmt.Fprintf(w, "feed update queued as job %d\n", q.JobID)
+	} else {
+		fmt.Fprintf(w, "a feed update is already waiting or running: job %d\n", q.JobID)
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), q.JobID)
+	if !wait {
+		return nil
+	}
+	return waitJob(cmd, c, q.JobID)
+}
+
+// waitJob follows a job until it is done or dead, reporting each state change and failed attempt.
+func waitJob(cmd *cobra.Command, c *apiClient, id int64) error {
+	w := cmd.ErrOrStderr()
+	last := ""
+	for {
+		var j app.JobView
+		if err := c.get(fmt.Sprintf("/v1/jobs/%d", id), nil, &j); err != nil {
+			return err
+		}
+		line := fmt.Sprintf("job %d: %s (attempt %d of %d)", id, j.State, j.Attempts, j.MaxAttempts)
+		switch {
+		case j.State == "running" && j.Worker != "":
+			line += " on " + j.Worker
+		case j.State == "pending" && j.LastError != "":
+			line += fmt.Sprintf(": failed: %s; retrying at %s", j.LastError, j.RunAt.Local().Format(time.TimeOnly))
+		}
+		if line != last {
+			fmt.Fprintln(w, line)
+			last = line
+		}
+		switch j.State {
+		case "done":
+			return remoteStatus(cmd, c)
+		case "dead":
+			return fmt.Errorf("feed update job %d failed: %s", id, j.LastError)
+		}
+		select {
+		case <-cmd.Context().Done():
+			return cmd.Context().Err()
+		case <-time.After(jobPoll):
+		}
+	}
+}
+
+func remoteStatus(cmd *cobra.Command, c *apiClient) error {
+	var st app.FeedStatus
+	if err := c.get("/v1/vulndb/status", nil, &st); err != nil {
+		return err
+	}
+	return printRemoteStatus(cmd.OutOrStdout(), c.server, &st)
+}
+
+func printRemoteStatus(w io.Writer, server string, st *app.FeedStatus) error {
+	fmt.Fprintf(w, "server %s: database version %d, findings reflect version %d\n", server, st.Version, st.FindingsVersion)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tADVISORIES\tENRICHMENTS\tSKIPPED\tLAST SUCCESS\tAGE\tSTATE")
+	for _, s := range st.Sources {
+		state := "ok"
+		if s.Stale {
+			state = "STALE"
+		}
+		if s.LastError != "" {
+			state += " (last error: " + strings.SplitN(s.LastError, "\n", 2)[0] + ")"
+		}
+		last, age := "never", "-"
+		if s.LastSuccess != nil {
+			last = s.LastSuccess.Format(time.RFC3339)
+		}
+		if s.AgeSeconds != nil {
+			age = (time.Duration(*s.AgeSeconds) * time.Second).Round(time.Minute).String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Name, s.Advisories, s.Enrichments, s.Skipped, last, age, state)
+	}
+	tw.Flush()
+	for _, j := range []*app.JobView{st.LastUpdateJob, st.LastReevaluationJob} {
+		if j == nil {
+			continue
+		}
+		fmt.Fprintf(w, "last %s job: %d %s at %s", j.Kind, j.ID, j.State, j.UpdatedAt.Local().Format(time.RFC3339))
+		if j.LastError != "" {
+			fmt.Fprintf(w, " (error: %s)", j.LastError)
+		}
+		fmt.Fprintln(w)
+	}
+	if st.NextScheduledUpdate != nil {
+		fmt.Fprintf(w, "next scheduled update: %s\n", st.NextScheduledUpdate.Local().Format(time.RFC3339))
+	}
+	for _, m := range st.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", m)
+	}
+	if st.Stale {
 		return errors.New("stale vulnerability data")
 	}
 	return nil
