@@ -364,6 +364,10 @@ func (s *Server) followFeed(ctx context.Context) error {
 	s.submitMu.Lock()
 	behind := v != s.dbVersion
 	s.submitMu.Unlock()
+	if int64(v) < applied {
+		s.log.Warn("this process's vulnerability database is behind the stored findings: do all server processes share one vulnerability database file?",
+			"version", v, "findingsVersion", applied, "file", s.VulnDB.Path())
+	}
 	switch {
 	case int64(v) > applied:
 		_, err = s.enqueueReevaluation(ctx)

@@ -187,6 +187,10 @@ func (s *Server) FeedStatus(r *http.Request) (*FeedStatus, error) {
 			*dst = &jv
 		}
 	}
+	if out.Version < out.FindingsVersion {
+		out.Warnings = append(out.Warnings, fmt.Sprintf("this server's vulnerability database (version %d) is behind the stored findings "+
+			"(version %d): every server process sharing the store must use the same vulnerability database file", out.Version, out.FindingsVersion))
+	}
 	if j := out.LastUpdateJob; j != nil && j.LastError != "" && j.State != store.JobDone {
 		out.Warnings = append(out.Warnings, fmt.Sprintf("the last feed update (job %d, %s) failed: %s", j.ID, j.State, j.LastError))
 	}
