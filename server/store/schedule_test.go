@@ -1,6 +1,9 @@
 package store
 
 import (
+	"io/fs"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -168,4 +171,20 @@ func jobIDs(js []*Job) []int64 {
 		out = append(out, j.ID)
 	}
 	return out
+}
+
+// latestMigration is the highest migration number embedded for SQLite (PostgreSQL has the same).
+func latestMigration(t testing.TB) int64 {
+	entries, err := fs.ReadDir(migrations, "migrations/sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var max int64
+	for _, e := range entries {
+		num, _, _ := strings.Cut(e.Name(), "_")
+		if n, err := strconv.ParseInt(num, 10, 64); err == nil && n > max {
+			max = n
+		}
+	}
+	return max
 }
