@@ -20,7 +20,8 @@ type FeedResult struct {
 	Changes   int // change-log entries read
 	Resources int // resources re-evaluated
 	Events    int // events written
-	// Synced counts resources evaluated afresh because another process stored their inventory.
+	// Synced counts resources evaluated afresh because another process stored their inventory
+	// (their events are in Events too).
 	Synced int
 }
 
@@ -29,9 +30,9 @@ type FeedResult struct {
 // or withdrawn, and only those packages. It does not rescan the fleet.
 //
 // Several processes may share the store, each with its own engine. So it runs under the exclusive
-// fleet lock (no submission anywhere is reconciling findings meanwhile), first brings the engine
-// up to the stored inventories (those another process received since: syncFleet), then applies
-// the delta and writes only what differs from the stored findings. Whichever process applies a
+// fleet lock (no submission anywhere is reconciling findings meanwhile), applies the delta to the
+// resources whose inventory the engine holds as stored, then evaluates afresh those another
+// process received since (staleResources), and writes only what differs from the stored findings. Whichever process applies a
 // version first writes its findings and events; the others, following later, find the stored
 // findings already current and write nothing, so each change's events are written once.
 func (s *Server) ApplyFeedUpdate(ctx context.Context) (FeedResult, error) {
@@ -50,7 +51,11 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 	if err := s.VulnDB.Refresh(ctx); err != nil { // another process may have written it
 		return FeedResult{}, err
 	}
-	synced, err := s.syncFleet(ctx)
+	// Resources another process stored an inventory of since this engine looked are left out of
+	// the delta (it would re-evaluate what the engine holds, not what is stored) and evaluated
+	// afresh from the store after it, when the engine's advisories are those of the new version,
+	// like the stored findings another process may already have written for them.
+	stale, err := s.staleResources(ctx)
 	if err != nil {
 		return FeedResult{}, fmt.Errorf("catching up with stored inventories: %w", err)
 	}
@@ -58,7 +63,7 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 	if err != nil {
 		return FeedResult{}, err
 	}
-	res := FeedResult{From: s.dbVersion, To: to, Changes: len(changes), Synced: synced}
+	res := FeedResult{From: s.dbVersion, To: to, Changes: len(changes)}
 	if len(changes) > 0 {
 		now := s.now().UTC().Truncate(time.Microsecond)
 		var mu sync.Mutex
@@ -90,6 +95,11 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 			}
 		}
 	}
+	synced, events, err := s.evaluateStored(ctx, stale)
+	res.Synced, res.Events = synced, res.Events+events
+	if err != nil {
+		return res, fmt.Errorf("catching up with stored inventories: %w", err)
+	}
 	s.dbVersion = to
 	if err := s.Store.RaiseState(ctx, stateFindingsVersion, int64(to)); err != nil {
 		return res, err
@@ -101,71 +111,82 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 	return res, nil
 }
 
-// syncFleet brings the engine up to the stored inventories: a resource whose stored inventory
-// hash differs from the one the engine holds (another process received it) is evaluated afresh
-// from the store, one the store no longer has is forgotten. What that evaluation finds different
-// from the stored findings is written, so that the engine and the stored findings agree before a
-// delta is applied (a delta only writes the resources whose matches it changes). It costs one
-// narrow read of every resource's hash; with one process nothing differs.
-func (s *Server) syncFleet(ctx context.Context) (int, error) {
+// staleResources compares the inventory hash the engine holds for each resource with the stored
+// one (one narrow read of every resource; with one process nothing differs). A resource another
+// process stored a different inventory of, or one the engine does not know, is returned (and
+// forgotten by the engine); one the store no longer has or marks removed is forgotten.
+func (s *Server) staleResources(ctx context.Context) ([]reeval.Ref, error) {
 	stored, err := s.Store.InventoryHashes(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	known := s.engine.Known()
-	now := s.now().UTC().Truncate(time.Microsecond)
-	n := 0
+	var out []reeval.Ref
 	for _, r := range stored {
 		ref := reeval.Ref{Account: r.Account, ResourceID: r.ID}
 		h, ok := known[ref]
 		delete(known, ref)
-		if r.Removed || r.Hash == "" {
+		switch {
+		case r.Removed || r.Hash == "":
 			if ok {
 				s.engine.Remove(ref)
 			}
-			continue
-		}
-		if ok && h == r.Hash {
-			continue
-		}
-		if ok {
-			s.engine.Remove(ref) // what it held is stale: evaluate the stored inventory as new
-		}
-		res, err := s.Store.GetResource(ctx, r.Account, r.ID)
-		if err != nil {
-			return n, err
-		}
-		pkgs, err := s.Store.Inventory(ctx, r.Account, r.ID)
-		if err != nil {
-			return n, err
-		}
-		if len(pkgs) == 0 {
-			continue
-		}
-		prev, err := s.Store.ResourceFindings(ctx, r.Account, r.ID)
-		if err != nil {
-			return n, err
-		}
-		rules, err := s.Store.ListSuppressionRules(ctx, []string{r.Account})
-		if err != nil {
-			return n, err
-		}
-		out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: &model.Inventory{Packages: pkgs}, Prev: prev, Rules: rules}, now)
-		if err != nil {
-			return n, err
-		}
-		n++
-		// Only real differences: re-reading an inventory is not observing the resource again.
-		if rr := out.Result; len(rr.Upserts) > 0 || len(rr.Deletes) > 0 || len(rr.Events) > 0 {
-			if err := s.Store.ApplyChanges(ctx, store.Changes{Account: r.Account, Upsert: rr.Upserts, Delete: rr.Deletes, Events: rr.Events}); err != nil {
-				return n, err
+		case ok && h == r.Hash:
+		default:
+			if ok {
+				s.engine.Remove(ref)
 			}
+			out = append(out, ref)
 		}
 	}
 	for ref := range known { // deleted from the store by another process
 		s.engine.Remove(ref)
 	}
-	return n, nil
+	return out, nil
+}
+
+// evaluateStored gives the engine the stored inventories of refs, each evaluated in full against
+// its stored findings, and writes what differs (with events), so that the engine and the stored
+// findings agree again. It returns how many it evaluated and the events it wrote.
+func (s *Server) evaluateStored(ctx context.Context, refs []reeval.Ref) (n, events int, err error) {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	for _, ref := range refs {
+		res, err := s.Store.GetResource(ctx, ref.Account, ref.ResourceID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, events, err
+		}
+		pkgs, err := s.Store.Inventory(ctx, ref.Account, ref.ResourceID)
+		if err != nil {
+			return n, events, err
+		}
+		if len(pkgs) == 0 {
+			continue
+		}
+		prev, err := s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
+		if err != nil {
+			return n, events, err
+		}
+		rules, err := s.Store.ListSuppressionRules(ctx, []string{ref.Account})
+		if err != nil {
+			return n, events, err
+		}
+		out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: &model.Inventory{Packages: pkgs}, Prev: prev, Rules: rules}, now)
+		if err != nil {
+			return n, events, err
+		}
+		n++
+		// Only real differences: re-reading an inventory is not observing the resource again.
+		if rr := out.Result; len(rr.Upserts) > 0 || len(rr.Deletes) > 0 || len(rr.Events) > 0 {
+			if err := s.Store.ApplyChanges(ctx, store.Changes{Account: ref.Account, Upsert: rr.Upserts, Delete: rr.Deletes, Events: rr.Events}); err != nil {
+				return n, events, err
+			}
+			events += len(rr.Events)
+		}
+	}
+	return n, events, nil
 }
 
 // enterSubmit prepares this process for one submission (the caller holds submitMu): when the

@@ -473,3 +473,53 @@ func TestFeedEndpointsAuthorization(t *testing.T) {
 		t.Errorf("refused requests queued %d jobs", len(jobs))
 	}
 }
+
+// Two servers apply the same new database version at the same moment, each knowing half of the
+// fleet from its own submissions: the fleet lock makes one of them write every new finding and
+// event, and the other find them written. (Without it both would reconcile from the same stored
+// state and write each created event twice.)
+func TestConcurrentDeltaWritesEventsOnce(t *testing.T) {
+	dsn := pgDSN(t)
+	ctx := context.Background()
+	shared, mirror := filepath.Join(t.TempDir(), "vulndb.sqlite"), t.TempDir()
+	osvZip(t, mirror, "npm", lodashGHSA)
+	seedVulnDB(t, shared, mirror)
+	a := newTestServer(t, Config{Postgres: dsn, VulnDB: shared})
+	b := newTestServer(t, Config{Postgres: dsn, VulnDB: shared})
+	const hosts = 40
+	for i := 0; i < hosts; i++ {
+		srv := []*Server{a, b}[i%2]
+		inv := inventory("4.17.15", "1.2.0")
+		if _, err := srv.Submit(ctx, model.Resource{Account: DefaultAccount, ID: fmt.Sprintf("web-%d", i), Type: model.ResourceHost}, &inv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	osvZip(t, mirror, "npm", lodashGHSA, minimistGHSA)
+	if _, err := a.VulnDB.ImportMirror(ctx, mirror, vulndb.MirrorOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	results := make([]FeedResult, 2)
+	for i, srv := range []*Server{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if results[i], err = srv.ApplyFeedUpdate(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := countPrefix(outbox(t, a.Store), model.EventFindingCreated+" "); n != 2*hosts {
+		t.Errorf("%d created events, want %d (lodash and minimist on each host, once)", n, 2*hosts)
+	}
+	if results[0].Events+results[1].Events != hosts {
+		t.Errorf("the two passes wrote %d and %d events, want %d in all", results[0].Events, results[1].Events, hosts)
+	}
+	for i := 0; i < hosts; i++ {
+		if got := findingStates(t, a.Store, fmt.Sprintf("web-%d", i)); len(got) != 2 || got["CVE-2021-44906"] != model.FindingActive {
+			t.Fatalf("web-%d: %v", i, got)
+		}
+	}
+}
