@@ -217,7 +217,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	go s.renewDaily(ctx)
 	go s.refreshAgents(ctx, time.Minute)
-	go s.RunBackground(ctx)
+	bgCtx, stopBG := context.WithCancel(ctx)
+	bg := make(chan struct{})
+	go func() { s.RunBackground(bgCtx); close(bg) }()
+	// The jobs in hand are abandoned, not failed: their leases expire and another process (or this
+	// one, restarted) runs them again.
+	defer func() { stopBG(); <-bg }()
 	select {
 	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
