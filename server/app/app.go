@@ -95,6 +95,10 @@ type Server struct {
 	// submitMu serialises inventory submissions: the engine's per-resource state and the store's
 	// finding rows of one resource change together.
 	submitMu sync.Mutex
+	// versionChecked is when a submission last read the vulnerability database's version (submitMu).
+	versionChecked time.Time
+	// hold is the shared fleet lock kept across submissions (submitMu).
+	hold fleetHold
 	// worker names this process in job rows; wake pokes its idle workers.
 	worker string
 	wake   chan struct{}
@@ -271,6 +275,10 @@ func (s *Server) refreshAgents(ctx context.Context, every time.Duration) {
 
 // Close releases the databases.
 func (s *Server) Close() error {
+	s.submitMu.Lock()
+	s.dropShared()
+	s.hold.gen++ // a pending drop finds nothing to do
+	s.submitMu.Unlock()
 	var errs []error
 	if s.VulnDB != nil {
 		errs = append(errs, s.VulnDB.Close())

@@ -38,7 +38,7 @@ type FeedResult struct {
 func (s *Server) ApplyFeedUpdate(ctx context.Context) (FeedResult, error) {
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
-	release, err := s.Store.FleetLock(ctx, true)
+	release, err := s.lockExclusive(ctx)
 	if err != nil {
 		return FeedResult{}, err
 	}
@@ -189,19 +189,26 @@ func (s *Server) evaluateStored(ctx context.Context, refs []reeval.Ref) (n, even
 	return n, events, nil
 }
 
+// versionCheckEvery bounds how often submissions read the vulnerability database's version. A
+// submission in between may match with advisories one version old; this process's next
+// application of that version (at the next check, or by the watcher) re-matches the changed
+// packages of every resource it holds and writes the difference, so the lag is bounded.
+const versionCheckEvery = time.Second
+
 // enterSubmit prepares this process for one submission (the caller holds submitMu): when the
 // vulnerability database moved past the version its engine reflects, it first applies the delta
 // (exclusive fleet lock); then it takes the fleet lock shared for the submission, and forgets the
-// resource in the engine if another process stored a newer inventory of it since, so that the
-// submission is evaluated against the stored findings in full. release ends the shared hold.
+// resource in the engine if another process stored a different inventory of it since, so that the
+// submission is evaluated in full against the stored findings. release ends the shared hold.
 func (s *Server) enterSubmit(ctx context.Context, ref reeval.Ref) (release func(), err error) {
-	for try := 0; ; try++ {
+	if time.Since(s.versionChecked) >= versionCheckEvery {
 		v, err := s.VulnDB.Version(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if v != s.dbVersion && try < 3 {
-			rel, err := s.Store.FleetLock(ctx, true)
+		s.versionChecked = time.Now()
+		if v != s.dbVersion {
+			rel, err := s.lockExclusive(ctx)
 			if err != nil {
 				return nil, err
 			}
@@ -211,31 +218,77 @@ func (s *Server) enterSubmit(ctx context.Context, ref reeval.Ref) (release func(
 				return nil, err
 			}
 		}
-		release, err = s.Store.FleetLock(ctx, false)
-		if err != nil {
-			return nil, err
-		}
-		if s.Store.Dialect() != store.Postgres {
-			return release, nil // one process: the engine saw every inventory
-		}
-		// Another process may have applied a newer version between the two locks: go round again.
-		if v2, err := s.VulnDB.Version(ctx); err == nil && v2 != s.dbVersion && try < 3 {
-			release()
-			continue
-		}
-		stored, err := s.Store.GetResource(ctx, ref.Account, ref.ResourceID)
-		if errors.Is(err, store.ErrNotFound) {
-			return release, nil
-		}
-		if err != nil {
-			release()
-			return nil, err
-		}
-		if h, ok := s.engine.Hash(ref); ok && h != stored.InventoryHash {
-			s.engine.Remove(ref)
-		}
+	}
+	if err := s.holdShared(ctx); err != nil {
+		return nil, err
+	}
+	release = func() {}
+	if s.Store.Dialect() != store.Postgres {
+		return release, nil // one process: the engine saw every inventory
+	}
+	stored, err := s.Store.GetResource(ctx, ref.Account, ref.ResourceID)
+	if errors.Is(err, store.ErrNotFound) {
 		return release, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	if h, ok := s.engine.Hash(ref); ok && h != stored.InventoryHash {
+		s.engine.Remove(ref)
+	}
+	return release, nil
+}
+
+// sharedHoldFor is how long a process keeps the fleet lock shared across consecutive submissions:
+// a lock round trip per submission is saved, and a process waiting for the exclusive lock waits at
+// most this much longer.
+const sharedHoldFor = 50 * time.Millisecond
+
+// fleetHold is the shared fleet lock a process holds across submissions (guarded by submitMu).
+type fleetHold struct {
+	release func()
+	since   time.Time
+	gen     int
+}
+
+// holdShared makes sure this process holds the fleet lock shared (caller holds submitMu). A hold
+// older than sharedHoldFor is renewed (released and taken again), so that an exclusive request
+// queued meanwhile gets its turn; an idle hold is dropped after sharedHoldFor.
+func (s *Server) holdShared(ctx context.Context) error {
+	if s.hold.release != nil && time.Since(s.hold.since) < sharedHoldFor {
+		return nil
+	}
+	s.dropShared()
+	rel, err := s.Store.FleetLock(ctx, false)
+	if err != nil {
+		return err
+	}
+	s.hold.release, s.hold.since = rel, time.Now()
+	s.hold.gen++
+	gen := s.hold.gen
+	time.AfterFunc(sharedHoldFor, func() {
+		s.submitMu.Lock()
+		defer s.submitMu.Unlock()
+		if s.hold.gen == gen {
+			s.dropShared()
+		}
+	})
+	return nil
+}
+
+// dropShared releases the shared hold, if any (caller holds submitMu).
+func (s *Server) dropShared() {
+	if s.hold.release != nil {
+		s.hold.release()
+		s.hold.release = nil
+	}
+}
+
+// lockExclusive takes the fleet lock exclusive (caller holds submitMu), first dropping this
+// process's own shared hold, which would otherwise block it.
+func (s *Server) lockExclusive(ctx context.Context) (release func(), err error) {
+	s.dropShared()
+	return s.Store.FleetLock(ctx, true)
 }
 
 // Housekeep applies what time alone changes, for every resource: suppression rules that expired
@@ -244,7 +297,7 @@ func (s *Server) enterSubmit(ctx context.Context, ref reeval.Ref) (release func(
 func (s *Server) Housekeep(ctx context.Context) error {
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
-	release, err := s.Store.FleetLock(ctx, true)
+	release, err := s.lockExclusive(ctx)
 	if err != nil {
 		return err
 	}

@@ -491,7 +491,7 @@ func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) reapplyRules(ctx context.Context, acct string) error {
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
-	release, err := s.Store.FleetLock(ctx, true)
+	release, err := s.lockExclusive(ctx)
 	if err != nil {
 		return err
 	}
