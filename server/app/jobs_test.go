@@ -523,3 +523,53 @@ func TestConcurrentDeltaWritesEventsOnce(t *testing.T) {
 		}
 	}
 }
+
+// One server on SQLite runs the same loops: a feed update asked for through the API is fetched by
+// its workers and re-evaluates the fleet, with no process but this one.
+func TestFeedUpdateJobSQLite(t *testing.T) {
+	ctx := context.Background()
+	data, mirror := t.TempDir(), t.TempDir()
+	osvZip(t, mirror, "npm", lodashGHSA)
+	seedVulnDB(t, filepath.Join(data, "vulndb.sqlite"), mirror)
+	srv := newTestServer(t, Config{DataDir: data, FeedMirror: mirror, JobPoll: 10 * time.Millisecond})
+	c := apiClient(t, srv, srv.AdminKey())
+	var sub SubmissionResult
+	if c.do("PUT", "/v1/resources/host/web-1/inventory", InventorySubmission{Inventory: inventory("4.17.15", "1.2.0")}, &sub); sub.Created != 1 {
+		t.Fatalf("submit: %+v", sub)
+	}
+	bg, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { srv.RunBackground(bg); close(done) }()
+	defer func() { stop(); <-done }()
+	osvZip(t, mirror, "npm", lodashGHSA, minimistGHSA)
+	var q FeedUpdateQueued
+	if st := c.do("POST", "/v1/vulndb/update", FeedUpdateRequest{Force: true}, &q); st != 202 {
+		t.Fatalf("POST: %d", st)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for findingStates(t, srv.Store, "web-1")["CVE-2021-44906"] != model.FindingActive {
+		if time.Now().After(deadline) {
+			t.Fatalf("no finding for the new advisory; jobs: %+v", mustJobs(t, srv))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var j JobView
+	if c.do("GET", fmt.Sprintf("/v1/jobs/%d", q.JobID), nil, &j); j.State != store.JobDone || string(j.Payload) != `{"force":true}` {
+		t.Errorf("the update job: %+v", j)
+	}
+	if n := countPrefix(outbox(t, srv.Store), model.EventFindingCreated+" "); n != 2 {
+		t.Errorf("%d created events, want 2", n)
+	}
+}
+
+func mustJobs(t *testing.T, srv *Server) []store.Job {
+	jobs, err := srv.Store.RecentJobs(context.Background(), store.JobFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]store.Job, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, *j)
+	}
+	return out
+}
