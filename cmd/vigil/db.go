@@ -350,7 +350,11 @@ func waitJob(cmd *cobra.Command, c *apiClient, id int64) error {
 		}
 		switch j.State {
 		case "done":
-			return remoteStatus(cmd, c)
+			// The job's success is the answer; the status is shown for information.
+			if err := remoteStatus(cmd, c); err != nil && !errors.Is(err, errStale) {
+				return err
+			}
+			return nil
 		case "dead":
 			return fmt.Errorf("feed update job %d failed: %s", id, j.LastError)
 		}
@@ -409,7 +413,9 @@ func printRemoteStatus(w io.Writer, server string, st *app.FeedStatus) error {
 		fmt.Fprintf(w, "warning: %s\n", m)
 	}
 	if st.Stale {
-		return errors.New("stale vulnerability data")
+		return errStale
 	}
 	return nil
 }
+
+var errStale = errors.New("stale vulnerability data")

@@ -134,7 +134,11 @@ type FeedStatus struct {
 func (s *Server) FeedStatus(r *http.Request) (*FeedStatus, error) {
 	ctx := r.Context()
 	maxAge := orDefault(s.cfg.FeedMaxAge, defaultFeedMaxAge)
-	st, err := s.VulnDB.Status(ctx, s.cfg.FeedSources, maxAge)
+	configured := s.cfg.FeedSources
+	if s.cfg.FeedMirror != "" {
+		configured = nil // updates import the mirror: the sources are whatever it holds
+	}
+	st, err := s.VulnDB.Status(ctx, configured, maxAge)
 	if err != nil {
 		return nil, err
 	}
