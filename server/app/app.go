@@ -52,7 +52,7 @@ type Config struct {
 	// Webhooks receive every account's events, signed with their secret.
 	Webhooks []Webhook
 
-	// Background work (RunBackground; docs/server.md, "Jobs and several processes").
+	// Background work (RunBackground; docs/server.md, "Background jobs and several processes").
 	// Workers is how many jobs this process runs at once (0: 2; negative: none, an API-only process).
 	Workers int
 	// JobLease is how long a claimed job is this process's before another may take it over if it

@@ -197,46 +197,45 @@ const versionCheckEvery = time.Second
 
 // enterSubmit prepares this process for one submission (the caller holds submitMu): when the
 // vulnerability database moved past the version its engine reflects, it first applies the delta
-// (exclusive fleet lock); then it takes the fleet lock shared for the submission, and forgets the
-// resource in the engine if another process stored a different inventory of it since, so that the
-// submission is evaluated in full against the stored findings. release ends the shared hold.
-func (s *Server) enterSubmit(ctx context.Context, ref reeval.Ref) (release func(), err error) {
+// (exclusive fleet lock); then it makes sure the process holds the fleet lock shared, and makes the
+// engine forget the resource if another process stored a different inventory of it since, so that
+// the submission is evaluated in full against the stored findings.
+func (s *Server) enterSubmit(ctx context.Context, ref reeval.Ref) error {
 	if time.Since(s.versionChecked) >= versionCheckEvery {
 		v, err := s.VulnDB.Version(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.versionChecked = time.Now()
 		if v != s.dbVersion {
 			rel, err := s.lockExclusive(ctx)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			_, err = s.applyFeedLocked(ctx)
 			rel()
 			if err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	if err := s.holdShared(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	release = func() {}
 	if s.Store.Dialect() != store.Postgres {
-		return release, nil // one process: the engine saw every inventory
+		return nil // one process: the engine saw every inventory
 	}
 	stored, err := s.Store.GetResource(ctx, ref.Account, ref.ResourceID)
 	if errors.Is(err, store.ErrNotFound) {
-		return release, nil
+		return nil
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if h, ok := s.engine.Hash(ref); ok && h != stored.InventoryHash {
 		s.engine.Remove(ref)
 	}
-	return release, nil
+	return nil
 }
 
 // sharedHoldFor is how long a process keeps the fleet lock shared across consecutive submissions:

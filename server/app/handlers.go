@@ -128,11 +128,9 @@ func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, body *Inve
 func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inventory) (*SubmissionResult, error) {
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
-	release, err := s.enterSubmit(ctx, reeval.Ref{Account: res.Account, ResourceID: res.ID})
-	if err != nil {
+	if err := s.enterSubmit(ctx, reeval.Ref{Account: res.Account, ResourceID: res.ID}); err != nil {
 		return nil, err
 	}
-	defer release()
 	now := s.now().UTC().Truncate(time.Microsecond)
 	// The engine skips a resource whose InventoryHash it already holds, so the hash must be this
 	// inventory's, never one the caller read from the store (that names the previous inventory).

@@ -263,7 +263,7 @@ func TestJobTakenOverAfterLeaseExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	url, started := hangingFeed(t, zip)
-	cfg := Config{Postgres: dsn, VulnDB: shared, JobLease: time.Second,
+	cfg := Config{Postgres: dsn, VulnDB: shared, JobLease: 3 * time.Second,
 		FeedSources: []vulndb.Source{{Name: "osv/npm", Kind: vulndb.KindOSV, URL: url}}, FeedFetcher: &fetch.Fetcher{Retries: -1}}
 	a := newTestServer(t, cfg)
 	b := newTestServer(t, cfg)
@@ -292,7 +292,7 @@ func TestJobTakenOverAfterLeaseExpiry(t *testing.T) {
 	if kind, err := b.RunOneJob(ctx, "B/w1"); kind != "" || err != nil {
 		t.Fatalf("B took a job whose lease is still valid: %v %v", kind, err)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(3100 * time.Millisecond)
 	if kinds := runJobs(t, b, "B/w1"); strings.Join(kinds, ",") != JobFeedUpdate+","+JobReevaluate {
 		t.Fatalf("B ran %v after the lease expired", kinds)
 	}
@@ -365,9 +365,20 @@ func TestSchedulerOncePerIntervalAcrossServers(t *testing.T) {
 		t.Fatalf("first interval: %d jobs (%+v)", len(jobs), jobs)
 	}
 	clk.Advance(time.Hour)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		hk, _ := servers[0].Store.RecentJobs(context.Background(), store.JobFilter{Kind: JobHousekeep})
+		if len(hk) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an hour later: %d housekeeping jobs, want 2", len(hk))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	time.Sleep(100 * time.Millisecond)
 	if jobs, _ := servers[0].Store.RecentJobs(context.Background(), store.JobFilter{Kind: JobFeedUpdate}); len(jobs) != 1 {
-		t.Fatalf("an hour later: %d jobs, want still 1", len(jobs))
+		t.Fatalf("an hour later: %d feed updates, want still 1", len(jobs))
 	}
 	clk.Advance(5 * time.Hour)
 	if jobs := wait(2); len(jobs) != 2 {
