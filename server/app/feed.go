@@ -162,9 +162,7 @@ func (s *Server) evaluateStored(ctx context.Context, refs []reeval.Ref) (n, even
 		if err != nil {
 			return n, events, err
 		}
-		if len(pkgs) == 0 {
-			continue
-		}
+		// An empty inventory is evaluated too: the engine then holds its hash and stops asking.
 		prev, err := s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
 		if err != nil {
 			return n, events, err
