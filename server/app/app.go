@@ -66,8 +66,8 @@ type Config struct {
 	FeedFetcher *fetch.Fetcher
 	// UpdateEvery schedules a feed update (0: never; `POST /v1/vulndb/update` still works).
 	UpdateEvery time.Duration
-	// HousekeepEvery schedules housekeeping (0: hourly). ScheduleTick is how often schedules are
-	// checked (0: every minute).
+	// HousekeepEvery schedules housekeeping (0: hourly); agent coverage is refreshed every minute.
+	// ScheduleTick is how often schedules are checked (0: every 15 s).
 	HousekeepEvery, ScheduleTick time.Duration
 	// FeedPoll is how often the database is checked for changes made outside the server (0: 30 s).
 	FeedPoll time.Duration
@@ -220,7 +220,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	go s.renewDaily(ctx)
-	go s.refreshAgents(ctx, time.Minute)
 	bgCtx, stopBG := context.WithCancel(ctx)
 	bg := make(chan struct{})
 	go func() { s.RunBackground(bgCtx); close(bg) }()
@@ -248,26 +247,6 @@ func (s *Server) renewDaily(ctx context.Context) {
 		case <-t.C:
 			if _, err := s.boot.Renew(s.now()); err != nil {
 				s.log.Error("renewing the server certificate", "error", err)
-			}
-		}
-	}
-}
-
-// refreshAgents keeps agent ping status and host coverage current.
-func (s *Server) refreshAgents(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			accts, err := s.allAccounts(ctx)
-			if err == nil {
-				_, err = s.Agents.Refresh(ctx, accts)
-			}
-			if err != nil && ctx.Err() == nil {
-				s.log.Error("refreshing agent coverage", "error", err)
 			}
 		}
 	}

@@ -30,9 +30,11 @@ const (
 	JobReevaluate = "reeval.feed"
 	// JobHousekeep expires suppression rules and old findings, and purges finished jobs.
 	JobHousekeep = "housekeeping"
+	// JobAgentsRefresh brings agent ping status and host coverage up to date (every minute).
+	JobAgentsRefresh = "agents.refresh"
 )
 
-var jobKinds = []string{JobFeedUpdate, JobReevaluate, JobHousekeep}
+var jobKinds = []string{JobFeedUpdate, JobReevaluate, JobHousekeep, JobAgentsRefresh}
 
 // stateFindingsVersion names the store watermark of the vulnerability database version whose
 // changes the stored findings reflect (raised by whoever applies a delta).
@@ -45,6 +47,8 @@ const (
 	defaultJobPoll        = time.Second
 	defaultFeedPoll       = 30 * time.Second
 	defaultHousekeepEvery = time.Hour
+	agentsRefreshEvery    = time.Minute
+	defaultScheduleTick   = 15 * time.Second
 	defaultFeedMaxAge     = 48 * time.Hour
 	jobRetention          = 7 * 24 * time.Hour
 )
@@ -192,6 +196,13 @@ func (s *Server) runJob(ctx context.Context, j *store.Job) error {
 	case JobReevaluate:
 		_, err := s.ApplyFeedUpdate(ctx)
 		return err
+	case JobAgentsRefresh:
+		accts, err := s.allAccounts(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = s.Agents.Refresh(ctx, accts)
+		return err
 	case JobHousekeep:
 		if err := s.Housekeep(ctx); err != nil {
 			return err
@@ -305,7 +316,7 @@ func describeFeedError(name, url string, err error) string {
 // scheduleLoop enqueues the periodic jobs when they are due. Every process runs it; the store's
 // compare-and-set lets one process enqueue per interval.
 func (s *Server) scheduleLoop(ctx context.Context) {
-	tick := orDefault(s.cfg.ScheduleTick, time.Minute)
+	tick := orDefault(s.cfg.ScheduleTick, defaultScheduleTick)
 	for {
 		s.scheduleDue(ctx)
 		select {
@@ -326,11 +337,19 @@ func (s *Server) scheduleDue(ctx context.Context) {
 			s.poke()
 		}
 	}
-	if _, ok, err := s.Store.EnqueueDue(ctx, JobHousekeep, orDefault(s.cfg.HousekeepEvery, defaultHousekeepEvery),
-		store.JobSpec{Kind: JobHousekeep, DedupeKey: JobHousekeep}); err != nil && ctx.Err() == nil {
-		s.log.Error("scheduling housekeeping", "error", err)
-	} else if ok {
-		s.poke()
+	for _, p := range []struct {
+		kind  string
+		every time.Duration
+	}{
+		{JobHousekeep, orDefault(s.cfg.HousekeepEvery, defaultHousekeepEvery)},
+		{JobAgentsRefresh, agentsRefreshEvery},
+	} {
+		// A short job that cannot usefully retry: the next interval's run is the retry.
+		if _, ok, err := s.Store.EnqueueDue(ctx, p.kind, p.every, store.JobSpec{Kind: p.kind, DedupeKey: p.kind, MaxAttempts: 1}); err != nil && ctx.Err() == nil {
+			s.log.Error("scheduling a job", "kind", p.kind, "error", err)
+		} else if ok {
+			s.poke()
+		}
 	}
 }
 
