@@ -99,16 +99,32 @@ func newDBCmd() *cobra.Command {
 
 	var sf sourceFlags
 	var mirror, nvdKey string
-	var force bool
+	var force, wait bool
+	var remote apiClient
 	update := &cobra.Command{
 		Use:   "update",
 		Short: "Fetch the feeds that changed and switch to them atomically",
 		Long: `Fetch every feed (OSV per ecosystem, Debian tracker, Alpine secdb, NVD, CISA KEV, FIRST EPSS) with conditional
 requests, and import each one that changed in its own transaction: a failed or killed update leaves the previous
-data fully usable. With --mirror DIR, read an offline mirror directory instead (see 'vigil db import').`,
+data fully usable. With --mirror DIR, read an offline mirror directory instead (see 'vigil db import').
+
+With --server URL, ask a Vigil server to update its database instead: the update runs as a job on one of
+its processes (the server's own sources and schedule apply); --wait follows the job to its end.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if remote.server != "" {
+				for _, name := range []string{"mirror", "osv-base", "osv-ecosystems", "debian-url", "alpine-base", "alpine-releases",
+					"nvd-url", "kev-url", "epss-url", "no-debian", "no-nvd", "no-kev", "no-epss", "nvd-api-key"} {
+					if cmd.Flags().Changed(name) {
+						return fmt.Errorf("--%s cannot be used with --server: the server fetches the sources it was started with", name)
+					}
+				}
+				return remoteUpdate(cmd, &remote, force, wait)
+			}
+			if wait {
+				return errors.New("--wait needs --server")
+			}
 			db, err := openDB(ctx, dbPath, true)
 			if err != nil {
 				return err
@@ -132,6 +148,8 @@ data fully usable. With --mirror DIR, read an offline mirror directory instead (
 	update.Flags().StringVar(&mirror, "mirror", "", "import this mirror directory instead of fetching")
 	update.Flags().StringVar(&nvdKey, "nvd-api-key", os.Getenv("NVD_API_KEY"), "NVD API key (raises the rate limit)")
 	update.Flags().BoolVar(&force, "force", false, "ignore ETag / Last-Modified and fetch everything")
+	remote.registerRemote(update)
+	update.Flags().BoolVar(&wait, "wait", false, "with --server: follow the update job until it ends")
 
 	imp := &cobra.Command{
 		Use:   "import DIR|BUNDLE",
@@ -191,11 +209,17 @@ A bundle file replaces the whole database atomically after its checksum is verif
 	}
 
 	var maxAge time.Duration
+	var statusRemote apiClient
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show each source with its age and counts; warn when data is stale",
-		Args:  cobra.NoArgs,
+		Long: `Show each source of the local vulnerability database (--db) with its age and counts, or with --server URL
+those of a Vigil server's database together with its last update job. Exits non-zero when data is stale.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if statusRemote.server != "" {
+				return remoteStatus(cmd, &statusRemote)
+			}
 			db, err := openDB(cmd.Context(), dbPath, false)
 			if err != nil {
 				return err
@@ -208,7 +232,8 @@ A bundle file replaces the whole database atomically after its checksum is verif
 			return printStatus(cmd.OutOrStdout(), db.Path(), st, maxAge)
 		},
 	}
-	status.Flags().DurationVar(&maxAge, "max-age", 48*time.Hour, "data older than this is stale")
+	status.Flags().DurationVar(&maxAge, "max-age", 48*time.Hour, "data older than this is stale (the server applies its own)")
+	statusRemote.registerRemote(status)
 
 	cmd.AddCommand(update, imp, export, status)
 	return cmd

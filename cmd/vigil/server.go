@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,13 +25,16 @@ func newServerCmd() *cobra.Command {
 	var sf sourceFlags
 	var hookSecret string
 	var denyPrivate bool
+	var workers int
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the Vigil server: stored inventories, continuous findings, the API",
 		Long: `Run the Vigil server. With no flags it keeps everything in ./vigil-data (SQLite), serves HTTPS on :8443 with a
 CA and certificate it makes on first start, and prints an administrator API key once. --postgres URL stores the
 server's data in PostgreSQL instead (several servers may share it). Findings follow changes to the vulnerability
-database (run 'vigil db update --db DATA_DIR/vulndb.sqlite', or import a mirror) without rescanning.`,
+database without rescanning. Feeds are fetched by a background job every --update-every (and on
+'vigil db update --server URL'); jobs live in the database, so several servers sharing one PostgreSQL
+(and one vulnerability database file) share the work, and a job of a server that dies is taken over.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -42,6 +46,12 @@ database (run 'vigil db update --db DATA_DIR/vulndb.sqlite', or import a mirror)
 				cfg.Webhooks = append(cfg.Webhooks, app.Webhook{URL: u, Secret: hookSecret})
 			}
 			cfg.WebhookGuard = events.AddressGuard{DenyLoopback: denyPrivate, DenyLinkLocal: denyPrivate, DenyPrivate: denyPrivate}
+			cfg.FeedSources, cfg.UpdateEvery, cfg.FeedPoll = sf.sources(), every, poll
+			if workers == 0 {
+				cfg.Workers = -1 // an API-only process
+			} else {
+				cfg.Workers = workers
+			}
 			srv, err := app.New(ctx, cfg)
 			if err != nil {
 				return err
@@ -57,10 +67,6 @@ database (run 'vigil db update --db DATA_DIR/vulndb.sqlite', or import a mirror)
 				return err
 			}
 			fmt.Fprintf(out, "serving https://%s\n", ln.Addr())
-			go srv.WatchFeed(ctx, poll)
-			if every > 0 {
-				go srv.ScheduleFeedUpdates(ctx, sf.sources(), every)
-			}
 			go func() {
 				if err := srv.DeliverEvents(ctx); err != nil && ctx.Err() == nil {
 					cfg.Logger.Error("webhook delivery stopped", "error", err)
@@ -81,8 +87,19 @@ database (run 'vigil db update --db DATA_DIR/vulndb.sqlite', or import a mirror)
 	fl.BoolVar(&denyPrivate, "webhook-deny-private", false, "refuse webhook sinks on loopback, link-local and private addresses (when tenants you do not trust create sinks)")
 	fl.DurationVar(&every, "update-every", 6*time.Hour, "fetch the vulnerability feeds this often (0: never; import mirrors instead)")
 	sf.register(cmd)
-	fl.DurationVar(&poll, "feed-poll", 30*time.Second, "how often to look for vulnerability database changes")
+	fl.DurationVar(&poll, "feed-poll", 30*time.Second, "how often to look for vulnerability database changes made outside the server")
+	fl.IntVar(&workers, "workers", envInt("VIGIL_WORKERS", 2), "background jobs this process runs at once ($VIGIL_WORKERS; 0: none, serve the API only)")
+	fl.StringVar(&cfg.FeedMirror, "feed-mirror", os.Getenv("VIGIL_FEED_MIRROR"), "feed updates import this mirror directory instead of fetching ($VIGIL_FEED_MIRROR)")
+	fl.StringVar(&cfg.NVDAPIKey, "nvd-api-key", os.Getenv("NVD_API_KEY"), "NVD API key for feed updates ($NVD_API_KEY)")
+	fl.DurationVar(&cfg.FeedMaxAge, "feed-max-age", 48*time.Hour, "a feed source without a successful update for longer is reported stale")
 	return cmd
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
 }
 
 func envOr(name, def string) string {

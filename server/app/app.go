@@ -29,6 +29,7 @@ import (
 	"github.com/vigil-sec/vigil/server/reeval"
 	"github.com/vigil-sec/vigil/server/store"
 	"github.com/vigil-sec/vigil/vulndb"
+	"github.com/vigil-sec/vigil/vulndb/feeds/fetch"
 )
 
 // DefaultAccount is the account the first administrator key belongs to.
@@ -52,6 +53,28 @@ type Config struct {
 	Webhooks []Webhook
 	// WebhookGuard refuses sink destinations (loopback, link-local, private); off by default.
 	WebhookGuard events.AddressGuard
+
+	// Background work (RunBackground; docs/server.md, "Background jobs and several processes").
+	// Workers is how many jobs this process runs at once (0: 2; negative: none, an API-only process).
+	Workers int
+	// JobLease is how long a claimed job is this process's before another may take it over if it
+	// stops renewing (0: 2 minutes); JobPoll how often idle workers look for jobs (0: 1 s).
+	JobLease, JobPoll time.Duration
+	// FeedSources are fetched by feed update jobs; FeedMirror, when set, is imported instead.
+	FeedSources []vulndb.Source
+	FeedMirror  string
+	NVDAPIKey   string
+	// FeedFetcher downloads feed files (nil: the default, 4 retries with backoff per source).
+	FeedFetcher *fetch.Fetcher
+	// UpdateEvery schedules a feed update (0: never; `POST /v1/vulndb/update` still works).
+	UpdateEvery time.Duration
+	// HousekeepEvery schedules housekeeping (0: hourly); agent coverage is refreshed every minute.
+	// ScheduleTick is how often schedules are checked (0: every 15 s).
+	HousekeepEvery, ScheduleTick time.Duration
+	// FeedPoll is how often the database is checked for changes made outside the server (0: 30 s).
+	FeedPoll time.Duration
+	// FeedMaxAge: a source without a successful update for longer is stale (0: 48 h).
+	FeedMaxAge time.Duration
 }
 
 // Server is a running Vigil server's state.
@@ -75,6 +98,13 @@ type Server struct {
 	// finding rows of one resource change together.
 	submitMu sync.Mutex
 	mgmt     management
+	// versionChecked is when a submission last read the vulnerability database's version (submitMu).
+	versionChecked time.Time
+	// hold is the shared fleet lock kept across submissions (submitMu).
+	hold fleetHold
+	// worker names this process in job rows; wake pokes its idle workers.
+	worker string
+	wake   chan struct{}
 }
 
 // New opens (and on first start creates) everything the server needs.
@@ -94,7 +124,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.VulnDB == "" {
 		cfg.VulnDB = filepath.Join(cfg.DataDir, "vulndb.sqlite")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, worker: workerID(), wake: make(chan struct{})}
 	var err error
 	if cfg.Postgres != "" {
 		s.Store, err = store.OpenPostgres(ctx, cfg.Postgres, store.Options{Now: cfg.Now})
@@ -193,8 +223,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	go s.renewDaily(ctx)
-	go s.refreshAgents(ctx, time.Minute)
-	go s.every(ctx, time.Hour, "housekeeping", s.Housekeep)
+	bgCtx, stopBG := context.WithCancel(ctx)
+	bg := make(chan struct{})
+	go func() { s.RunBackground(bgCtx); close(bg) }()
+	// The jobs in hand are abandoned, not failed: their leases expire and another process (or this
+	// one, restarted) runs them again.
+	defer func() { stopBG(); <-bg }()
 	select {
 	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -221,44 +255,12 @@ func (s *Server) renewDaily(ctx context.Context) {
 	}
 }
 
-// refreshAgents keeps agent ping status and host coverage current.
-func (s *Server) refreshAgents(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			accts, err := s.allAccounts(ctx)
-			if err == nil {
-				_, err = s.Agents.Refresh(ctx, accts)
-			}
-			if err != nil && ctx.Err() == nil {
-				s.log.Error("refreshing agent coverage", "error", err)
-			}
-		}
-	}
-}
-
-// every runs fn at each interval until ctx ends, logging failures.
-func (s *Server) every(ctx context.Context, d time.Duration, what string, fn func(context.Context) error) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := fn(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error(what, "error", err)
-			}
-		}
-	}
-}
-
 // Close releases the databases.
 func (s *Server) Close() error {
+	s.submitMu.Lock()
+	s.dropShared()
+	s.hold.gen++ // a pending drop finds nothing to do
+	s.submitMu.Unlock()
 	var errs []error
 	if s.VulnDB != nil {
 		errs = append(errs, s.VulnDB.Close())

@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/vigil-sec/vigil/model"
@@ -18,100 +20,272 @@ type FeedResult struct {
 	Changes   int // change-log entries read
 	Resources int // resources re-evaluated
 	Events    int // events written
+	// Synced counts resources evaluated afresh because another process stored their inventory
+	// (their events are in Events too).
+	Synced int
 }
 
-// ApplyFeedUpdate re-evaluates what changed in the vulnerability database since the last pass:
-// only the resources holding a package whose advisories were added, changed or withdrawn, and only
-// those packages. It does not rescan the fleet.
+// ApplyFeedUpdate re-evaluates what changed in the vulnerability database since this process's
+// engine last looked: only the resources holding a package whose advisories were added, changed
+// or withdrawn, and only those packages. It does not rescan the fleet.
+//
+// Several processes may share the store, each with its own engine. So it runs under the exclusive
+// fleet lock (no submission anywhere is reconciling findings meanwhile), applies the delta to the
+// resources whose inventory the engine holds as stored, then evaluates afresh those another
+// process received since (staleResources), and writes only what differs from the stored findings. Whichever process applies a
+// version first writes its findings and events; the others, following later, find the stored
+// findings already current and write nothing, so each change's events are written once.
 func (s *Server) ApplyFeedUpdate(ctx context.Context) (FeedResult, error) {
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
-	if err := s.VulnDB.Refresh(ctx); err != nil { // another process (vigil db update) may have written it
+	release, err := s.lockExclusive(ctx)
+	if err != nil {
 		return FeedResult{}, err
+	}
+	defer release()
+	return s.applyFeedLocked(ctx)
+}
+
+// applyFeedLocked is ApplyFeedUpdate for a caller holding submitMu and the exclusive fleet lock.
+func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
+	if err := s.VulnDB.Refresh(ctx); err != nil { // another process may have written it
+		return FeedResult{}, err
+	}
+	// Resources another process stored an inventory of since this engine looked are left out of
+	// the delta (it would re-evaluate what the engine holds, not what is stored) and evaluated
+	// afresh from the store after it, when the engine's advisories are those of the new version,
+	// like the stored findings another process may already have written for them.
+	stale, err := s.staleResources(ctx)
+	if err != nil {
+		return FeedResult{}, fmt.Errorf("catching up with stored inventories: %w", err)
 	}
 	changes, to, err := s.VulnDB.Changes(ctx, s.dbVersion)
 	if err != nil {
 		return FeedResult{}, err
 	}
 	res := FeedResult{From: s.dbVersion, To: to, Changes: len(changes)}
-	if len(changes) == 0 {
-		s.dbVersion = to
-		return res, nil
-	}
-	now := s.now().UTC().Truncate(time.Microsecond)
-	loaded := map[reeval.Ref][]model.Finding{}
-	load := func(ctx context.Context, ref reeval.Ref) ([]model.Finding, []model.SuppressionRule, error) {
-		prev, err := s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
+	if len(changes) > 0 {
+		now := s.now().UTC().Truncate(time.Microsecond)
+		var mu sync.Mutex
+		loaded := map[reeval.Ref][]model.Finding{}
+		load := func(ctx context.Context, ref reeval.Ref) ([]model.Finding, []model.SuppressionRule, error) {
+			prev, err := s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
+			if err != nil {
+				return nil, nil, err
+			}
+			mu.Lock()
+			loaded[ref] = prev
+			mu.Unlock()
+			rules, err := s.Store.ListSuppressionRules(ctx, []string{ref.Account})
+			return prev, rules, err
+		}
+		outs, err := s.engine.FeedDelta(ctx, reeval.DeltaFromChanges(changes), load, now)
 		if err != nil {
-			return nil, nil, err
+			return res, fmt.Errorf("re-evaluating after a feed update: %w", err)
 		}
-		loaded[ref] = prev
-		rules, err := s.Store.ListSuppressionRules(ctx, []string{ref.Account})
-		return prev, rules, err
-	}
-	outs, err := s.engine.FeedDelta(ctx, reeval.DeltaFromChanges(changes), load, now)
-	if err != nil {
-		return res, fmt.Errorf("re-evaluating after a feed update: %w", err)
-	}
-	for _, o := range outs {
-		if o.Unchanged {
-			continue
-		}
-		res.Resources++
-		res.Events += len(o.Result.Events)
-		if err := s.Store.ApplyChanges(ctx, store.Changes{Account: o.Ref.Account, Upsert: observedToo(o.Result, loaded[o.Ref], o.At),
-			Delete: o.Result.Deletes, Events: o.Result.Events}); err != nil {
-			return res, err
-		}
-	}
-	s.dbVersion = to
-	s.log.Info("feed update applied", "from", res.From, "to", res.To, "changes", res.Changes,
-		"resources", res.Resources, "events", res.Events)
-	return res, nil
-}
-
-// WatchFeed applies feed updates as the vulnerability database changes (it is polled every
-// interval: `vigil db update` in another process writes the same file), until ctx ends.
-func (s *Server) WatchFeed(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.ApplyFeedUpdate(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("feed update", "error", err)
+		for _, o := range outs {
+			if o.Unchanged {
+				continue
+			}
+			res.Resources++
+			res.Events += len(o.Result.Events)
+			if err := s.Store.ApplyChanges(ctx, store.Changes{Account: o.Ref.Account, Upsert: observedToo(o.Result, loaded[o.Ref], o.At),
+				Delete: o.Result.Deletes, Events: o.Result.Events}); err != nil {
+				return res, err
 			}
 		}
 	}
+	synced, events, err := s.evaluateStored(ctx, stale)
+	res.Synced, res.Events = synced, res.Events+events
+	if err != nil {
+		return res, fmt.Errorf("catching up with stored inventories: %w", err)
+	}
+	s.dbVersion = to
+	if err := s.Store.RaiseState(ctx, stateFindingsVersion, int64(to)); err != nil {
+		return res, err
+	}
+	if len(changes) > 0 || synced > 0 {
+		s.log.Info("feed update applied", "from", res.From, "to", res.To, "changes", res.Changes,
+			"resources", res.Resources, "events", res.Events, "synced", synced)
+	}
+	return res, nil
 }
 
-// UpdateFeeds fetches the feeds (conditionally) and then re-evaluates what changed. Sources that
-// cannot be reached keep their previous data; the error names them.
-func (s *Server) UpdateFeeds(ctx context.Context, sources []vulndb.Source) (vulndb.UpdateReport, error) {
-	rep, uerr := s.VulnDB.Update(ctx, vulndb.UpdateConfig{Sources: sources, UserAgent: "vigil-server"}, nil)
-	for name, err := range rep.Failed {
-		s.log.Error("vulnerability feed unreachable; its previous data is kept", "source", name, "error", err)
+// staleResources compares the inventory hash the engine holds for each resource with the stored
+// one (one narrow read of every resource; with one process nothing differs). A resource another
+// process stored a different inventory of, or one the engine does not know, is returned (and
+// forgotten by the engine); one the store no longer has or marks removed is forgotten.
+func (s *Server) staleResources(ctx context.Context) ([]reeval.Ref, error) {
+	stored, err := s.Store.InventoryHashes(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := s.ApplyFeedUpdate(ctx); err != nil {
-		return rep, err
+	known := s.engine.Known()
+	var out []reeval.Ref
+	for _, r := range stored {
+		ref := reeval.Ref{Account: r.Account, ResourceID: r.ID}
+		h, ok := known[ref]
+		delete(known, ref)
+		switch {
+		case r.Removed || r.Hash == "":
+			if ok {
+				s.engine.Remove(ref)
+			}
+		case ok && h == r.Hash:
+		default:
+			if ok {
+				s.engine.Remove(ref)
+			}
+			out = append(out, ref)
+		}
 	}
-	return rep, uerr
+	for ref := range known { // deleted from the store by another process
+		s.engine.Remove(ref)
+	}
+	return out, nil
 }
 
-// ScheduleFeedUpdates runs UpdateFeeds now and then every interval until ctx ends.
-func (s *Server) ScheduleFeedUpdates(ctx context.Context, sources []vulndb.Source, interval time.Duration) {
-	for {
-		if _, err := s.UpdateFeeds(ctx, sources); err != nil && ctx.Err() == nil {
-			s.log.Warn("scheduled feed update incomplete", "error", err, "next", s.now().Add(interval))
+// evaluateStored gives the engine the stored inventories of refs, each evaluated in full against
+// its stored findings, and writes what differs (with events), so that the engine and the stored
+// findings agree again. It returns how many it evaluated and the events it wrote.
+func (s *Server) evaluateStored(ctx context.Context, refs []reeval.Ref) (n, events int, err error) {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	for _, ref := range refs {
+		res, err := s.Store.GetResource(ctx, ref.Account, ref.ResourceID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(interval):
+		if err != nil {
+			return n, events, err
+		}
+		pkgs, err := s.Store.Inventory(ctx, ref.Account, ref.ResourceID)
+		if err != nil {
+			return n, events, err
+		}
+		// An empty inventory is evaluated too: the engine then holds its hash and stops asking.
+		prev, err := s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
+		if err != nil {
+			return n, events, err
+		}
+		rules, err := s.Store.ListSuppressionRules(ctx, []string{ref.Account})
+		if err != nil {
+			return n, events, err
+		}
+		out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: &model.Inventory{Packages: pkgs}, Prev: prev, Rules: rules}, now)
+		if err != nil {
+			return n, events, err
+		}
+		n++
+		// Only real differences: re-reading an inventory is not observing the resource again.
+		if rr := out.Result; len(rr.Upserts) > 0 || len(rr.Deletes) > 0 || len(rr.Events) > 0 {
+			if err := s.Store.ApplyChanges(ctx, store.Changes{Account: ref.Account, Upsert: rr.Upserts, Delete: rr.Deletes, Events: rr.Events}); err != nil {
+				return n, events, err
+			}
+			events += len(rr.Events)
 		}
 	}
+	return n, events, nil
+}
+
+// versionCheckEvery bounds how often submissions read the vulnerability database's version. A
+// submission in between may match with advisories one version old; this process's next
+// application of that version (at the next check, or by the watcher) re-matches the changed
+// packages of every resource it holds and writes the difference, so the lag is bounded.
+const versionCheckEvery = time.Second
+
+// enterSubmit prepares this process for one submission (the caller holds submitMu): when the
+// vulnerability database moved past the version its engine reflects, it first applies the delta
+// (exclusive fleet lock); then it makes sure the process holds the fleet lock shared, and makes the
+// engine forget the resource if another process stored a different inventory of it since, so that
+// the submission is evaluated in full against the stored findings.
+func (s *Server) enterSubmit(ctx context.Context, ref reeval.Ref) error {
+	if time.Since(s.versionChecked) >= versionCheckEvery {
+		v, err := s.VulnDB.Version(ctx)
+		if err != nil {
+			return err
+		}
+		s.versionChecked = time.Now()
+		if v != s.dbVersion {
+			rel, err := s.lockExclusive(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = s.applyFeedLocked(ctx)
+			rel()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.holdShared(ctx); err != nil {
+		return err
+	}
+	if s.Store.Dialect() != store.Postgres {
+		return nil // one process: the engine saw every inventory
+	}
+	stored, err := s.Store.GetResource(ctx, ref.Account, ref.ResourceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if h, ok := s.engine.Hash(ref); ok && h != stored.InventoryHash {
+		s.engine.Remove(ref)
+	}
+	return nil
+}
+
+// sharedHoldFor is how long a process keeps the fleet lock shared across consecutive submissions:
+// a lock round trip per submission is saved, and a process waiting for the exclusive lock waits at
+// most this much longer.
+const sharedHoldFor = 50 * time.Millisecond
+
+// fleetHold is the shared fleet lock a process holds across submissions (guarded by submitMu).
+type fleetHold struct {
+	release func()
+	since   time.Time
+	gen     int
+}
+
+// holdShared makes sure this process holds the fleet lock shared (caller holds submitMu). A hold
+// older than sharedHoldFor is renewed (released and taken again), so that an exclusive request
+// queued meanwhile gets its turn; an idle hold is dropped after sharedHoldFor.
+func (s *Server) holdShared(ctx context.Context) error {
+	if s.hold.release != nil && time.Since(s.hold.since) < sharedHoldFor {
+		return nil
+	}
+	s.dropShared()
+	rel, err := s.Store.FleetLock(ctx, false)
+	if err != nil {
+		return err
+	}
+	s.hold.release, s.hold.since = rel, time.Now()
+	s.hold.gen++
+	gen := s.hold.gen
+	time.AfterFunc(sharedHoldFor, func() {
+		s.submitMu.Lock()
+		defer s.submitMu.Unlock()
+		if s.hold.gen == gen {
+			s.dropShared()
+		}
+	})
+	return nil
+}
+
+// dropShared releases the shared hold, if any (caller holds submitMu).
+func (s *Server) dropShared() {
+	if s.hold.release != nil {
+		s.hold.release()
+		s.hold.release = nil
+	}
+}
+
+// lockExclusive takes the fleet lock exclusive (caller holds submitMu), first dropping this
+// process's own shared hold, which would otherwise block it.
+func (s *Server) lockExclusive(ctx context.Context) (release func(), err error) {
+	s.dropShared()
+	return s.Store.FleetLock(ctx, true)
 }
 
 // Housekeep applies what time alone changes, for every resource: suppression rules that expired
@@ -120,6 +294,11 @@ func (s *Server) ScheduleFeedUpdates(ctx context.Context, sources []vulndb.Sourc
 func (s *Server) Housekeep(ctx context.Context) error {
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
+	release, err := s.lockExclusive(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	accounts, err := s.allAccounts(ctx)
 	if err != nil {
 		return err

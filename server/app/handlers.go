@@ -36,6 +36,7 @@ func (s *Server) routes() {
 	rt.Handle("GET /v1/coverage", s.listCoverage, api.Doc("ListCoverage", "Coverage per resource and scan type", "coverage"))
 	s.routesRead()
 	s.routesManagement()
+	s.routesJobs()
 	for _, r := range s.Agents.AgentRoutes() {
 		opts := []api.RouteOption{api.Public(), api.Doc(r.OperationID, r.Summary, "agent")}
 		if r.BodyLimit > 0 {
@@ -119,6 +120,9 @@ func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, body *Inve
 func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inventory) (*SubmissionResult, error) {
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
+	if err := s.enterSubmit(ctx, reeval.Ref{Account: res.Account, ResourceID: res.ID}); err != nil {
+		return nil, err
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	// The engine skips a resource whose InventoryHash it already holds, so the hash must be this
 	// inventory's, never one the caller read from the store (that names the previous inventory).
@@ -488,6 +492,11 @@ func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) reapplyRules(ctx context.Context, acct string) error {
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
+	release, err := s.lockExclusive(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	rules, err := s.Store.ListSuppressionRules(ctx, []string{acct})
 	if err != nil {
 		return err

@@ -94,26 +94,31 @@ var errDuplicateGone = errors.New("store: duplicate job finished")
 
 func (s *Store) enqueue(ctx context.Context, j JobSpec, dedupe any, now time.Time) (id int64, created bool, err error) {
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		err := s.queryRow(ctx, tx, `INSERT INTO jobs (kind, account, payload, state, dedupe_key, run_at, max_attempts, created_at, updated_at)
-			VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
-			j.Kind, j.Account, j.Payload, dedupe, micros(j.RunAt), j.MaxAttempts, micros(now), micros(now)).Scan(&id)
-		if err == nil {
-			created = true
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) || j.DedupeKey == "" {
-			return fmt.Errorf("store: enqueue %s: %w", j.Kind, err)
-		}
-		err = s.queryRow(ctx, tx, `SELECT id FROM jobs WHERE dedupe_key = ? AND state IN ('pending', 'running')`, j.DedupeKey).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errDuplicateGone
-		}
-		if err != nil {
-			return fmt.Errorf("store: enqueue %s: find duplicate: %w", j.Kind, err)
-		}
-		return nil
+		id, created, err = s.insertJob(ctx, tx, j, dedupe, now)
+		return err
 	})
 	return id, created, err
+}
+
+// insertJob inserts a job inside tx, or finds the pending or running job holding its dedupe key.
+func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, j JobSpec, dedupe any, now time.Time) (id int64, created bool, err error) {
+	err = s.queryRow(ctx, tx, `INSERT INTO jobs (kind, account, payload, state, dedupe_key, run_at, max_attempts, created_at, updated_at)
+		VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
+		j.Kind, j.Account, j.Payload, dedupe, micros(j.RunAt), j.MaxAttempts, micros(now), micros(now)).Scan(&id)
+	if err == nil {
+		return id, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) || j.DedupeKey == "" {
+		return 0, false, fmt.Errorf("store: enqueue %s: %w", j.Kind, err)
+	}
+	err = s.queryRow(ctx, tx, `SELECT id FROM jobs WHERE dedupe_key = ? AND state IN ('pending', 'running')`, j.DedupeKey).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, errDuplicateGone
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("store: enqueue %s: find duplicate: %w", j.Kind, err)
+	}
+	return id, false, nil
 }
 
 const jobCols = `id, kind, account, payload, state, dedupe_key, run_at, attempts, max_attempts, worker, lease_until, last_error, created_at, updated_at`

@@ -152,8 +152,8 @@ func TestMigrationsIdempotent(t *testing.T) {
 				s := e.open(t)
 				v, err := s.SchemaVersion(ctx)
 				must(t, err)
-				if v != latestMigration(t) {
-					t.Fatalf("schema version %d, want 1", v)
+				if want := latestMigration(t); v != want {
+					t.Fatalf("schema version %d, want %d", v, want)
 				}
 				if i == 0 {
 					seedAccounts(t, s, "111111111111")

@@ -1,0 +1,171 @@
+package store
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigil-sec/vigil/model"
+)
+
+// Eight callers on two pools hit the same schedule on every tick: exactly one job per interval.
+func TestEnqueueDueOncePerInterval(t *testing.T) {
+	for _, e := range dialects(t) {
+		t.Run(e.name, func(t *testing.T) {
+			s1, s2 := e.store(t), e.store(t)
+			spec := JobSpec{Kind: "vulndb.update", DedupeKey: "vulndb.update"}
+			var ids []int64
+			for tick := 0; tick < 3; tick++ {
+				var (
+					wg  sync.WaitGroup
+					won atomic.Int32
+					mu  sync.Mutex
+				)
+				for w := 0; w < 8; w++ {
+					s := []*Store{s1, s2}[w%2]
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						id, ok, err := s.EnqueueDue(ctx, "feeds", 6*time.Hour, spec)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if ok {
+							won.Add(1)
+							mu.Lock()
+							ids = append(ids, id)
+							mu.Unlock()
+						}
+					}()
+				}
+				wg.Wait()
+				if won.Load() != 1 {
+					t.Fatalf("tick %d: %d callers enqueued, want 1", tick, won.Load())
+				}
+				// Not due again within the interval, whoever asks.
+				if _, ok, err := s2.EnqueueDue(ctx, "feeds", 6*time.Hour, spec); err != nil || ok {
+					t.Fatalf("enqueued again within the interval: %v %v", ok, err)
+				}
+				next, err := s1.NextDue(ctx, "feeds")
+				must(t, err)
+				if !next.Equal(e.clock.Now().Add(6 * time.Hour)) {
+					t.Errorf("next due %v, want %v", next, e.clock.Now().Add(6*time.Hour))
+				}
+				// Finish the job so that the next interval's is a new one rather than a dedupe hit.
+				j, err := s1.Claim(ctx, "w", []string{"vulndb.update"}, time.Minute)
+				must(t, err)
+				must(t, s1.Complete(ctx, j.ID, "w"))
+				e.clock.Advance(6*time.Hour + time.Second)
+			}
+			jobs, err := s1.RecentJobs(ctx, JobFilter{Kind: "vulndb.update"})
+			must(t, err)
+			if len(jobs) != 3 || jobs[0].ID != ids[2] || jobs[2].ID != ids[0] {
+				t.Errorf("jobs newest first %v, enqueued %v", jobIDs(jobs), ids)
+			}
+		})
+	}
+}
+
+// A due schedule whose job is still waiting does not add a second one.
+func TestEnqueueDueDedupes(t *testing.T) {
+	each(t, func(t *testing.T, e env, s *Store) {
+		manual, _, err := s.Enqueue(ctx, JobSpec{Kind: "vulndb.update", DedupeKey: "vulndb.update"})
+		must(t, err)
+		id, ok, err := s.EnqueueDue(ctx, "feeds", time.Hour, JobSpec{Kind: "vulndb.update", DedupeKey: "vulndb.update"})
+		must(t, err)
+		if !ok || id != manual {
+			t.Errorf("due schedule with a waiting job: id %d ok %v, want %d true", id, ok, manual)
+		}
+		if jobs, _ := s.RecentJobs(ctx, JobFilter{State: JobPending}); len(jobs) != 1 {
+			t.Errorf("%d pending jobs, want 1", len(jobs))
+		}
+	})
+}
+
+func TestRaiseState(t *testing.T) {
+	each(t, func(t *testing.T, e env, s *Store) {
+		if _, ok, err := s.State(ctx, "v"); ok || err != nil {
+			t.Fatalf("unset state: %v %v", ok, err)
+		}
+		must(t, s.RaiseState(ctx, "v", 5))
+		must(t, s.RaiseState(ctx, "v", 3))
+		if v, ok, _ := s.State(ctx, "v"); !ok || v != 5 {
+			t.Errorf("state %d %v, want 5 (never lowered)", v, ok)
+		}
+		must(t, s.RaiseState(ctx, "v", 9))
+		if v, _, _ := s.State(ctx, "v"); v != 9 {
+			t.Errorf("state %d, want 9", v)
+		}
+	})
+}
+
+// The exclusive fleet lock waits for shared holders and keeps new ones out (PostgreSQL only: on
+// SQLite one process holds the database and the lock is a no-op).
+func TestFleetLock(t *testing.T) {
+	e := dialects(t)[1]
+	s1, s2 := e.store(t), e.store(t)
+	r1, err := s1.FleetLock(ctx, false)
+	must(t, err)
+	r2, err := s2.FleetLock(ctx, false)
+	must(t, err) // shared holders coexist
+	got := make(chan func())
+	go func() {
+		rel, err := s2.FleetLock(ctx, true)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- rel
+	}()
+	select {
+	case <-got:
+		t.Fatal("exclusive lock granted while shared holders remain")
+	case <-time.After(200 * time.Millisecond):
+	}
+	r1()
+	r2()
+	var rx func()
+	select {
+	case rx = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("exclusive lock not granted after the shared holders released")
+	}
+	blocked := make(chan struct{})
+	go func() {
+		rel, err := s1.FleetLock(ctx, false)
+		if err == nil {
+			rel()
+		}
+		close(blocked)
+	}()
+	select {
+	case <-blocked:
+		t.Fatal("shared lock granted during the exclusive hold")
+	case <-time.After(200 * time.Millisecond):
+	}
+	rx()
+	<-blocked
+}
+
+func TestInventoryHashes(t *testing.T) {
+	each(t, func(t *testing.T, e env, s *Store) {
+		seedAccounts(t, s, acctA)
+		seedResource(t, s, model.Resource{Account: acctA, ID: "h1", Type: model.ResourceHost})
+		_, err := s.PutInventory(ctx, acctA, "h1", "hash-1", nil)
+		must(t, err)
+		rs, err := s.InventoryHashes(ctx)
+		must(t, err)
+		if len(rs) != 1 || rs[0].Hash != "hash-1" || rs[0].ID != "h1" || rs[0].Removed {
+			t.Errorf("hashes %+v", rs)
+		}
+	})
+}
+
+func jobIDs(js []*Job) []int64 {
+	var out []int64
+	for _, j := range js {
+		out = append(out, j.ID)
+	}
+	return out
+}
