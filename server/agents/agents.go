@@ -106,6 +106,9 @@ type Config struct {
 	RedeliverAfter time.Duration
 	// NoInventoryAfter: an agent enrolled this long without an inventory is NO_INVENTORY.
 	NoInventoryAfter time.Duration
+	// HeartbeatFlush: routine heartbeats (only the time changed) are written in batches at most
+	// this long after they arrive (default DefaultHeartbeatFlush; negative: each at once).
+	HeartbeatFlush time.Duration
 	// ReleasesDir holds agent releases: <dir>/<version>/<os>/<arch>/vigil-agent and
 	// vigil-agent.sig (the ed25519 signature over the binary's SHA-256 digest, raw 64 bytes or
 	// base64). ReleaseKey, when set, must verify that signature before a release is served.
@@ -126,6 +129,7 @@ type Service struct {
 	log  *slog.Logger
 	now  func() time.Time
 	rels *releaseCache
+	hb   heartbeatBatch
 }
 
 // New checks cfg and returns a Service.
@@ -153,6 +157,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.NoInventoryAfter <= 0 {
 		cfg.NoInventoryAfter = DefaultNoInventoryAfter
+	}
+	if cfg.HeartbeatFlush == 0 {
+		cfg.HeartbeatFlush = DefaultHeartbeatFlush
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
