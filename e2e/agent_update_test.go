@@ -131,6 +131,7 @@ func TestAgentInstructionsUpdateAndCertificates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binaries")
 	}
+	t.Parallel()
 	bin := t.TempDir()
 	vigil := build(t, bin, "cmd/vigil")
 	agentBin := filepath.Join(bin, "vigil-agent")
@@ -236,34 +237,43 @@ func TestAgentInstructionsUpdateAndCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	waitFor(t, 30*time.Second, "the agent to refuse RUN_COMMAND", func() bool {
-		return api.instruction(id, "ins-e2e-unknown").Status == agents.InstructionFailed
-	})
-	if e := api.instruction(id, "ins-e2e-unknown").Error; !strings.Contains(e, "refused") {
-		t.Errorf("the refusal reads %q", e)
-	}
-
-	update := func(version string) agents.QueuedInstruction {
+	// Tampered and foreign-signed releases, delivered with the same heartbeat as RUN_COMMAND.
+	queue := func(version string) string {
 		var q agents.QueuedInstruction
 		if st := api.call("POST", "/v1/agents/"+id+"/instructions", protocol.Instruction{Type: protocol.InstructionUpdate, Version: version}, &q); st != 201 {
 			t.Fatalf("queue UPDATE %s: %d", version, st)
 		}
-		var done agents.QueuedInstruction
-		waitFor(t, 90*time.Second, "the result of UPDATE "+version, func() bool {
-			done = api.instruction(id, q.ID)
-			return done.Status == agents.InstructionFailed || done.Status == agents.InstructionSucceeded
-		})
-		return done
+		return q.ID
 	}
-	for _, v := range []string{"1.4.1", "1.4.2"} {
-		if q := update(v); q.Status != agents.InstructionFailed {
+	finished := func(ids ...string) func() bool {
+		return func() bool {
+			for _, qid := range ids {
+				if st := api.instruction(id, qid).Status; st != agents.InstructionFailed && st != agents.InstructionSucceeded {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	bad := map[string]string{"1.4.1": queue("1.4.1"), "1.4.2": queue("1.4.2")}
+	waitFor(t, 60*time.Second, "the results of RUN_COMMAND and two bad updates", finished("ins-e2e-unknown", bad["1.4.1"], bad["1.4.2"]))
+	if q := api.instruction(id, "ins-e2e-unknown"); q.Status != agents.InstructionFailed || !strings.Contains(q.Error, "refused") {
+		t.Errorf("RUN_COMMAND: %s %q, want FAILED and refused", q.Status, q.Error)
+	}
+	for v, qid := range bad {
+		if q := api.instruction(id, qid); q.Status != agents.InstructionFailed {
 			t.Errorf("UPDATE %s (bad signature): %s %q, want FAILED", v, q.Status, q.Error)
 		} else {
 			t.Logf("UPDATE %s refused: %s", v, q.Error)
 		}
-		if got, _ := exec.Command(agentBin, "version").Output(); strings.TrimSpace(string(got)) != "1.3.0" {
-			t.Fatalf("after the refused %s the binary on disk is %q", v, got)
-		}
+	}
+	if got, _ := exec.Command(agentBin, "version").Output(); strings.TrimSpace(string(got)) != "1.3.0" {
+		t.Fatalf("after the refused updates the binary on disk is %q", got)
+	}
+	update := func(version string) agents.QueuedInstruction {
+		qid := queue(version)
+		waitFor(t, 90*time.Second, "the result of UPDATE "+version, finished(qid))
+		return api.instruction(id, qid)
 	}
 	if q := update("1.4.0"); q.Status != agents.InstructionSucceeded {
 		t.Fatalf("UPDATE 1.4.0: %s %q", q.Status, q.Error)

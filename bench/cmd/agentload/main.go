@@ -117,6 +117,9 @@ func (r *recorder) time(op string, fn func() error) error {
 	start := time.Now()
 	err := fn()
 	d := time.Since(start)
+	if errors.Is(err, context.Canceled) {
+		return err // the run is stopping: neither a latency nor a server error
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
