@@ -53,6 +53,7 @@ const (
 	DefaultRedeliverAfter   = 10 * time.Minute
 	DefaultNoInventoryAfter = time.Hour
 	DefaultTokenValidity    = 24 * time.Hour
+	DefaultMaxUploads       = 32
 	MaxTokenValidity        = 365 * 24 * time.Hour
 	ScanModeAgent           = "agent"
 )
@@ -109,6 +110,10 @@ type Config struct {
 	// HeartbeatFlush: routine heartbeats (only the time changed) are written in batches at most
 	// this long after they arrive (default DefaultHeartbeatFlush; negative: each at once).
 	HeartbeatFlush time.Duration
+	// MaxUploads bounds the uploads decoded or being stored at once (default
+	// DefaultMaxUploads); more are answered 503 with Retry-After, and the agent retries with its
+	// backoff. A fleet enrolled at once then queues on the agents, not in the server's memory.
+	MaxUploads int
 	// ReleasesDir holds agent releases: <dir>/<version>/<os>/<arch>/vigil-agent and
 	// vigil-agent.sig (the ed25519 signature over the binary's SHA-256 digest, raw 64 bytes or
 	// base64). ReleaseKey, when set, must verify that signature before a release is served.
@@ -130,6 +135,8 @@ type Service struct {
 	now  func() time.Time
 	rels *releaseCache
 	hb   heartbeatBatch
+	// uploads holds a token per upload in progress (Config.MaxUploads).
+	uploads chan struct{}
 }
 
 // New checks cfg and returns a Service.
@@ -158,6 +165,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.NoInventoryAfter <= 0 {
 		cfg.NoInventoryAfter = DefaultNoInventoryAfter
 	}
+	if cfg.MaxUploads <= 0 {
+		cfg.MaxUploads = DefaultMaxUploads
+	}
 	if cfg.HeartbeatFlush == 0 {
 		cfg.HeartbeatFlush = DefaultHeartbeatFlush
 	}
@@ -167,7 +177,8 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg, st: cfg.Storage, log: cfg.Logger, now: cfg.Now, rels: &releaseCache{}}, nil
+	return &Service{cfg: cfg, st: cfg.Storage, log: cfg.Logger, now: cfg.Now, rels: &releaseCache{},
+		uploads: make(chan struct{}, cfg.MaxUploads)}, nil
 }
 
 // nowUTC is the clock at the stores' precision.

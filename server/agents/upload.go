@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/vigil-sec/vigil/agent/protocol"
@@ -127,8 +128,19 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// uploadRetryAfter is the Retry-After of an upload refused for load; agents add their own backoff.
+const uploadRetryAfter = 15
+
 func (s *Service) upload(w http.ResponseWriter, r *http.Request) error {
 	a, _ := AgentFrom(r.Context())
+	// Taken before the body is read: a refused upload costs neither decoding nor memory.
+	select {
+	case s.uploads <- struct{}{}:
+		defer func() { <-s.uploads }()
+	default:
+		w.Header().Set("Retry-After", strconv.Itoa(uploadRetryAfter))
+		return api.NewProblem(http.StatusServiceUnavailable, "the server is busy with other uploads; retry later")
+	}
 	u, err := DecodeUpload(r.Body, r.Header.Get("Content-Encoding"), s.cfg.MaxUploadBytes, s.cfg.MaxInventoryBytes)
 	var mbe *http.MaxBytesError
 	switch {

@@ -111,6 +111,14 @@ func newRecorder() *recorder {
 	return &recorder{lat: map[opKey][]time.Duration{}, errs: map[opKey]int{}, sample: map[opKey]string{}}
 }
 
+// add records a latency measured elsewhere.
+func (r *recorder) add(op string, d time.Duration) {
+	k := opKey{int(r.phase.Load()), op}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lat[k] = append(r.lat[k], d)
+}
+
 // time runs fn and records its latency (or its error) under the current phase.
 func (r *recorder) time(op string, fn func() error) error {
 	k := opKey{int(r.phase.Load()), op}
@@ -119,6 +127,12 @@ func (r *recorder) time(op string, fn func() error) error {
 	d := time.Since(start)
 	if errors.Is(err, context.Canceled) {
 		return err // the run is stopping: neither a latency nor a server error
+	}
+	// Refusals for load (429, 503 with Retry-After) are the server shedding work, which the agent
+	// retries with backoff: counted apart from errors.
+	var se *client.StatusError
+	if errors.As(err, &se) && (se.Status == 429 || se.Status == 503) {
+		k.op += fmt.Sprintf(" %d (retried)", se.Status)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -572,13 +586,6 @@ func enroll(ctx context.Context, c config, b *base, i int, rec *recorder) (*sim,
 		if !errors.As(err, &se) || se.Status != 429 || attempt > 100 {
 			break
 		}
-		rec.mu.Lock()
-		rec.errs[opKey{phaseEnroll, "enroll"}]--
-		rec.errs[opKey{phaseEnroll, "enroll-429-retried"}]++
-		if rec.errs[opKey{phaseEnroll, "enroll"}] == 0 {
-			delete(rec.sample, opKey{phaseEnroll, "enroll"})
-		}
-		rec.mu.Unlock()
 		if !sleep(ctx, time.Second+time.Duration(s.rng.IntN(1000))*time.Millisecond) {
 			return nil, ctx.Err()
 		}
@@ -627,8 +634,14 @@ func live(ctx context.Context, c config, b *base, s *sim, rec *recorder, offset 
 		period = c.heartbeat
 	}
 	// Retry the full upload as the agent would, with its backoff.
+	first := time.Now()
 	for attempt := 1; ctx.Err() == nil; attempt++ {
-		if err := s.upload(ctx, b, rec, "upload-full", nil); err == nil || errors.Is(err, context.Canceled) {
+		err := s.upload(ctx, b, rec, "upload-full", nil)
+		if err == nil {
+			rec.add("upload-full until accepted", time.Since(first))
+			break
+		}
+		if errors.Is(err, context.Canceled) {
 			break
 		}
 		if !sleep(ctx, runner.Backoff(attempt, s.rng.Float64())) {
