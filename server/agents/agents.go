@@ -10,6 +10,12 @@
 // inventory. Re-installing an agent therefore makes a new host resource; the old one goes
 // CONNECTION_LOST, then STALE_INVENTORY, and an administrator revokes its agent.
 //
+// Load: a heartbeat that changes nothing but the time is not written at once; such heartbeats are
+// written together every 2 s (Config.HeartbeatFlush), and the admin views and Refresh write the
+// pending ones first. At most Config.MaxUploads uploads are decoded and stored at once; another
+// waits up to Config.UploadWait, unread, and is then answered 503 with Retry-After; the agent
+// retries with its backoff (bench/agent-scale.sh: 5,000 agents on one 2-core server).
+//
 // Mounting: AgentRoutes are public as far as API keys go (each authenticates itself: enrollment
 // by join token, the rest by client certificate); AdminRoutes sit behind API-key auth and call
 // Config.Authorize. The server's TLS listener must request client certificates (ConfigureTLS;
@@ -54,6 +60,7 @@ const (
 	DefaultNoInventoryAfter = time.Hour
 	DefaultTokenValidity    = 24 * time.Hour
 	DefaultMaxUploads       = 32
+	DefaultUploadWait       = 10 * time.Second
 	MaxTokenValidity        = 365 * 24 * time.Hour
 	ScanModeAgent           = "agent"
 )
@@ -114,6 +121,9 @@ type Config struct {
 	// DefaultMaxUploads); more are answered 503 with Retry-After, and the agent retries with its
 	// backoff. A fleet enrolled at once then queues on the agents, not in the server's memory.
 	MaxUploads int
+	// UploadWait is how long an upload waits for one of those slots before it is refused
+	// (default DefaultUploadWait): a burst queues briefly instead of retrying at once.
+	UploadWait time.Duration
 	// ReleasesDir holds agent releases: <dir>/<version>/<os>/<arch>/vigil-agent and
 	// vigil-agent.sig (the ed25519 signature over the binary's SHA-256 digest, raw 64 bytes or
 	// base64). ReleaseKey, when set, must verify that signature before a release is served.
@@ -167,6 +177,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MaxUploads <= 0 {
 		cfg.MaxUploads = DefaultMaxUploads
+	}
+	if cfg.UploadWait <= 0 {
+		cfg.UploadWait = DefaultUploadWait
 	}
 	if cfg.HeartbeatFlush == 0 {
 		cfg.HeartbeatFlush = DefaultHeartbeatFlush

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigil-sec/vigil/agent/protocol"
 	"github.com/vigil-sec/vigil/model"
@@ -133,13 +134,18 @@ const uploadRetryAfter = 15
 
 func (s *Service) upload(w http.ResponseWriter, r *http.Request) error {
 	a, _ := AgentFrom(r.Context())
-	// Taken before the body is read: a refused upload costs neither decoding nor memory.
+	// Taken before the body is read: a waiting or refused upload costs neither decoding nor memory.
+	wait := time.NewTimer(s.cfg.UploadWait)
 	select {
 	case s.uploads <- struct{}{}:
+		wait.Stop()
 		defer func() { <-s.uploads }()
-	default:
+	case <-wait.C:
 		w.Header().Set("Retry-After", strconv.Itoa(uploadRetryAfter))
 		return api.NewProblem(http.StatusServiceUnavailable, "the server is busy with other uploads; retry later")
+	case <-r.Context().Done():
+		wait.Stop()
+		return r.Context().Err()
 	}
 	u, err := DecodeUpload(r.Body, r.Header.Get("Content-Encoding"), s.cfg.MaxUploadBytes, s.cfg.MaxInventoryBytes)
 	var mbe *http.MaxBytesError

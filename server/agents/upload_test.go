@@ -232,12 +232,12 @@ func FuzzDecodeUpload(f *testing.F) {
 	})
 }
 
-// Beyond MaxUploads in progress, an upload is refused with 503 and Retry-After before its body is
-// read, and accepted once a slot is free.
+// Beyond MaxUploads in progress, an upload waits UploadWait and is then refused with 503 and
+// Retry-After, before its body is read; it is accepted once a slot is free.
 func TestUploadAdmission(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	h := newHarness(t, "sqlite", func(c *Config) {
-		c.MaxUploads = 1
+		c.MaxUploads, c.UploadWait = 1, 100*time.Millisecond
 		c.Sink = SinkFunc(func(ctx context.Context, r model.Resource, inv *model.Inventory) error {
 			entered <- struct{}{}
 			<-release

@@ -359,18 +359,29 @@ func (s *sim) inventory(b *base) *protocol.Upload {
 // upload). Only the acknowledged hash is kept between uploads (5,000 agents' package identities
 // would not fit the generator's share of the machine): prev is rebuilt by the caller.
 func (s *sim) upload(ctx context.Context, b *base, rec *recorder, op string, prev *protocol.Upload) error {
+	p, body, err := s.prepare(b, prev)
+	if err != nil {
+		return err
+	}
+	return s.send(ctx, rec, op, p, body)
+}
+
+// prepare builds an upload and its wire body (kept for retries: an agent keeps its pending upload
+// on disk and does not collect again to retry, and 5,000 simulated agents re-encoding theirs
+// would starve the server of the CPU they share).
+func (s *sim) prepare(b *base, prev *protocol.Upload) (*protocol.Upload, []byte, error) {
 	p := s.inventory(b)
 	var acked *state.Acked
 	if prev != nil && s.acked != "" && prev.Hash == s.acked {
 		acked = runner.AckedFor(prev, time.Now())
 	}
-	w := runner.Wire(p, acked, false)
-	body, err := client.EncodeUpload(w)
-	if err != nil {
-		return err
-	}
+	body, err := client.EncodeUpload(runner.Wire(p, acked, false))
+	return p, body, err
+}
+
+func (s *sim) send(ctx context.Context, rec *recorder, op string, p *protocol.Upload, body []byte) error {
 	var resp *protocol.UploadResponse
-	err = rec.time(op, func() error {
+	err := rec.time(op, func() error {
 		var err error
 		resp, err = s.cl.Upload(ctx, body)
 		return err
@@ -635,8 +646,12 @@ func live(ctx context.Context, c config, b *base, s *sim, rec *recorder, offset 
 	}
 	// Retry the full upload as the agent would, with its backoff.
 	first := time.Now()
+	p, body, err := s.prepare(b, nil)
+	if err != nil {
+		panic(err) // encoding an in-memory inventory cannot fail
+	}
 	for attempt := 1; ctx.Err() == nil; attempt++ {
-		err := s.upload(ctx, b, rec, "upload-full", nil)
+		err := s.send(ctx, rec, "upload-full", p, body)
 		if err == nil {
 			rec.add("upload-full until accepted", time.Since(first))
 			break
