@@ -50,7 +50,8 @@ start=$(date +%s)
   --root "$ROOT_FS" --packages "$PACKAGES" --enroll-concurrency "$CONC" --json "${JSON:-$work/agentload.json}"
 echo "total run: $(( $(date +%s) - start )) s"
 "$work/vigil" agents list 2>/dev/null | awk 'NR>1{n[$0 ~ /ONLINE/ ? "ONLINE" : "other"]++} END{printf "agents list: %d ONLINE, %d other\n", n["ONLINE"], n["other"]}'
-# The server logs JSON; 429s of the enrollment burst are expected (one client address).
-grep -E '"level":"(ERROR|WARN)"' "$work/server.log" | grep -v '"status":429' | sed -E 's/"time":"[^"]*",//; s/from 127[^:]*:[0-9]+/from .../; s/->127[^:]*:[0-9]+//' |
+# The server logs JSON; 429s of the enrollment burst are expected (one client address), and so are
+# 503s of uploads refused for load (retried by the agents).
+grep -E '"level":"(ERROR|WARN)"' "$work/server.log" | grep -v '"status":429' | sed -E 's/"time":"[^"]*",//; s/"request_id":"[^"]*",//; s/"(duration|bytes)":[0-9]*,//g; s/from 127[^:]*:[0-9]+/from .../; s/->127[^:]*:[0-9]+//' |
   cut -c1-200 | sort | uniq -c | sort -rn | head -8 | sed 's/^/server log: /' || true
 echo "goals: 5,000 agents on one server on 2 cores, 60 s heartbeats; report heartbeat/upload p50/p95/p99, server CPU and RSS"
