@@ -162,6 +162,7 @@ func TestAgentAndServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binaries")
 	}
+	t.Parallel()
 	bin := t.TempDir()
 	vigil, agent := build(t, bin, "cmd/vigil"), build(t, bin, "cmd/vigil-agent")
 	data, mirror, root, state := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()

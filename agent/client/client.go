@@ -139,6 +139,8 @@ func Enroll(ctx context.Context, server, fingerprint string, req *protocol.Enrol
 	}
 	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: pinnedConfig(fp, u.Hostname()), ForceAttemptHTTP2: true, Proxy: http.ProxyFromEnvironment,
+		// One request: a pooled connection would outlive the call (and hold a server connection).
+		DisableKeepAlives: true,
 	}}
 	var resp protocol.EnrollResponse
 	if err := do(ctx, hc, http.MethodPost, u.JoinPath(protocol.PathEnroll).String(), req, &resp, "enroll"); err != nil {

@@ -61,6 +61,9 @@ func (s *Service) view(a Agent, now time.Time) AgentView {
 
 // ListAgents returns an account's agents with their ping status.
 func (s *Service) ListAgents(ctx context.Context, account string) ([]AgentView, error) {
+	if err := s.flushHeartbeats(ctx); err != nil {
+		return nil, err
+	}
 	list, err := s.st.ListAgents(ctx, account)
 	if err != nil {
 		return nil, err
@@ -75,6 +78,9 @@ func (s *Service) ListAgents(ctx context.Context, account string) ([]AgentView, 
 }
 
 func (s *Service) accountAgent(ctx context.Context, account, id string) (Agent, error) {
+	if err := s.flushHeartbeats(ctx); err != nil {
+		return Agent{}, err
+	}
 	a, err := s.st.GetAgent(ctx, id)
 	if err == nil && a.Account != account {
 		err = fmt.Errorf("agent %s: %w", id, ErrNotFound)

@@ -10,6 +10,12 @@
 // inventory. Re-installing an agent therefore makes a new host resource; the old one goes
 // CONNECTION_LOST, then STALE_INVENTORY, and an administrator revokes its agent.
 //
+// Load: a heartbeat that changes nothing but the time is not written at once; such heartbeats are
+// written together every 2 s (Config.HeartbeatFlush), and the admin views and Refresh write the
+// pending ones first. At most Config.MaxUploads uploads are decoded and stored at once; another
+// waits up to Config.UploadWait, unread, and is then answered 503 with Retry-After; the agent
+// retries with its backoff (bench/agent-scale.sh: 5,000 agents on one 2-core server).
+//
 // Mounting: AgentRoutes are public as far as API keys go (each authenticates itself: enrollment
 // by join token, the rest by client certificate); AdminRoutes sit behind API-key auth and call
 // Config.Authorize. The server's TLS listener must request client certificates (ConfigureTLS;
@@ -53,6 +59,8 @@ const (
 	DefaultRedeliverAfter   = 10 * time.Minute
 	DefaultNoInventoryAfter = time.Hour
 	DefaultTokenValidity    = 24 * time.Hour
+	DefaultMaxUploads       = 32
+	DefaultUploadWait       = 10 * time.Second
 	MaxTokenValidity        = 365 * 24 * time.Hour
 	ScanModeAgent           = "agent"
 )
@@ -106,6 +114,16 @@ type Config struct {
 	RedeliverAfter time.Duration
 	// NoInventoryAfter: an agent enrolled this long without an inventory is NO_INVENTORY.
 	NoInventoryAfter time.Duration
+	// HeartbeatFlush: routine heartbeats (only the time changed) are written in batches at most
+	// this long after they arrive (default DefaultHeartbeatFlush; negative: each at once).
+	HeartbeatFlush time.Duration
+	// MaxUploads bounds the uploads decoded or being stored at once (default
+	// DefaultMaxUploads); more are answered 503 with Retry-After, and the agent retries with its
+	// backoff. A fleet enrolled at once then queues on the agents, not in the server's memory.
+	MaxUploads int
+	// UploadWait is how long an upload waits for one of those slots before it is refused
+	// (default DefaultUploadWait): a burst queues briefly instead of retrying at once.
+	UploadWait time.Duration
 	// ReleasesDir holds agent releases: <dir>/<version>/<os>/<arch>/vigil-agent and
 	// vigil-agent.sig (the ed25519 signature over the binary's SHA-256 digest, raw 64 bytes or
 	// base64). ReleaseKey, when set, must verify that signature before a release is served.
@@ -126,6 +144,9 @@ type Service struct {
 	log  *slog.Logger
 	now  func() time.Time
 	rels *releaseCache
+	hb   heartbeatBatch
+	// uploads holds a token per upload in progress (Config.MaxUploads).
+	uploads chan struct{}
 }
 
 // New checks cfg and returns a Service.
@@ -154,13 +175,23 @@ func New(cfg Config) (*Service, error) {
 	if cfg.NoInventoryAfter <= 0 {
 		cfg.NoInventoryAfter = DefaultNoInventoryAfter
 	}
+	if cfg.MaxUploads <= 0 {
+		cfg.MaxUploads = DefaultMaxUploads
+	}
+	if cfg.UploadWait <= 0 {
+		cfg.UploadWait = DefaultUploadWait
+	}
+	if cfg.HeartbeatFlush == 0 {
+		cfg.HeartbeatFlush = DefaultHeartbeatFlush
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg, st: cfg.Storage, log: cfg.Logger, now: cfg.Now, rels: &releaseCache{}}, nil
+	return &Service{cfg: cfg, st: cfg.Storage, log: cfg.Logger, now: cfg.Now, rels: &releaseCache{},
+		uploads: make(chan struct{}, cfg.MaxUploads)}, nil
 }
 
 // nowUTC is the clock at the stores' precision.

@@ -354,3 +354,63 @@ func TestRenewal(t *testing.T) {
 		}
 	})
 }
+
+// Routine heartbeats are written in batches: the store lags by at most the flush delay, the
+// admin view never does, and a heartbeat that changes something is written at once.
+func TestHeartbeatBatching(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			h := newHarness(t, backend, func(c *Config) { c.HeartbeatFlush = time.Hour })
+			e := h.enroll("web-1")
+			ctx := context.Background()
+			stored := func() time.Time {
+				a, err := h.st.GetAgent(ctx, e.id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return a.LastHeartbeat
+			}
+			// The first heartbeat sets version and sensors: written at once.
+			if code, _ := h.heartbeat(e, protocol.StateRunning); code != 200 {
+				t.Fatalf("heartbeat: %d", code)
+			}
+			t1 := h.clock.Now()
+			if got := stored(); !got.Equal(t1) {
+				t.Fatalf("first heartbeat stored at %s, want %s", got, t1)
+			}
+			// A routine one waits in memory...
+			h.clock.Add(time.Minute)
+			if code, _ := h.heartbeat(e, protocol.StateRunning); code != 200 {
+				t.Fatalf("heartbeat: %d", code)
+			}
+			t2 := h.clock.Now()
+			if got := stored(); !got.Equal(t1) {
+				t.Fatalf("a routine heartbeat was written at once (%s)", got)
+			}
+			// ...but the admin view shows it (and writes it).
+			views, err := h.svc.ListAgents(ctx, testAccount)
+			if err != nil || len(views) != 1 || !views[0].LastHeartbeat.Equal(t2) {
+				t.Fatalf("admin view %+v %v, want the heartbeat of %s", views, err, t2)
+			}
+			if got := stored(); !got.Equal(t2) {
+				t.Fatalf("after the flush the store has %s, want %s", got, t2)
+			}
+			// A pending timestamp never moves a later direct write back.
+			h.clock.Add(time.Minute)
+			h.heartbeat(e, protocol.StateRunning) // routine: pending at t3
+			t3 := h.clock.Now()
+			h.clock.Add(time.Minute)
+			if code, _ := h.heartbeat(e, protocol.StateShutdown); code != 200 { // a change: written at t4
+				t.Fatalf("heartbeat: %d", code)
+			}
+			t4 := h.clock.Now()
+			if err := h.svc.flushHeartbeats(ctx); err != nil {
+				t.Fatal(err)
+			}
+			a, _ := h.st.GetAgent(ctx, e.id)
+			if !a.LastHeartbeat.Equal(t4) || a.State != protocol.StateShutdown || t3.Equal(t4) {
+				t.Fatalf("stored %s %s, want %s SHUTDOWN", a.LastHeartbeat, a.State, t4)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -210,10 +211,20 @@ func (s *Service) enroll(w http.ResponseWriter, r *http.Request) error {
 
 // hostResource is the agent's host resource, keeping the tags and fields set elsewhere.
 func (s *Service) hostResource(ctx context.Context, a Agent) (model.Resource, error) {
+	res, _, err := s.hostResourceChanged(ctx, a)
+	return res, err
+}
+
+// hostResourceChanged is hostResource, and whether it differs from the stored resource (or none
+// is stored), so that an unchanged one is not written again on every upload.
+func (s *Service) hostResourceChanged(ctx context.Context, a Agent) (model.Resource, bool, error) {
 	res, err := s.cfg.Fleet.GetResource(ctx, a.Account, a.ResourceID())
 	if err != nil && !isNotFound(err) {
-		return res, err
+		return res, false, err
 	}
+	before := res
+	before.Metadata = maps.Clone(res.Metadata)
+	changed := err != nil
 	res.Account, res.ID, res.Type, res.ScanMode = a.Account, a.ResourceID(), model.ResourceHost, ScanModeAgent
 	if res.Name == "" {
 		res.Name = a.Hostname
@@ -230,7 +241,9 @@ func (s *Service) hostResource(ctx context.Context, a Agent) (model.Resource, er
 		meta["os"] = a.OS.PrettyName
 	}
 	res.Metadata = meta
-	return res, nil
+	changed = changed || before.Type != res.Type || before.ScanMode != res.ScanMode || before.Name != res.Name ||
+		!maps.Equal(before.Metadata, res.Metadata)
+	return res, changed, nil
 }
 
 func isNotFound(err error) bool {
@@ -280,11 +293,16 @@ func (s *Service) heartbeat(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	now := s.nowUTC()
-	rec := Heartbeat{At: now, Version: hb.Version, State: hb.State, Sensors: sensors, Errors: errs}
-	if err := s.st.RecordHeartbeat(r.Context(), a.ID, rec); err != nil {
-		return err
-	}
 	stateChanged := a.State != hb.State
+	if routine := !stateChanged && a.Version == hb.Version && slices.Equal(a.Sensors, sensors) && slices.Equal(a.Errors, errs) &&
+		!a.LastHeartbeat.IsZero(); routine && s.cfg.HeartbeatFlush > 0 {
+		s.queueHeartbeat(a.ID, now)
+	} else {
+		rec := Heartbeat{At: now, Version: hb.Version, State: hb.State, Sensors: sensors, Errors: errs}
+		if err := s.st.RecordHeartbeat(r.Context(), a.ID, rec); err != nil {
+			return err
+		}
+	}
 	a.LastHeartbeat, a.Version, a.State, a.Sensors, a.Errors = now, hb.Version, hb.State, sensors, errs
 	if stateChanged {
 		if err := s.refreshHost(r.Context(), a, now); err != nil {

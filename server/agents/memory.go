@@ -2,6 +2,7 @@ package agents
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -162,6 +163,19 @@ func (m *Memory) RecordHeartbeat(_ context.Context, id string, hb Heartbeat) err
 		a.LastHeartbeat, a.Version, a.State = hb.At, hb.Version, hb.State
 		a.Sensors, a.Errors = slices.Clone(hb.Sensors), slices.Clone(hb.Errors)
 	})
+}
+
+func (m *Memory) TouchHeartbeats(_ context.Context, at map[string]time.Time) error {
+	for id, t := range at {
+		if err := m.update("", id, func(a *Agent) {
+			if a.LastHeartbeat.Before(t) {
+				a.LastHeartbeat = t
+			}
+		}); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *Memory) ConfirmInventory(_ context.Context, id, hash string, at time.Time, facts *protocol.Facts) error {

@@ -332,6 +332,28 @@ func (s *SQL) RecordHeartbeat(ctx context.Context, id string, hb Heartbeat) erro
 	return affected(res, err, "agent "+id)
 }
 
+// TouchHeartbeats sets the last heartbeat of many agents in one transaction, never moving one
+// back in time (a direct RecordHeartbeat may have written a later one meanwhile).
+func (s *SQL) TouchHeartbeats(ctx context.Context, at map[string]time.Time) error {
+	if len(at) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, s.q(`UPDATE agent_agents SET last_heartbeat = ?
+			WHERE id = ? AND (last_heartbeat IS NULL OR last_heartbeat < ?)`))
+		if err != nil {
+			return fmt.Errorf("agents: touch heartbeats: %w", err)
+		}
+		defer st.Close()
+		for id, t := range at {
+			if _, err := st.ExecContext(ctx, us(t), id, us(t)); err != nil {
+				return fmt.Errorf("agents: touch heartbeats: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
 func (s *SQL) ConfirmInventory(ctx context.Context, id, hash string, at time.Time, facts *protocol.Facts) error {
 	query, args := `UPDATE agent_agents SET inventory_hash = ?, last_inventory_at = ? WHERE id = ?`, []any{hash, us(at), id}
 	if facts != nil {
@@ -419,11 +441,22 @@ func (s *SQL) QueueInstruction(ctx context.Context, in QueuedInstruction) error 
 
 func (s *SQL) DeliverInstructions(ctx context.Context, agentID string, now, redeliverBefore time.Time) ([]QueuedInstruction, error) {
 	var out []QueuedInstruction
+	// Almost every heartbeat finds nothing to deliver: look first without a transaction, which on
+	// SQLite would take the database's single write lock (_txlock=immediate) for every heartbeat.
+	var one int
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM agent_instructions WHERE agent_id = ?
+		AND (status = ? OR (status = ? AND delivered_at < ? AND attempts < ?)) LIMIT 1`),
+		agentID, InstructionPending, InstructionDelivered, us(redeliverBefore), MaxDeliveries).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("agents: deliver instructions: %w", err)
+	}
 	lock := ""
 	if s.dialect == store.Postgres {
 		lock = ` FOR UPDATE`
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, s.q(`SELECT `+instrCols+` FROM agent_instructions WHERE agent_id = ?
 			AND (status = ? OR (status = ? AND delivered_at < ? AND attempts < ?)) ORDER BY created_at, id LIMIT 100`+lock),

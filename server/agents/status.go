@@ -65,12 +65,14 @@ func osSupported(o *model.OS) bool {
 // refreshHost writes the agent's host resource and its coverage, with a coverage-changed event
 // when status or reason changed.
 func (s *Service) refreshHost(ctx context.Context, a Agent, now time.Time) error {
-	res, err := s.hostResource(ctx, a)
+	res, changed, err := s.hostResourceChanged(ctx, a)
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Fleet.PutResource(ctx, res); err != nil {
-		return err
+	if changed {
+		if err := s.cfg.Fleet.PutResource(ctx, res); err != nil {
+			return err
+		}
 	}
 	page, err := s.cfg.Fleet.ListCoverage(ctx, []string{a.Account}, store.CoverageQuery{
 		ResourceIDs: []string{res.ID}, ScanTypes: []string{model.ScanPackage}})
@@ -125,6 +127,9 @@ type RefreshStats struct {
 // the accounts to check for unmanaged hosts; accounts with agents are always included.
 func (s *Service) Refresh(ctx context.Context, accounts []string) (RefreshStats, error) {
 	var st RefreshStats
+	if err := s.flushHeartbeats(ctx); err != nil {
+		return st, err
+	}
 	now := s.nowUTC()
 	all, err := s.st.ListAgents(ctx, "")
 	if err != nil {

@@ -125,6 +125,9 @@ type Storage interface {
 	SetCertificate(ctx context.Context, id, serial string, notAfter time.Time) error
 	SetHeartbeatSeconds(ctx context.Context, account, id string, seconds int) error
 	RecordHeartbeat(ctx context.Context, id string, hb Heartbeat) error
+	// TouchHeartbeats moves the last heartbeat of each agent forward to the time given (never
+	// back), in one transaction where the storage has them.
+	TouchHeartbeats(ctx context.Context, at map[string]time.Time) error
 	// ConfirmInventory records that the agent's inventory hash is still current at.
 	ConfirmInventory(ctx context.Context, id, hash string, at time.Time, facts *protocol.Facts) error
 	// PutInventory stores a new inventory as the agent's latest (keeping the one before, the

@@ -10,7 +10,9 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigil-sec/vigil/agent/protocol"
 	"github.com/vigil-sec/vigil/model"
@@ -127,8 +129,24 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// uploadRetryAfter is the Retry-After of an upload refused for load; agents add their own backoff.
+const uploadRetryAfter = 15
+
 func (s *Service) upload(w http.ResponseWriter, r *http.Request) error {
 	a, _ := AgentFrom(r.Context())
+	// Taken before the body is read: a waiting or refused upload costs neither decoding nor memory.
+	wait := time.NewTimer(s.cfg.UploadWait)
+	select {
+	case s.uploads <- struct{}{}:
+		wait.Stop()
+		defer func() { <-s.uploads }()
+	case <-wait.C:
+		w.Header().Set("Retry-After", strconv.Itoa(uploadRetryAfter))
+		return api.NewProblem(http.StatusServiceUnavailable, "the server is busy with other uploads; retry later")
+	case <-r.Context().Done():
+		wait.Stop()
+		return r.Context().Err()
+	}
 	u, err := DecodeUpload(r.Body, r.Header.Get("Content-Encoding"), s.cfg.MaxUploadBytes, s.cfg.MaxInventoryBytes)
 	var mbe *http.MaxBytesError
 	switch {

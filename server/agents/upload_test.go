@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -229,4 +230,58 @@ func FuzzDecodeUpload(f *testing.F) {
 			_, _ = protocol.ApplyDelta(inv, u)
 		}
 	})
+}
+
+// Beyond MaxUploads in progress, an upload waits UploadWait and is then refused with 503 and
+// Retry-After, before its body is read; it is accepted once a slot is free.
+func TestUploadAdmission(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := newHarness(t, "sqlite", func(c *Config) {
+		c.MaxUploads, c.UploadWait = 1, 100*time.Millisecond
+		c.Sink = SinkFunc(func(ctx context.Context, r model.Resource, inv *model.Inventory) error {
+			entered <- struct{}{}
+			<-release
+			return nil
+		})
+	})
+	e1, e2 := h.enroll("web-1"), h.enroll("web-2")
+	full := baseInventory()
+	up := protocol.Upload{Hash: protocol.InventoryHash(full), Full: full, CollectedAt: h.clock.Now()}
+	done := make(chan int)
+	go func() {
+		var out protocol.UploadResponse
+		req, _ := http.NewRequest("PUT", h.srv.URL+protocol.PathInventory, bytes.NewReader(gz(t, up)))
+		req.Header.Set("Content-Encoding", "gzip")
+		resp, err := e1.client.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	<-entered // the first upload holds the only slot
+	req, _ := http.NewRequest("PUT", h.srv.URL+protocol.PathInventory, bytes.NewReader(gz(t, up)))
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := e2.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a second upload while the slot is taken: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(release)
+	if code := <-done; code != 200 {
+		t.Fatalf("the first upload: %d", code)
+	}
+	go func() {
+		for range entered {
+		}
+	}()
+	if code, out := h.upload(e2, up); code != 200 || out.Hash != up.Hash {
+		t.Fatalf("the second upload once the slot is free: %d %+v", code, out)
+	}
+	close(entered)
 }

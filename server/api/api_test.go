@@ -3,11 +3,14 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -894,4 +897,29 @@ func FuzzPageToken(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Agents behind one NAT address share it; each verified client certificate has a bucket of its own.
+func TestRateLimitPerClientCertificate(t *testing.T) {
+	rt := api.New(api.Config{Auth: &auth.Authenticator{Store: &auth.MemKeyStore{}}, Rate: 0.5, Burst: 1})
+	rt.Handle("POST /x", func(w http.ResponseWriter, r *http.Request) error { return nil }, api.Public())
+	call := func(serial int64) int {
+		req := httptest.NewRequest("POST", "/x", nil)
+		req.RemoteAddr = "203.0.113.9:4000"
+		if serial > 0 {
+			req.TLS = &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{SerialNumber: big.NewInt(serial)}}}}
+		}
+		w := httptest.NewRecorder()
+		rt.ServeHTTP(w, req)
+		return w.Code
+	}
+	if a, b, c := call(1), call(2), call(0); a != 200 || b != 200 || c != 200 {
+		t.Fatalf("first calls of two agents and an anonymous client: %d %d %d", a, b, c)
+	}
+	if a, b, c := call(1), call(2), call(0); a != 429 || b != 429 || c != 429 {
+		t.Fatalf("second calls: %d %d %d, want 429 each (one bucket per certificate, one for the address)", a, b, c)
+	}
+	if got := call(3); got != 200 {
+		t.Fatalf("a third agent from the same address: %d", got)
+	}
 }

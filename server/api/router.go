@@ -396,10 +396,14 @@ func (rt *Router) rateLimit(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Keyed on the API key; public routes fall back to the client address.
+		// Keyed on the API key, else on a verified client certificate (an agent: many hosts share
+		// one NAT address, and 5,000 agents' heartbeats from it exceed any per-address rate);
+		// other public requests fall back to the client address.
 		key := "ip:" + state(r.Context()).remote.String()
 		if p, ok := auth.PrincipalFrom(r.Context()); ok {
 			key = "key:" + p.KeyID
+		} else if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+			key = "cert:" + r.TLS.VerifiedChains[0][0].SerialNumber.Text(16)
 		}
 		if ok, wait := rt.limiter.allow(key, rt.cfg.Now()); !ok {
 			rt.tooMany(w, r, wait, fmt.Sprintf("rate limit of %g requests per second exceeded", rt.cfg.Rate))
