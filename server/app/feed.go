@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/vigil-sec/vigil/model"
@@ -39,19 +40,50 @@ func (s *Server) ApplyFeedUpdate(ctx context.Context) (FeedResult, error) {
 		return res, nil
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	loaded := map[reeval.Ref][]model.Finding{}
-	load := func(ctx context.Context, ref reeval.Ref) ([]model.Finding, []model.SuppressionRule, error) {
-		prev, err := s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
+	// The engine calls load from several goroutines, only for resources whose hits changed, and
+	// says which stored findings it examines. Rules are read once per account.
+	var (
+		rulesMu sync.Mutex
+		rulesOf = map[string][]model.SuppressionRule{}
+	)
+	load := func(ctx context.Context, ref reeval.Ref, need *reeval.Need) ([]model.Finding, []model.SuppressionRule, error) {
+		var (
+			prev []model.Finding
+			err  error
+		)
+		if need == nil {
+			prev, err = s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
+		} else {
+			prev, err = s.Store.ResourceFindingsNamed(ctx, ref.Account, ref.ResourceID, need.IDs, need.Vulns)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
-		loaded[ref] = prev
-		rules, err := s.Store.ListSuppressionRules(ctx, []string{ref.Account})
-		return prev, rules, err
+		rulesMu.Lock()
+		defer rulesMu.Unlock()
+		rules, ok := rulesOf[ref.Account]
+		if !ok {
+			if rules, err = s.Store.ListSuppressionRules(ctx, []string{ref.Account}); err != nil {
+				return nil, nil, err
+			}
+			rulesOf[ref.Account] = rules
+		}
+		return prev, rules, nil
 	}
 	outs, err := s.engine.FeedDelta(ctx, reeval.DeltaFromChanges(changes), load, now)
 	if err != nil {
 		return res, fmt.Errorf("re-evaluating after a feed update: %w", err)
+	}
+	// Resources of one account are written a few thousand rows per transaction: one transaction
+	// per resource would cost a commit each (10,000 of them for a Debian advisory).
+	var batch store.Changes
+	flush := func() error {
+		if batch.Account == "" {
+			return nil
+		}
+		err := s.Store.ApplyChanges(ctx, batch)
+		batch = store.Changes{}
+		return err
 	}
 	for _, o := range outs {
 		if o.Unchanged {
@@ -59,10 +91,19 @@ func (s *Server) ApplyFeedUpdate(ctx context.Context) (FeedResult, error) {
 		}
 		res.Resources++
 		res.Events += len(o.Result.Events)
-		if err := s.Store.ApplyChanges(ctx, store.Changes{Account: o.Ref.Account, Upsert: observedToo(o.Result, loaded[o.Ref], o.At),
-			Delete: o.Result.Deletes, Events: o.Result.Events}); err != nil {
-			return res, err
+		if batch.Account != o.Ref.Account || len(batch.Upsert)+len(batch.Events) > 4000 {
+			if err := flush(); err != nil {
+				return res, err
+			}
+			batch = store.Changes{Account: o.Ref.Account, ObservedAt: o.At}
 		}
+		batch.Upsert = append(batch.Upsert, o.Result.Upserts...)
+		batch.Observed = append(batch.Observed, o.Result.Observed...)
+		batch.Delete = append(batch.Delete, o.Result.Deletes...)
+		batch.Events = append(batch.Events, o.Result.Events...)
+	}
+	if err := flush(); err != nil {
+		return res, err
 	}
 	s.dbVersion = to
 	s.log.Info("feed update applied", "from", res.From, "to", res.To, "changes", res.Changes,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/score"
 	"github.com/vigil-sec/vigil/server/api"
 	"github.com/vigil-sec/vigil/server/auth"
 	"github.com/vigil-sec/vigil/server/findings"
@@ -123,7 +124,8 @@ func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, body *Inve
 }
 
 // Submit stores a resource's inventory and brings its findings, coverage and events up to date in
-// one transaction. An unchanged inventory costs a hash comparison and a lastObservedAt update.
+// one transaction. An unchanged inventory of an unchanged resource costs a hash comparison and a
+// lastObservedAt update of its open findings; their documents are neither read nor rewritten.
 func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inventory) (*SubmissionResult, error) {
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
@@ -131,14 +133,11 @@ func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inve
 	// The engine skips a resource whose InventoryHash it already holds, so the hash must be this
 	// inventory's, never one the caller read from the store (that names the previous inventory).
 	res.InventoryHash = InventoryHash(inv)
-	if err := s.Store.PutResource(ctx, res); err != nil {
-		return nil, err
-	}
-	diff, err := s.Store.PutInventory(ctx, res.Account, res.ID, res.InventoryHash, inv.Packages)
+	changed, err := s.Store.SaveResource(ctx, res)
 	if err != nil {
 		return nil, err
 	}
-	prev, err := s.resourceFindings(ctx, res.Account, res.ID)
+	diff, err := s.Store.PutInventory(ctx, res.Account, res.ID, res.InventoryHash, inv.Packages)
 	if err != nil {
 		return nil, err
 	}
@@ -147,16 +146,26 @@ func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inve
 		return nil, err
 	}
 	res.LastScannedAt = now
-	// The engine recognises an unchanged inventory itself and only observes the findings again.
-	out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: inv, Prev: prev, Rules: rules}, now)
-	if err != nil {
-		return nil, err
-	}
-	result := out.Result
 	cov := findings.DeriveCoverage(&res, model.ScanPackage, findings.ScanState{LastInventoryAt: now, OS: inv.OS,
 		Ecosystems: ecosystems(inv)}, now, s.cfg.Lifecycle)
-	changes := store.Changes{Account: res.Account, Upsert: observedToo(result, prev, out.At), Delete: result.Deletes,
-		Events: result.Events, Coverage: []model.Coverage{cov}}
+	var changes store.Changes
+	if diff.NoOp && rulesSettled(rules, changed, now) && s.engine.Resubmitted(res, score.Context{}) {
+		// Observing would change nothing but lastObservedAt: the rules give what they gave last time.
+		changes = store.Changes{Account: res.Account, ObservedResources: []string{res.ID}, ObservedAt: now, Coverage: []model.Coverage{cov}}
+	} else {
+		prev, err := s.resourceFindings(ctx, res.Account, res.ID)
+		if err != nil {
+			return nil, err
+		}
+		// The engine recognises an unchanged inventory itself and only observes the findings again.
+		out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: inv, Prev: prev, Rules: rules}, now)
+		if err != nil {
+			return nil, err
+		}
+		r := out.Result
+		changes = store.Changes{Account: res.Account, Upsert: r.Upserts, Observed: r.Observed, ObservedAt: out.At, Delete: r.Deletes,
+			Events: r.Events, Coverage: []model.Coverage{cov}}
+	}
 	if err := s.Store.ApplyChanges(ctx, changes); err != nil {
 		return nil, err
 	}
@@ -166,7 +175,7 @@ func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inve
 		return nil, err
 	}
 	sr := &SubmissionResult{ResourceID: res.ID, Unchanged: diff.NoOp, Findings: active}
-	for _, e := range result.Events {
+	for _, e := range changes.Events {
 		switch e.Type {
 		case model.EventFindingCreated:
 			sr.Created++
@@ -177,27 +186,23 @@ func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inve
 	return sr, nil
 }
 
-// observedToo adds the findings only seen again to the upserts, with lastObservedAt = at. A
-// pass's Findings hold only what it examined, so the others come from prev.
-func observedToo(r findings.Result, prev []model.Finding, at time.Time) []model.Finding {
-	if len(r.Observed) == 0 {
-		return r.Upserts
+// rulesSettled reports whether applying the rules to a resource's findings again would give what
+// it gave before: no rule is past its expiry (housekeeping has not lifted it yet), none selects on
+// lastObservedAt (which observing moves), and the resource's own fields, which rules may select
+// on, did not change. Rules created or deleted are applied to every resource at once.
+func rulesSettled(rules []model.SuppressionRule, resourceChanged bool, now time.Time) bool {
+	if len(rules) == 0 {
+		return true
 	}
-	byID := make(map[string]model.Finding, len(prev)+len(r.Findings))
-	for _, f := range prev {
-		byID[f.ID] = f
+	if resourceChanged {
+		return false
 	}
-	for _, f := range r.Findings {
-		byID[f.ID] = f
-	}
-	out := append([]model.Finding(nil), r.Upserts...)
-	for _, id := range r.Observed {
-		if f, ok := byID[id]; ok {
-			f.LastObservedAt = at
-			out = append(out, f)
+	for _, r := range rules {
+		if !findings.RuleActive(r, now) || r.Filter.LastObserved != nil {
+			return false
 		}
 	}
-	return out
+	return true
 }
 
 func ecosystems(inv *model.Inventory) []string {

@@ -114,10 +114,21 @@ type fleet struct {
 	rules  []model.SuppressionRule
 }
 
-func (f *fleet) load(_ context.Context, ref Ref) ([]model.Finding, []model.SuppressionRule, error) {
+// load returns what a store would: with a need, only the findings it names (by ID or
+// vulnerability ID), so that the tests hold the engine to asking for everything it examines.
+func (f *fleet) load(_ context.Context, ref Ref, need *Need) ([]model.Finding, []model.SuppressionRule, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.stored[ref], f.rules, nil
+	if need == nil {
+		return f.stored[ref], f.rules, nil
+	}
+	var out []model.Finding
+	for _, fd := range f.stored[ref] {
+		if slices.Contains(need.IDs, fd.ID) || slices.Contains(need.Vulns, fd.VulnerabilityID) {
+			out = append(out, fd)
+		}
+	}
+	return out, f.rules, nil
 }
 
 // save applies an outcome as a store would: upsert the examined findings, observe the others.
@@ -153,7 +164,7 @@ func apply(stored []model.Finding, o Outcome) []model.Finding {
 
 func (f *fleet) submit(t *testing.T, e *Engine, r model.Resource, inv *model.Inventory, now time.Time) *Outcome {
 	t.Helper()
-	prev, rules, _ := f.load(context.Background(), Ref{r.Account, r.ID})
+	prev, rules, _ := f.load(context.Background(), Ref{r.Account, r.ID}, nil)
 	o, err := e.Submit(context.Background(), Submission{Resource: r, Inventory: inv, Prev: prev, Rules: rules}, now)
 	if err != nil {
 		t.Fatal(err)
@@ -439,7 +450,7 @@ func TestExposureChangeRescores(t *testing.T) {
 	h := host("i-web")
 	fl.submit(t, e, h, inventory(pBodyParser), now0)
 	exposed := true
-	prev, _, _ := fl.load(context.Background(), Ref{h.Account, h.ID})
+	prev, _, _ := fl.load(context.Background(), Ref{h.Account, h.ID}, nil)
 	o, err := e.Submit(context.Background(), Submission{Resource: h, Inventory: inventory(pBodyParser), Prev: prev,
 		Exposure: scoreContext(&exposed)}, now0.Add(time.Hour))
 	if err != nil {
@@ -507,9 +518,9 @@ func TestFeedDeltaModifiedAdvisories(t *testing.T) {
 	h := host("i-0a1b2c3d")
 	fl.submit(t, e, h, inventory(pLodash), now0)
 	loads := 0
-	load := func(ctx context.Context, ref Ref) ([]model.Finding, []model.SuppressionRule, error) {
+	load := func(ctx context.Context, ref Ref, need *Need) ([]model.Finding, []model.SuppressionRule, error) {
 		loads++
-		return fl.load(ctx, ref)
+		return fl.load(ctx, ref, need)
 	}
 	k := Key{"npm", "lodash"}
 	store.mu.Lock()
@@ -614,7 +625,7 @@ func TestClosureSelectsWholeGroups(t *testing.T) {
 		for i, h := range hits {
 			lite[i] = liteHit{pkg: i, adv: h.Advisory(), fixed: h.Fixed()}
 		}
-		got := closure(lite, map[string]bool{id: true})
+		got, _ := closure(lite, map[string]bool{id: true})
 		if len(got) != len(want) {
 			t.Errorf("%s: closure %d hits, groups %d", id, len(got), len(want))
 		}
