@@ -264,7 +264,8 @@ func (s *Server) allAccounts(ctx context.Context) ([]string, error) {
 }
 
 // loadFleet gives the re-evaluation engine every stored inventory, so that feed updates after a
-// restart reach every resource. Findings are reconciled as on a submission.
+// restart reach every resource. The stored findings are the inventories' last evaluation, so
+// nothing is reconciled: the engine only matches each distinct package version once.
 func (s *Server) loadFleet(ctx context.Context) error {
 	accounts, err := s.allAccounts(ctx)
 	if err != nil {
@@ -285,11 +286,7 @@ func (s *Server) loadFleet(ctx context.Context) error {
 				if len(pkgs) == 0 {
 					continue
 				}
-				prev, err := s.resourceFindings(ctx, acct, r.ID)
-				if err != nil {
-					return err
-				}
-				if _, err := s.engine.Submit(ctx, reeval.Submission{Resource: r, Inventory: &model.Inventory{Packages: pkgs}, Prev: prev}, s.now().UTC()); err != nil {
+				if err := s.engine.Restore(ctx, r, &model.Inventory{Packages: pkgs}, score.Context{}); err != nil {
 					return err
 				}
 			}

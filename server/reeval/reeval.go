@@ -227,6 +227,40 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 	return &Outcome{Ref: ref, At: now, Result: res, Matched: len(added), Warnings: ent.warningList()}, nil
 }
 
+// Restore records a resource's stored inventory without evaluating it: after a restart the stored
+// findings already are its evaluation, and the engine needs only the packages, their matches and the
+// index for later changes. Matching is shared as in Submit, so a fleet costs its distinct package
+// versions. r.InventoryHash should be the stored hash, so that an unchanged resubmission is known.
+func (e *Engine) Restore(ctx context.Context, r model.Resource, inv *model.Inventory, exposure score.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ref := Ref{r.Account, r.ID}
+	ent, _ := e.entryOf(ref)
+	pkgs := make([]rec, 0, len(inv.Packages))
+	memo := make([]*memoVal, 0, len(inv.Packages))
+	seen := make(map[rec]bool, len(inv.Packages))
+	for i := range inv.Packages {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := &inv.Packages[i]
+		rc := e.compact(p)
+		if seen[rc] {
+			continue
+		}
+		seen[rc] = true
+		mv, err := e.memoFor(rc, p)
+		if err != nil {
+			return fmt.Errorf("reeval: %s/%s: %w", ref.Account, ref.ResourceID, err)
+		}
+		pkgs = append(pkgs, rc)
+		memo = append(memo, mv)
+	}
+	e.reindex(ent, ent.pkgs, pkgs)
+	ent.resource, ent.exposure, ent.pkgs, ent.memo = r, exposure, pkgs, memo
+	return nil
+}
+
 // Resubmitted reports whether the engine holds the resource with this InventoryHash and exposure:
 // its inventory is unchanged, nothing needs matching, and every open finding is simply observed
 // again. It then records the resource's new descriptive fields. It lets a caller skip loading the

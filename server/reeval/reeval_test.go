@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-sec/vigil/match"
 	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/score"
 	"github.com/vigil-sec/vigil/server/findings"
 	"github.com/vigil-sec/vigil/vulndb"
 )
@@ -419,6 +420,54 @@ func TestIncrementalEqualsFullMatch(t *testing.T) {
 		g.FirstObservedAt, g.LastObservedAt, g.UpdatedAt = time.Time{}, time.Time{}, time.Time{}
 		if !reflect.DeepEqual(g, f) {
 			t.Errorf("%s:\nincremental %+v\nfull        %+v", f.VulnerabilityID, g, f)
+		}
+	}
+}
+
+// A restarted engine restores the stored inventory without evaluating it; a feed delta then
+// gives the same findings as a fresh match, and an unchanged resubmission is known by its hash.
+func TestRestoreThenFeedDeltaEqualsFullMatch(t *testing.T) {
+	store := newStore(lodashProto, openssl)
+	first := New(store, Config{})
+	fl := &fleet{stored: map[Ref][]model.Finding{}}
+	h := host("i-0a1b2c3d")
+	h.InventoryHash = "sha256:restore"
+	inv := inventory(pLodash, pLibssl, pOpenssl, pBodyParser, pRequests)
+	fl.submit(t, first, h, inv, now0)
+
+	e := New(store, Config{}) // the restarted server's engine
+	if err := e.Restore(context.Background(), h, inv, score.Context{}); err != nil {
+		t.Fatal(err)
+	}
+	if hs := e.Holders(Key{"npm", "lodash"}); len(hs) != 1 {
+		t.Fatalf("lodash holders after restore = %v", hs)
+	}
+	if !e.Resubmitted(h, score.Context{}) {
+		t.Error("an unchanged resubmission after a restore is not recognised")
+	}
+	var keys []Key
+	for _, a := range []model.Advisory{lodashTemplate, bodyParser, requests} {
+		keys = append(keys, store.add(a))
+	}
+	outs, err := e.FeedDelta(context.Background(), Delta{Packages: keys}, fl.load, now0.Add(time.Hour))
+	if err != nil || len(outs) != 1 {
+		t.Fatalf("%v %d", err, len(outs))
+	}
+	fl.save(outs[0])
+	full, err := match.New(store).Match(context.Background(), inv, match.Options{Account: h.Account, Resource: h.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := open(fl.stored[Ref{h.Account, h.ID}])
+	if len(got) != len(full.Findings) {
+		t.Fatalf("after restore %d findings, full %d", len(got), len(full.Findings))
+	}
+	for _, f := range full.Findings {
+		g := got[f.VulnerabilityID]
+		g.Account, g.ResourceID, g.ResourceType = "", "", ""
+		g.FirstObservedAt, g.LastObservedAt, g.UpdatedAt = time.Time{}, time.Time{}, time.Time{}
+		if !reflect.DeepEqual(g, f) {
+			t.Errorf("%s:\nafter restore %+v\nfull          %+v", f.VulnerabilityID, g, f)
 		}
 	}
 }
