@@ -167,12 +167,14 @@ func BenchmarkAdvisoryOnePercent(b *testing.B) {
 		k := bf.store.add(model.Advisory{Source: "osv", ID: fmt.Sprintf("VIGIL-BENCH-ONE-%06d", bf.nextID), Ecosystem: s(best.eco), Package: s(best.name),
 			Severity: model.SeverityCritical, Summary: "synthetic benchmark advisory", Versions: []string{s(best.ver)}})
 		now := bf.tick()
+		cpu0 := cpuTime()
 		b.StartTimer()
 		outs, err := bf.engine.FeedDelta(ctx, Delta{Packages: []Key{k}}, bf.fl.load, now)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
+		b.ReportMetric((cpuTime() - cpu0).Seconds()*1000, "cpu-ms")
 		created, touched := 0, 0
 		for _, o := range outs {
 			if !o.Unchanged {

@@ -600,7 +600,11 @@ func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []s
 func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []model.SuppressionRule, error), now time.Time, dirty map[string]bool, observe bool) (findings.Result, error) {
 	// Hits are rebuilt for the pass from the shared memo; packages are expanded from the compact
 	// records only for the hits selected, so nothing per package outlives the call.
-	var lite []liteHit
+	n := 0
+	for _, mv := range ent.memo {
+		n += len(mv.advs)
+	}
+	lite := make([]liteHit, 0, n)
 	for i, mv := range ent.memo {
 		for j, a := range mv.advs {
 			lite = append(lite, liteHit{pkg: i, adv: a, fixed: mv.fixed[j]})

@@ -123,9 +123,17 @@ func (f *fleet) load(_ context.Context, ref Ref, need *Need) ([]model.Finding, [
 	if need == nil {
 		return f.stored[ref], f.rules, nil
 	}
+	want := make(map[string]bool, len(need.IDs)+len(need.Vulns))
+	for _, id := range need.IDs {
+		want[id] = true
+	}
+	vulns := make(map[string]bool, len(need.Vulns))
+	for _, id := range need.Vulns {
+		vulns[id] = true
+	}
 	var out []model.Finding
 	for _, fd := range f.stored[ref] {
-		if slices.Contains(need.IDs, fd.ID) || slices.Contains(need.Vulns, fd.VulnerabilityID) {
+		if want[fd.ID] || vulns[fd.VulnerabilityID] {
 			out = append(out, fd)
 		}
 	}
