@@ -72,6 +72,9 @@ type Server struct {
 	// submitMu serialises inventory submissions: the engine's per-resource state and the store's
 	// finding rows of one resource change together.
 	submitMu sync.Mutex
+	// bodies remembers each resource's last inventory request body (putInventory): an identical
+	// body is not decoded again.
+	bodies sync.Map
 }
 
 // New opens (and on first start creates) everything the server needs.

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -25,7 +27,7 @@ import (
 
 func (s *Server) routes() {
 	rt := s.router
-	rt.Handle("PUT /v1/resources/{resourceType}/{resourceId}/inventory", api.JSONHandler(s.putInventory),
+	rt.Handle("PUT /v1/resources/{resourceType}/{resourceId}/inventory", api.HandlerFunc(s.putInventory),
 		api.BodyLimit(64<<20), api.Doc("PutInventory", "Submit a resource's inventory; findings are updated at once", "resources"))
 	rt.Handle("GET /v1/findings", s.listFindings, api.Doc("ListFindings", "List findings with filters, sorting and pagination", "findings"))
 	rt.Handle("GET /v1/findings/{findingId}", s.getFinding, api.Doc("GetFinding", "A finding with its score breakdown", "findings"))
@@ -98,8 +100,42 @@ type SubmissionResult struct {
 
 var resourceTypes = map[string]bool{model.ResourceHost: true, model.ResourceImage: true, model.ResourceFunction: true}
 
-func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, body *InventorySubmission) error {
+// lastBody is a resource's last inventory request: a body identical to it, with the same
+// Content-Type, decodes to the same submission, so it is not decoded again.
+type lastBody struct {
+	sum         [sha256.Size]byte
+	contentType string
+	sub         InventorySubmission // without its packages
+	facts       inventoryFacts
+}
+
+// errNeedInventory asks for a submission again with its decoded inventory.
+var errNeedInventory = errors.New("the inventory is needed")
+
+func (s *Server) putInventory(w http.ResponseWriter, r *http.Request) error {
 	typ, id := r.PathValue("resourceType"), r.PathValue("resourceId")
+	raw, rerr := io.ReadAll(r.Body)
+	key := typ + "/" + id
+	var (
+		body  InventorySubmission
+		known *lastBody
+		sum   = sha256.Sum256(raw)
+		ct    = r.Header.Get("Content-Type")
+	)
+	if v, ok := s.bodies.Load(key); ok && rerr == nil && v.(*lastBody).sum == sum && v.(*lastBody).contentType == ct {
+		known = v.(*lastBody)
+		body = known.sub
+	} else {
+		// Decoded as api.JSONHandler does; a read error (body too large) becomes its problem.
+		var rd io.Reader = bytes.NewReader(raw)
+		if rerr != nil {
+			rd = io.MultiReader(rd, errReader{rerr})
+		}
+		r.Body = io.NopCloser(rd)
+		if err := api.DecodeJSON(r, &body); err != nil {
+			return err
+		}
+	}
 	if !resourceTypes[typ] {
 		return api.Validation(api.FieldError{Field: "resourceType", Message: "must be host, image or function"})
 	}
@@ -116,46 +152,101 @@ func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, body *Inve
 	api.SetAuditTarget(r, typ+"/"+id)
 	res := model.Resource{Account: acct, ID: id, Type: typ, Name: body.Name, Tags: body.Tags, Metadata: body.Metadata,
 		ImageRepository: body.ImageRepository, ScanMode: firstNonEmpty(body.ScanMode, "upload")}
-	out, err := s.Submit(r.Context(), res, &body.Inventory)
+	var (
+		out *SubmissionResult
+		err error
+	)
+	if known != nil {
+		out, err = s.submit(r.Context(), res, nil, known.facts)
+		if errors.Is(err, errNeedInventory) {
+			known = nil
+			if err := api.DecodeJSONBytes(raw, &body); err != nil {
+				return err
+			}
+		}
+	}
+	if known == nil {
+		facts := factsOf(&body.Inventory)
+		if out, err = s.submit(r.Context(), res, &body.Inventory, facts); err == nil {
+			sub := body
+			sub.Inventory.Packages = nil
+			s.bodies.Store(key, &lastBody{sum: sum, contentType: ct, sub: sub, facts: facts})
+		}
+	}
 	if err != nil {
 		return err
 	}
 	return api.WriteJSON(w, http.StatusOK, out)
 }
 
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// inventoryFacts is what a submission needs of an inventory besides its packages.
+type inventoryFacts struct {
+	hash       string
+	os         *model.OS
+	ecosystems []string
+}
+
+func factsOf(inv *model.Inventory) inventoryFacts {
+	return inventoryFacts{hash: InventoryHash(inv), os: inv.OS, ecosystems: ecosystems(inv)}
+}
+
 // Submit stores a resource's inventory and brings its findings, coverage and events up to date in
 // one transaction. An unchanged inventory of an unchanged resource costs a hash comparison and a
 // lastObservedAt update of its open findings; their documents are neither read nor rewritten.
 func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inventory) (*SubmissionResult, error) {
+	return s.submit(ctx, res, inv, factsOf(inv))
+}
+
+// submit is Submit with the inventory's facts computed. inv may be nil for an inventory known to
+// be identical to the resource's last one (the same request body): unless the engine and the store
+// both hold it (its hash), submit returns errNeedInventory before writing anything.
+func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inventory, facts inventoryFacts) (*SubmissionResult, error) {
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
 	now := s.now().UTC().Truncate(time.Microsecond)
 	// The engine skips a resource whose InventoryHash it already holds, so the hash must be this
 	// inventory's, never one the caller read from the store (that names the previous inventory).
-	res.InventoryHash = InventoryHash(inv)
+	res.InventoryHash = facts.hash
+	if inv == nil {
+		if !s.engine.Resubmitted(res, score.Context{}) {
+			return nil, errNeedInventory
+		}
+		if h, err := s.Store.InventoryHash(ctx, res.Account, res.ID); err != nil || h != facts.hash {
+			return nil, errNeedInventory
+		}
+	}
 	changed, err := s.Store.SaveResource(ctx, res)
 	if err != nil {
 		return nil, err
 	}
-	diff, err := s.Store.PutInventory(ctx, res.Account, res.ID, res.InventoryHash, inv.Packages)
-	if err != nil {
-		return nil, err
+	diff := store.InventoryDiff{NoOp: true}
+	if inv != nil {
+		if diff, err = s.Store.PutInventory(ctx, res.Account, res.ID, res.InventoryHash, inv.Packages); err != nil {
+			return nil, err
+		}
 	}
 	rules, err := s.Store.ListSuppressionRules(ctx, []string{res.Account})
 	if err != nil {
 		return nil, err
 	}
 	res.LastScannedAt = now
-	cov := findings.DeriveCoverage(&res, model.ScanPackage, findings.ScanState{LastInventoryAt: now, OS: inv.OS,
-		Ecosystems: ecosystems(inv)}, now, s.cfg.Lifecycle)
+	cov := findings.DeriveCoverage(&res, model.ScanPackage, findings.ScanState{LastInventoryAt: now, OS: facts.os,
+		Ecosystems: facts.ecosystems}, now, s.cfg.Lifecycle)
 	var changes store.Changes
-	if diff.NoOp && rulesSettled(rules, changed, now) && s.engine.Resubmitted(res, score.Context{}) {
+	if diff.NoOp && rulesSettled(rules, changed, now) && (inv == nil || s.engine.Resubmitted(res, score.Context{})) {
 		// Observing would change nothing but lastObservedAt: the rules give what they gave last time.
 		changes = store.Changes{Account: res.Account, ObservedResources: []string{res.ID}, ObservedAt: now, Coverage: []model.Coverage{cov}}
 	} else {
 		prev, err := s.resourceFindings(ctx, res.Account, res.ID)
 		if err != nil {
 			return nil, err
+		}
+		if inv == nil {
+			inv = &model.Inventory{} // the engine knows it by its hash (Resubmitted above)
 		}
 		// The engine recognises an unchanged inventory itself and only observes the findings again.
 		out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: inv, Prev: prev, Rules: rules}, now)

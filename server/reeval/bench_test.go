@@ -174,7 +174,7 @@ func BenchmarkAdvisoryOnePercent(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		b.ReportMetric((cpuTime() - cpu0).Seconds()*1000, "cpu-ms")
+		b.ReportMetric((cpuTime()-cpu0).Seconds()*1000, "cpu-ms")
 		created, touched := 0, 0
 		for _, o := range outs {
 			if !o.Unchanged {
