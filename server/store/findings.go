@@ -270,7 +270,7 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 			where = append(where, `(`+col+`, f.id) `+cmp+`= (?, ?)`, `(`+col+`, f.id, f.account) `+cmp+` (?, ?, ?)`)
 			args = append(args, tokKey, tok.ID, tokKey, tok.ID, tok.Account)
 		}
-		return `SELECT f.account AS account, f.id AS id, ` + col + ` AS sk, f.last_observed AS lo FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
+		return `SELECT f.account AS account, f.id AS id, ` + col + ` AS sk FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
 			fmt.Sprintf(` ORDER BY %s %s, f.id %s, f.account %s`, col, dir, dir, dir) + limit, args, nil
 	}
 	var (
@@ -300,9 +300,10 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 		keys = strings.Join(parts, " UNION ALL ")
 	}
 	// MATERIALIZED keeps the planner from pushing the document join into each arm: only the rows of
-	// the final page fetch their document.
+	// the final page fetch their document (and lastObservedAt, so the arms stay index-only).
 	query := `WITH k AS MATERIALIZED (SELECT * FROM (` + keys + `) AS u` + fmt.Sprintf(` ORDER BY u.sk %s, u.id %s, u.account %s`, dir, dir, dir) + limit +
-		`) SELECT k.account, k.id, k.sk, k.lo, d.data FROM k JOIN finding_data d ON d.account = k.account AND d.id = k.id` +
+		`) SELECT k.account, k.id, k.sk, f.last_observed, d.data FROM k JOIN finding_data d ON d.account = k.account AND d.id = k.id` +
+		` JOIN findings f ON f.account = k.account AND f.id = k.id` +
 		fmt.Sprintf(` ORDER BY k.sk %s, k.id %s, k.account %s`, dir, dir, dir)
 	rows, err := s.query(ctx, s.db, query, args...)
 	if err != nil {
