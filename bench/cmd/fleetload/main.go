@@ -581,7 +581,7 @@ func (b *bench) listing(ctx context.Context) error {
 		"", "status=ACTIVE", "status=ACTIVE&severity=CRITICAL", "status=ACTIVE&severity=HIGH&sortBy=updatedAt",
 		"severity=CRITICAL&fixAvailable=NO&sortBy=riskScore", "packageName=urllib3", "packageName=openssl",
 		"resourceId=i-00000007", "vulnerabilityId=VIGIL-BENCH-DEB-00007", "epssMin=0.5&sortBy=epss", "sortBy=lastObservedAt",
-		"resourceType=HOST&status=ACTIVE&sortBy=riskScore",
+		"resourceType=host&status=ACTIVE&sortBy=riskScore", "resourceType=image",
 	}
 	var worst time.Duration
 	for _, q := range queries {
