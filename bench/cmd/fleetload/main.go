@@ -625,7 +625,9 @@ func (b *bench) listing(ctx context.Context) error {
 func (b *bench) restart(ctx context.Context) error {
 	b.stop()
 	b.srv, b.hs = nil, nil
-	fmt.Print("restart: ")
+	// The cluster's backends exit with the old server's connections: count this process only.
+	pgPid = 0
+	fmt.Print("restart (this process's CPU only): ")
 	if err := b.start(ctx); err != nil {
 		return err
 	}
