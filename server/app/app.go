@@ -69,9 +69,12 @@ type Server struct {
 	registry *prometheus.Registry
 	// dbVersion is the vulnerability database version findings reflect.
 	dbVersion vulndb.Version
-	// submitMu serialises inventory submissions: the engine's per-resource state and the store's
-	// finding rows of one resource change together.
-	submitMu sync.Mutex
+	// submitMu orders inventory submissions against fleet-wide passes (feed updates, rules,
+	// housekeeping), which take it exclusively; submissions share it and serialise per resource
+	// (resourceMu), so that the engine's state and the store's finding rows of one resource change
+	// together while different resources proceed in parallel.
+	submitMu   sync.RWMutex
+	resourceMu [64]sync.Mutex
 	// bodies remembers each resource's last inventory request body (putInventory): an identical
 	// body is not decoded again.
 	bodies sync.Map

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"sort"
@@ -205,8 +206,13 @@ func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inve
 // be identical to the resource's last one (the same request body): unless the engine and the store
 // both hold it (its hash), submit returns errNeedInventory before writing anything.
 func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inventory, facts inventoryFacts) (*SubmissionResult, error) {
-	s.submitMu.Lock()
-	defer s.submitMu.Unlock()
+	s.submitMu.RLock()
+	defer s.submitMu.RUnlock()
+	h := fnv.New32a()
+	h.Write([]byte(res.Account + "\x00" + res.ID))
+	mu := &s.resourceMu[h.Sum32()%uint32(len(s.resourceMu))]
+	mu.Lock()
+	defer mu.Unlock()
 	now := s.now().UTC().Truncate(time.Microsecond)
 	// The engine skips a resource whose InventoryHash it already holds, so the hash must be this
 	// inventory's, never one the caller read from the store (that names the previous inventory).
