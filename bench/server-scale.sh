@@ -4,10 +4,12 @@
 #     BenchmarkFeedDelta1000        a feed delta of 1,000 advisories          (goal <= 2 s)
 #     BenchmarkAdvisoryOnePercent   one advisory affecting 1% of hosts        (goal <= 100 ms)
 #     BenchmarkUnchangedResubmit    an unchanged inventory resubmitted        (goal <= 2 ms)
-#   the store (SQLite; PostgreSQL with PG=1, using a throwaway cluster):
+#   the store (SQLite; PostgreSQL with PG=1, using a throwaway cluster, with jit=off set on the
+#   database as docs/status.md recommends; VIGIL_BENCH_PG_DEFAULTS=1 keeps PostgreSQL's defaults):
 #     BenchmarkListFindings         listing with filters over FINDINGS findings (goal p99 <= 50 ms at 1,000,000)
 #     BenchmarkPutInventoryNoOp     the store's share of an unchanged resubmission
 # Large fleets need memory (10,000 hosts: ~3 GB) and minutes; start with HOSTS=2000 FINDINGS=200000.
+# The same figures through the real API, on SQLite and PostgreSQL: bench/server-api.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 HOSTS=${HOSTS:-10000}; FINDINGS=${FINDINGS:-1000000}

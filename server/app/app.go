@@ -94,14 +94,21 @@ type Server struct {
 	registry *prometheus.Registry
 	// dbVersion is the vulnerability database version findings reflect.
 	dbVersion vulndb.Version
-	// submitMu serialises inventory submissions: the engine's per-resource state and the store's
-	// finding rows of one resource change together.
-	submitMu sync.Mutex
-	mgmt     management
-	// versionChecked is when a submission last read the vulnerability database's version (submitMu).
+	// submitMu orders inventory submissions against fleet-wide passes (feed updates, rules,
+	// housekeeping), which take it exclusively; submissions share it and serialise per resource
+	// (resourceMu), so that the engine's state and the store's finding rows of one resource change
+	// together while different resources proceed in parallel.
+	submitMu   sync.RWMutex
+	resourceMu [64]sync.Mutex
+	// bodies remembers each resource's last inventory request body (putInventory): an identical
+	// body is not decoded again.
+	bodies sync.Map
+	mgmt   management
+	// holdMu guards versionChecked (when a submission last read the vulnerability database's
+	// version) and hold (the shared fleet lock kept across submissions).
+	holdMu         sync.Mutex
 	versionChecked time.Time
-	// hold is the shared fleet lock kept across submissions (submitMu).
-	hold fleetHold
+	hold           fleetHold
 	// worker names this process in job rows; wake pokes its idle workers.
 	worker string
 	wake   chan struct{}
@@ -179,10 +186,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.routes()
-	// Findings loaded below reflect the database as it is now; later changes arrive as deltas.
 	if s.dbVersion, err = s.VulnDB.Version(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	// The stored findings reflect the vulnerability database version last applied. When the
+	// database changed while no server ran, the engine starts empty at that version: the first
+	// feed pass (the poll job, or the next submission's catch-up) finds every stored resource
+	// unknown to the engine and evaluates it afresh from the store, writing only the differences.
+	// Otherwise the engine restores the stored inventories without evaluating anything.
+	applied, ok, err := s.Store.State(ctx, stateFindingsVersion)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if ok && vulndb.Version(applied) != s.dbVersion {
+		s.log.Info("the vulnerability database changed while the server was down; the fleet is re-evaluated on the first feed pass",
+			"applied", applied, "current", s.dbVersion)
+		s.dbVersion = vulndb.Version(applied)
+		return s, nil
 	}
 	if err := s.loadFleet(ctx); err != nil {
 		s.Close()

@@ -65,34 +65,8 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 	}
 	res := FeedResult{From: s.dbVersion, To: to, Changes: len(changes)}
 	if len(changes) > 0 {
-		now := s.now().UTC().Truncate(time.Microsecond)
-		var mu sync.Mutex
-		loaded := map[reeval.Ref][]model.Finding{}
-		load := func(ctx context.Context, ref reeval.Ref) ([]model.Finding, []model.SuppressionRule, error) {
-			prev, err := s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
-			if err != nil {
-				return nil, nil, err
-			}
-			mu.Lock()
-			loaded[ref] = prev
-			mu.Unlock()
-			rules, err := s.Store.ListSuppressionRules(ctx, []string{ref.Account})
-			return prev, rules, err
-		}
-		outs, err := s.engine.FeedDelta(ctx, reeval.DeltaFromChanges(changes), load, now)
-		if err != nil {
-			return res, fmt.Errorf("re-evaluating after a feed update: %w", err)
-		}
-		for _, o := range outs {
-			if o.Unchanged {
-				continue
-			}
-			res.Resources++
-			res.Events += len(o.Result.Events)
-			if err := s.Store.ApplyChanges(ctx, store.Changes{Account: o.Ref.Account, Upsert: observedToo(o.Result, loaded[o.Ref], o.At),
-				Delete: o.Result.Deletes, Events: o.Result.Events}); err != nil {
-				return res, err
-			}
+		if err := s.applyDelta(ctx, changes, &res); err != nil {
+			return res, err
 		}
 	}
 	synced, events, err := s.evaluateStored(ctx, stale)
@@ -109,6 +83,74 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 			"resources", res.Resources, "events", res.Events, "synced", synced)
 	}
 	return res, nil
+}
+
+// applyDelta re-evaluates the resources the engine holds against the change-log entries and writes
+// what changed. The engine calls load from several goroutines, only for resources whose hits
+// changed, and says which stored findings it examines; rules are read once per account.
+func (s *Server) applyDelta(ctx context.Context, changes []vulndb.Change, res *FeedResult) error {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	var (
+		rulesMu sync.Mutex
+		rulesOf = map[string][]model.SuppressionRule{}
+	)
+	load := func(ctx context.Context, ref reeval.Ref, need *reeval.Need) ([]model.Finding, []model.SuppressionRule, error) {
+		var (
+			prev []model.Finding
+			err  error
+		)
+		if need == nil {
+			prev, err = s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
+		} else {
+			prev, err = s.Store.ResourceFindingsNamed(ctx, ref.Account, ref.ResourceID, need.IDs, need.Vulns)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		rulesMu.Lock()
+		defer rulesMu.Unlock()
+		rules, ok := rulesOf[ref.Account]
+		if !ok {
+			if rules, err = s.Store.ListSuppressionRules(ctx, []string{ref.Account}); err != nil {
+				return nil, nil, err
+			}
+			rulesOf[ref.Account] = rules
+		}
+		return prev, rules, nil
+	}
+	outs, err := s.engine.FeedDelta(ctx, reeval.DeltaFromChanges(changes), load, now)
+	if err != nil {
+		return fmt.Errorf("re-evaluating after a feed update: %w", err)
+	}
+	// Resources of one account are written a few thousand rows per transaction: one transaction
+	// per resource would cost a commit each (10,000 of them for a Debian advisory).
+	var batch store.Changes
+	flush := func() error {
+		if batch.Account == "" {
+			return nil
+		}
+		err := s.Store.ApplyChanges(ctx, batch)
+		batch = store.Changes{}
+		return err
+	}
+	for _, o := range outs {
+		if o.Unchanged {
+			continue
+		}
+		res.Resources++
+		res.Events += len(o.Result.Events)
+		if batch.Account != o.Ref.Account || len(batch.Upsert)+len(batch.Events) > 4000 {
+			if err := flush(); err != nil {
+				return err
+			}
+			batch = store.Changes{Account: o.Ref.Account, ObservedAt: o.At}
+		}
+		batch.Upsert = append(batch.Upsert, o.Result.Upserts...)
+		batch.Observed = append(batch.Observed, o.Result.Observed...)
+		batch.Delete = append(batch.Delete, o.Result.Deletes...)
+		batch.Events = append(batch.Events, o.Result.Events...)
+	}
+	return flush()
 }
 
 // staleResources compares the inventory hash the engine holds for each resource with the stored
@@ -193,30 +235,48 @@ func (s *Server) evaluateStored(ctx context.Context, refs []reeval.Ref) (n, even
 // packages of every resource it holds and writes the difference, so the lag is bounded.
 const versionCheckEvery = time.Second
 
-// enterSubmit prepares this process for one submission (the caller holds submitMu): when the
-// vulnerability database moved past the version its engine reflects, it first applies the delta
-// (exclusive fleet lock); then it makes sure the process holds the fleet lock shared, and makes the
-// engine forget the resource if another process stored a different inventory of it since, so that
-// the submission is evaluated in full against the stored findings.
-func (s *Server) enterSubmit(ctx context.Context, ref reeval.Ref) error {
-	if time.Since(s.versionChecked) >= versionCheckEvery {
-		v, err := s.VulnDB.Version(ctx)
-		if err != nil {
-			return err
-		}
+// catchUp applies the vulnerability database's changes before a submission when the database
+// moved past the version this process's engine reflects (checked at most every
+// versionCheckEvery): under submitMu exclusively and the exclusive fleet lock.
+func (s *Server) catchUp(ctx context.Context) error {
+	s.holdMu.Lock()
+	due := time.Since(s.versionChecked) >= versionCheckEvery
+	if due {
 		s.versionChecked = time.Now()
-		if v != s.dbVersion {
-			rel, err := s.lockExclusive(ctx)
-			if err != nil {
-				return err
-			}
-			_, err = s.applyFeedLocked(ctx)
-			rel()
-			if err != nil {
-				return err
-			}
-		}
 	}
+	s.holdMu.Unlock()
+	if !due {
+		return nil
+	}
+	v, err := s.VulnDB.Version(ctx)
+	if err != nil {
+		return err
+	}
+	s.submitMu.RLock()
+	current := v == s.dbVersion
+	s.submitMu.RUnlock()
+	if current {
+		return nil
+	}
+	s.submitMu.Lock()
+	defer s.submitMu.Unlock()
+	if v == s.dbVersion {
+		return nil // another submission caught up meanwhile
+	}
+	rel, err := s.lockExclusive(ctx)
+	if err != nil {
+		return err
+	}
+	defer rel()
+	_, err = s.applyFeedLocked(ctx)
+	return err
+}
+
+// enterSubmit prepares this process for one submission (the caller holds submitMu shared and the
+// resource's lock): it makes sure the process holds the fleet lock shared, and makes the engine
+// forget the resource if another process stored a different inventory of it since, so that the
+// submission is evaluated in full against the stored findings.
+func (s *Server) enterSubmit(ctx context.Context, ref reeval.Ref) error {
 	if err := s.holdShared(ctx); err != nil {
 		return err
 	}
@@ -241,21 +301,23 @@ func (s *Server) enterSubmit(ctx context.Context, ref reeval.Ref) error {
 // most this much longer.
 const sharedHoldFor = 50 * time.Millisecond
 
-// fleetHold is the shared fleet lock a process holds across submissions (guarded by submitMu).
+// fleetHold is the shared fleet lock a process holds across submissions (guarded by holdMu).
 type fleetHold struct {
 	release func()
 	since   time.Time
 	gen     int
 }
 
-// holdShared makes sure this process holds the fleet lock shared (caller holds submitMu). A hold
-// older than sharedHoldFor is renewed (released and taken again), so that an exclusive request
-// queued meanwhile gets its turn; an idle hold is dropped after sharedHoldFor.
+// holdShared makes sure this process holds the fleet lock shared (caller holds submitMu shared).
+// A hold older than sharedHoldFor is renewed (released and taken again), so that an exclusive
+// request queued meanwhile gets its turn; an idle hold is dropped after sharedHoldFor.
 func (s *Server) holdShared(ctx context.Context) error {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
 	if s.hold.release != nil && time.Since(s.hold.since) < sharedHoldFor {
 		return nil
 	}
-	s.dropShared()
+	s.dropSharedLocked()
 	rel, err := s.Store.FleetLock(ctx, false)
 	if err != nil {
 		return err
@@ -264,17 +326,25 @@ func (s *Server) holdShared(ctx context.Context) error {
 	s.hold.gen++
 	gen := s.hold.gen
 	time.AfterFunc(sharedHoldFor, func() {
-		s.submitMu.Lock()
+		s.submitMu.Lock() // no submission between its shared hold and its writes
 		defer s.submitMu.Unlock()
+		s.holdMu.Lock()
+		defer s.holdMu.Unlock()
 		if s.hold.gen == gen {
-			s.dropShared()
+			s.dropSharedLocked()
 		}
 	})
 	return nil
 }
 
-// dropShared releases the shared hold, if any (caller holds submitMu).
+// dropShared releases the shared hold, if any (caller holds submitMu exclusively).
 func (s *Server) dropShared() {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	s.dropSharedLocked()
+}
+
+func (s *Server) dropSharedLocked() {
 	if s.hold.release != nil {
 		s.hold.release()
 		s.hold.release = nil

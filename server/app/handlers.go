@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/score"
 	"github.com/vigil-sec/vigil/server/api"
 	"github.com/vigil-sec/vigil/server/auth"
 	"github.com/vigil-sec/vigil/server/findings"
@@ -24,7 +28,7 @@ import (
 
 func (s *Server) routes() {
 	rt := s.router
-	rt.Handle("PUT /v1/resources/{resourceType}/{resourceId}/inventory", api.JSONHandler(s.putInventory),
+	rt.Handle("PUT /v1/resources/{resourceType}/{resourceId}/inventory", api.HandlerFunc(s.putInventory),
 		api.BodyLimit(64<<20), api.Doc("PutInventory", "Submit a resource's inventory; findings are updated at once", "resources"))
 	rt.Handle("GET /v1/findings", s.listFindings, api.Doc("ListFindings", "List findings with filters, sorting and pagination", "findings"))
 	rt.Handle("GET /v1/findings/{findingId}", s.getFinding, api.Doc("GetFinding", "A finding with its score breakdown", "findings"))
@@ -87,8 +91,42 @@ type (
 
 var resourceTypes = map[string]bool{model.ResourceHost: true, model.ResourceImage: true, model.ResourceFunction: true}
 
-func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, body *InventorySubmission) error {
+// lastBody is a resource's last inventory request: a body identical to it, with the same
+// Content-Type, decodes to the same submission, so it is not decoded again.
+type lastBody struct {
+	sum         [sha256.Size]byte
+	contentType string
+	sub         InventorySubmission // without its packages
+	facts       inventoryFacts
+}
+
+// errNeedInventory asks for a submission again with its decoded inventory.
+var errNeedInventory = errors.New("the inventory is needed")
+
+func (s *Server) putInventory(w http.ResponseWriter, r *http.Request) error {
 	typ, id := r.PathValue("resourceType"), r.PathValue("resourceId")
+	raw, rerr := io.ReadAll(r.Body)
+	key := typ + "/" + id
+	var (
+		body  InventorySubmission
+		known *lastBody
+		sum   = sha256.Sum256(raw)
+		ct    = r.Header.Get("Content-Type")
+	)
+	if v, ok := s.bodies.Load(key); ok && rerr == nil && v.(*lastBody).sum == sum && v.(*lastBody).contentType == ct {
+		known = v.(*lastBody)
+		body = known.sub
+	} else {
+		// Decoded as api.JSONHandler does; a read error (body too large) becomes its problem.
+		var rd io.Reader = bytes.NewReader(raw)
+		if rerr != nil {
+			rd = io.MultiReader(rd, errReader{rerr})
+		}
+		r.Body = io.NopCloser(rd)
+		if err := api.DecodeJSON(r, &body); err != nil {
+			return err
+		}
+	}
 	if !resourceTypes[typ] {
 		return api.Validation(api.FieldError{Field: "resourceType", Message: "must be host, image or function"})
 	}
@@ -108,51 +146,124 @@ func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, body *Inve
 	api.SetAuditTarget(r, typ+"/"+id)
 	res := model.Resource{Account: acct, ID: id, Type: typ, Name: body.Name, Tags: body.Tags, Metadata: body.Metadata,
 		ImageRepository: body.ImageRepository, ScanMode: firstNonEmpty(body.ScanMode, "upload")}
-	out, err := s.Submit(r.Context(), res, &body.Inventory)
+	var (
+		out *SubmissionResult
+		err error
+	)
+	if known != nil {
+		out, err = s.submit(r.Context(), res, nil, known.facts)
+		if errors.Is(err, errNeedInventory) {
+			known = nil
+			if err := api.DecodeJSONBytes(raw, &body); err != nil {
+				return err
+			}
+		}
+	}
+	if known == nil {
+		facts := factsOf(&body.Inventory)
+		if out, err = s.submit(r.Context(), res, &body.Inventory, facts); err == nil {
+			sub := body
+			sub.Inventory.Packages = nil
+			s.bodies.Store(key, &lastBody{sum: sum, contentType: ct, sub: sub, facts: facts})
+		}
+	}
 	if err != nil {
 		return err
 	}
 	return api.WriteJSON(w, http.StatusOK, out)
 }
 
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// inventoryFacts is what a submission needs of an inventory besides its packages.
+type inventoryFacts struct {
+	hash       string
+	os         *model.OS
+	ecosystems []string
+}
+
+func factsOf(inv *model.Inventory) inventoryFacts {
+	return inventoryFacts{hash: InventoryHash(inv), os: inv.OS, ecosystems: ecosystems(inv)}
+}
+
 // Submit stores a resource's inventory and brings its findings, coverage and events up to date in
-// one transaction. An unchanged inventory costs a hash comparison and a lastObservedAt update.
+// one transaction. An unchanged inventory of an unchanged resource costs a hash comparison and a
+// lastObservedAt update of its open findings; their documents are neither read nor rewritten.
 func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inventory) (*SubmissionResult, error) {
-	s.submitMu.Lock()
-	defer s.submitMu.Unlock()
+	return s.submit(ctx, res, inv, factsOf(inv))
+}
+
+// submit is Submit with the inventory's facts computed. inv may be nil for an inventory known to
+// be identical to the resource's last one (the same request body): unless the engine and the store
+// both hold it (its hash), submit returns errNeedInventory before writing anything.
+//
+// Submissions share submitMu (fleet-wide passes take it exclusively) and serialise per resource.
+func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inventory, facts inventoryFacts) (*SubmissionResult, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return nil, err
+	}
+	s.submitMu.RLock()
+	defer s.submitMu.RUnlock()
+	h := fnv.New32a()
+	h.Write([]byte(res.Account + "\x00" + res.ID))
+	mu := &s.resourceMu[h.Sum32()%uint32(len(s.resourceMu))]
+	mu.Lock()
+	defer mu.Unlock()
 	if err := s.enterSubmit(ctx, reeval.Ref{Account: res.Account, ResourceID: res.ID}); err != nil {
 		return nil, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	// The engine skips a resource whose InventoryHash it already holds, so the hash must be this
 	// inventory's, never one the caller read from the store (that names the previous inventory).
-	res.InventoryHash = InventoryHash(inv)
-	if err := s.Store.PutResource(ctx, res); err != nil {
-		return nil, err
+	res.InventoryHash = facts.hash
+	if inv == nil {
+		if !s.engine.Resubmitted(res, score.Context{}) {
+			return nil, errNeedInventory
+		}
+		if h, err := s.Store.InventoryHash(ctx, res.Account, res.ID); err != nil || h != facts.hash {
+			return nil, errNeedInventory
+		}
 	}
-	diff, err := s.Store.PutInventory(ctx, res.Account, res.ID, res.InventoryHash, inv.Packages)
+	changed, err := s.Store.SaveResource(ctx, res)
 	if err != nil {
 		return nil, err
 	}
-	prev, err := s.resourceFindings(ctx, res.Account, res.ID)
-	if err != nil {
-		return nil, err
+	diff := store.InventoryDiff{NoOp: true}
+	if inv != nil {
+		if diff, err = s.Store.PutInventory(ctx, res.Account, res.ID, res.InventoryHash, inv.Packages); err != nil {
+			return nil, err
+		}
 	}
 	rules, err := s.Store.ListSuppressionRules(ctx, []string{res.Account})
 	if err != nil {
 		return nil, err
 	}
 	res.LastScannedAt = now
-	// The engine recognises an unchanged inventory itself and only observes the findings again.
-	out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: inv, Prev: prev, Rules: rules}, now)
-	if err != nil {
-		return nil, err
+	cov := findings.DeriveCoverage(&res, model.ScanPackage, findings.ScanState{LastInventoryAt: now, OS: facts.os,
+		Ecosystems: facts.ecosystems}, now, s.cfg.Lifecycle)
+	var changes store.Changes
+	if diff.NoOp && rulesSettled(rules, changed, now) && (inv == nil || s.engine.Resubmitted(res, score.Context{})) {
+		// Observing would change nothing but lastObservedAt: the rules give what they gave last time.
+		changes = store.Changes{Account: res.Account, ObservedResources: []string{res.ID}, ObservedAt: now, Coverage: []model.Coverage{cov}}
+	} else {
+		prev, err := s.resourceFindings(ctx, res.Account, res.ID)
+		if err != nil {
+			return nil, err
+		}
+		if inv == nil {
+			inv = &model.Inventory{} // the engine knows it by its hash (Resubmitted above)
+		}
+		// The engine recognises an unchanged inventory itself and only observes the findings again.
+		out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: inv, Prev: prev, Rules: rules}, now)
+		if err != nil {
+			return nil, err
+		}
+		r := out.Result
+		changes = store.Changes{Account: res.Account, Upsert: r.Upserts, Observed: r.Observed, ObservedAt: out.At, Delete: r.Deletes,
+			Events: r.Events, Coverage: []model.Coverage{cov}}
 	}
-	result := out.Result
-	cov := findings.DeriveCoverage(&res, model.ScanPackage, findings.ScanState{LastInventoryAt: now, OS: inv.OS,
-		Ecosystems: ecosystems(inv)}, now, s.cfg.Lifecycle)
-	changes := store.Changes{Account: res.Account, Upsert: observedToo(result, prev, out.At), Delete: result.Deletes,
-		Events: result.Events, Coverage: []model.Coverage{cov}}
 	if err := s.Store.ApplyChanges(ctx, changes); err != nil {
 		return nil, err
 	}
@@ -162,7 +273,7 @@ func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inve
 		return nil, err
 	}
 	sr := &SubmissionResult{ResourceID: res.ID, Unchanged: diff.NoOp, Findings: active}
-	for _, e := range result.Events {
+	for _, e := range changes.Events {
 		switch e.Type {
 		case model.EventFindingCreated:
 			sr.Created++
@@ -173,27 +284,23 @@ func (s *Server) Submit(ctx context.Context, res model.Resource, inv *model.Inve
 	return sr, nil
 }
 
-// observedToo adds the findings only seen again to the upserts, with lastObservedAt = at. A
-// pass's Findings hold only what it examined, so the others come from prev.
-func observedToo(r findings.Result, prev []model.Finding, at time.Time) []model.Finding {
-	if len(r.Observed) == 0 {
-		return r.Upserts
+// rulesSettled reports whether applying the rules to a resource's findings again would give what
+// it gave before: no rule is past its expiry (housekeeping has not lifted it yet), none selects on
+// lastObservedAt (which observing moves), and the resource's own fields, which rules may select
+// on, did not change. Rules created or deleted are applied to every resource at once.
+func rulesSettled(rules []model.SuppressionRule, resourceChanged bool, now time.Time) bool {
+	if len(rules) == 0 {
+		return true
 	}
-	byID := make(map[string]model.Finding, len(prev)+len(r.Findings))
-	for _, f := range prev {
-		byID[f.ID] = f
+	if resourceChanged {
+		return false
 	}
-	for _, f := range r.Findings {
-		byID[f.ID] = f
-	}
-	out := append([]model.Finding(nil), r.Upserts...)
-	for _, id := range r.Observed {
-		if f, ok := byID[id]; ok {
-			f.LastObservedAt = at
-			out = append(out, f)
+	for _, r := range rules {
+		if !findings.RuleActive(r, now) || r.Filter.LastObserved != nil {
+			return false
 		}
 	}
-	return out
+	return true
 }
 
 func ecosystems(inv *model.Inventory) []string {
@@ -255,7 +362,8 @@ func (s *Server) allAccounts(ctx context.Context) ([]string, error) {
 }
 
 // loadFleet gives the re-evaluation engine every stored inventory, so that feed updates after a
-// restart reach every resource. Findings are reconciled as on a submission.
+// restart reach every resource. The stored findings are the inventories' last evaluation, so
+// nothing is reconciled: the engine only matches each distinct package version once.
 func (s *Server) loadFleet(ctx context.Context) error {
 	accounts, err := s.allAccounts(ctx)
 	if err != nil {
@@ -276,11 +384,7 @@ func (s *Server) loadFleet(ctx context.Context) error {
 				if len(pkgs) == 0 {
 					continue
 				}
-				prev, err := s.resourceFindings(ctx, acct, r.ID)
-				if err != nil {
-					return err
-				}
-				if _, err := s.engine.Submit(ctx, reeval.Submission{Resource: r, Inventory: &model.Inventory{Packages: pkgs}, Prev: prev}, s.now().UTC()); err != nil {
+				if err := s.engine.Restore(ctx, r, &model.Inventory{Packages: pkgs}, score.Context{}); err != nil {
 					return err
 				}
 			}

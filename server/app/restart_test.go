@@ -100,3 +100,65 @@ func writeFile(t *testing.T, p, s string) {
 		t.Fatal(err)
 	}
 }
+
+// Advisories imported while no server runs (an offline `vigil db update`) reach the stored findings
+// on the first feed pass after the restart, although the engine's restored state would already
+// reflect them.
+func TestAdvisoriesAddedWhileDown(t *testing.T) {
+	ctx := context.Background()
+	data, mirror := t.TempDir(), t.TempDir()
+	osvZip(t, mirror, "npm", lodashGHSA)
+	vdbPath := filepath.Join(data, "vulndb.sqlite")
+	vdb, _ := vulndb.Open(ctx, vdbPath)
+	if _, err := vdb.ImportMirror(ctx, mirror, vulndb.MirrorOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	vdb.Close()
+	res := model.Resource{Account: DefaultAccount, ID: "web-1", Type: model.ResourceHost}
+	srv, err := New(ctx, Config{DataDir: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := inventory("4.17.15", "1.2.0")
+	if _, err := srv.Submit(ctx, res, &inv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.ApplyFeedUpdate(ctx); err != nil { // records the applied version, as the poll job does
+		t.Fatal(err)
+	}
+	srv.Close()
+
+	osvZip(t, mirror, "npm", lodashGHSA, minimistGHSA)
+	vdb, _ = vulndb.Open(ctx, vdbPath)
+	if _, err := vdb.ImportMirror(ctx, mirror, vulndb.MirrorOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	vdb.Close()
+
+	srv, err = New(ctx, Config{DataDir: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if _, err := srv.ApplyFeedUpdate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := srv.Store.ResourceFindings(ctx, DefaultAccount, "web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := map[string]bool{}
+	for _, f := range fs {
+		if f.Status == model.FindingActive {
+			open[f.Packages[0].Name] = true
+		}
+	}
+	if len(fs) != 2 || !open["lodash"] || !open["minimist"] {
+		t.Fatalf("after the restart, want the lodash finding kept and a minimist one opened: %+v", fs)
+	}
+	// The next submission of the same inventory changes nothing.
+	out, err := srv.Submit(ctx, res, &inv)
+	if err != nil || out.Created != 0 || out.Closed != 0 || out.Findings != 2 {
+		t.Fatalf("resubmission: %+v, %v", out, err)
+	}
+}

@@ -2,7 +2,6 @@ package reeval
 
 import (
 	"slices"
-	"sort"
 )
 
 // Key names a package across the fleet the way the vulnerability database keys advisories: the
@@ -91,13 +90,4 @@ func (x *index) pairs() int {
 		n += len(p)
 	}
 	return n
-}
-
-func sortedHandles(m map[uint32]bool) []uint32 {
-	out := make([]uint32, 0, len(m))
-	for h := range m {
-		out = append(out, h)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
 }

@@ -220,11 +220,64 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 	}
 	e.reindex(ent, ent.pkgs, newPkgs)
 	ent.pkgs, ent.memo = newPkgs, newMemo
-	res, err := e.evaluate(ent, s.Prev, s.Rules, now, dirty, true)
+	res, err := e.evaluate(ent, func(*Need) ([]model.Finding, []model.SuppressionRule, error) { return s.Prev, s.Rules, nil }, now, dirty, true)
 	if err != nil {
 		return nil, err
 	}
 	return &Outcome{Ref: ref, At: now, Result: res, Matched: len(added), Warnings: ent.warningList()}, nil
+}
+
+// Restore records a resource's stored inventory without evaluating it: after a restart the stored
+// findings already are its evaluation, and the engine needs only the packages, their matches and the
+// index for later changes. Matching is shared as in Submit, so a fleet costs its distinct package
+// versions. r.InventoryHash should be the stored hash, so that an unchanged resubmission is known.
+func (e *Engine) Restore(ctx context.Context, r model.Resource, inv *model.Inventory, exposure score.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ref := Ref{r.Account, r.ID}
+	ent, _ := e.entryOf(ref)
+	pkgs := make([]rec, 0, len(inv.Packages))
+	memo := make([]*memoVal, 0, len(inv.Packages))
+	seen := make(map[rec]bool, len(inv.Packages))
+	for i := range inv.Packages {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := &inv.Packages[i]
+		rc := e.compact(p)
+		if seen[rc] {
+			continue
+		}
+		seen[rc] = true
+		mv, err := e.memoFor(rc, p)
+		if err != nil {
+			return fmt.Errorf("reeval: %s/%s: %w", ref.Account, ref.ResourceID, err)
+		}
+		pkgs = append(pkgs, rc)
+		memo = append(memo, mv)
+	}
+	e.reindex(ent, ent.pkgs, pkgs)
+	ent.resource, ent.exposure, ent.pkgs, ent.memo = r, exposure, pkgs, memo
+	return nil
+}
+
+// Resubmitted reports whether the engine holds the resource with this InventoryHash and exposure:
+// its inventory is unchanged, nothing needs matching, and every open finding is simply observed
+// again. It then records the resource's new descriptive fields. It lets a caller skip loading the
+// stored findings that Submit would need.
+func (e *Engine) Resubmitted(r model.Resource, exposure score.Context) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h, ok := e.handles[Ref{r.Account, r.ID}]
+	if !ok || r.InventoryHash == "" {
+		return false
+	}
+	ent := e.entries[h]
+	if ent.resource.InventoryHash != r.InventoryHash || !sameContext(ent.exposure, exposure) {
+		return false
+	}
+	ent.resource = r
+	return true
 }
 
 // Remove forgets a resource (deleted or terminated); its stored findings are the caller's to close
@@ -327,8 +380,17 @@ func DeltaFromChanges(changes []vulndb.Change) Delta {
 }
 
 // Loader returns a resource's stored findings and the suppression rules that govern it. FeedDelta
-// calls it from several goroutines at once.
-type Loader func(ctx context.Context, ref Ref) (prev []model.Finding, rules []model.SuppressionRule, err error)
+// calls it from several goroutines at once, and only for resources whose hits changed, after it
+// has regrouped them: need says which stored findings the pass examines (a resource's other
+// findings are not touched by a feed delta). A loader may return more, or all of them.
+type Loader func(ctx context.Context, ref Ref, need *Need) (prev []model.Finding, rules []model.SuppressionRule, err error)
+
+// Need names the stored findings a feed-delta pass of one resource examines: those with one of
+// IDs (the findings it recomputed) or whose vulnerability ID is one of Vulns (the changed IDs and
+// every ID and alias of the hits regrouped with them).
+type Need struct {
+	IDs, Vulns []string
+}
 
 // FeedDelta re-evaluates the resources a database change affects: packages under changed keys are
 // matched again (one store lookup per key for the whole fleet), resources whose hits name an
@@ -340,18 +402,24 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.cache.forgetKeys(d.Packages)
-	changed := map[uint32]bool{}
+	// changed[k] marks key IDs whose packages are matched again: a bitmap, not per-resource sets
+	// (a Debian source package is held by every host of a fleet).
+	changed := make([]bool, len(e.idx.keys))
+	anyChanged := false
 	for _, k := range d.Packages {
 		if id, ok := e.idx.lookup(k); ok {
-			changed[id+1] = true
+			changed[id] = true
+			anyChanged = true
 		}
 	}
 	e.memoMu.Lock()
 	e.stale = map[memoKey]*memoVal{}
-	for mk, mv := range e.memo {
-		if changed[mv.key1] || changed[mv.key2] {
-			e.stale[mk] = mv
-			delete(e.memo, mk)
+	if anyChanged {
+		for mk, mv := range e.memo {
+			if (mv.key1 != 0 && changed[mv.key1-1]) || (mv.key2 != 0 && changed[mv.key2-1]) {
+				e.stale[mk] = mv
+				delete(e.memo, mk)
+			}
 		}
 	}
 	e.memoMu.Unlock()
@@ -360,19 +428,15 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 		e.stale = nil
 		e.memoMu.Unlock()
 	}()
-	regroup := map[uint32]bool{}
-	rematch := map[uint32]map[uint32]bool{} // handle → key IDs to match again
+	regroup := make([]bool, len(e.entries))
+	rematch := make([]bool, len(e.entries))
 	for _, k := range d.Packages {
 		id, ok := e.idx.lookup(k)
 		if !ok {
 			continue
 		}
 		for _, h := range e.idx.holders(id) {
-			if rematch[h] == nil {
-				rematch[h] = map[uint32]bool{}
-			}
-			rematch[h][id] = true
-			regroup[h] = true
+			rematch[h], regroup[h] = true, true
 		}
 	}
 	for _, k := range e.cache.forgetVulns(d.Vulns) {
@@ -390,8 +454,13 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 			}
 		}
 	}
-	handles := sortedHandles(regroup)
-	if err := e.prematch(ctx, handles, rematch); err != nil {
+	var handles []uint32
+	for h, ok := range regroup {
+		if ok {
+			handles = append(handles, uint32(h))
+		}
+	}
+	if err := e.prematch(ctx, handles, rematch, changed); err != nil {
 		return nil, err
 	}
 	out := make([]Outcome, len(handles))
@@ -403,7 +472,12 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				out[i], errs[i] = e.redo(ctx, e.entries[handles[i]], rematch[handles[i]], d.Vulns, load, now)
+				h := handles[i]
+				keys := changed
+				if !rematch[h] {
+					keys = nil
+				}
+				out[i], errs[i] = e.redo(ctx, e.entries[h], keys, d.Vulns, load, now)
 			}
 		}()
 	}
@@ -428,16 +502,15 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 
 // prematch fills the memo for every distinct package version the delta re-matches, spread over the
 // workers, so that no two workers match the same version and per-resource work is lookups only.
-func (e *Engine) prematch(ctx context.Context, handles []uint32, rematch map[uint32]map[uint32]bool) error {
+func (e *Engine) prematch(ctx context.Context, handles []uint32, rematch, changed []bool) error {
 	var todo []rec
 	seen := map[memoKey]bool{}
 	for _, h := range handles {
-		keys := rematch[h]
-		if len(keys) == 0 {
+		if !rematch[h] {
 			continue
 		}
 		for _, r := range e.entries[h].pkgs {
-			if (r.key1 != 0 && keys[r.key1-1]) || (r.key2 != 0 && keys[r.key2-1]) {
+			if changedRec(r, changed) {
 				mk := memoKey{r.eco, r.name, r.ver, r.srcName, r.srcVer}
 				if !seen[mk] {
 					seen[mk] = true
@@ -472,34 +545,44 @@ func (e *Engine) prematch(ctx context.Context, handles []uint32, rematch map[uin
 	return nil
 }
 
+// changedRec reports whether a package falls under a changed key (changed nil: none does).
+func changedRec(r rec, changed []bool) bool {
+	return changed != nil && ((r.key1 != 0 && changed[r.key1-1]) || (r.key2 != 0 && changed[r.key2-1]))
+}
+
 // redo re-evaluates one resource of a feed delta. It touches only its own entry; the string table
 // and index are read-only while a feed delta runs.
-func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, vulns []string, load Loader, now time.Time) (Outcome, error) {
+func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []string, load Loader, now time.Time) (Outcome, error) {
 	ref := Ref{ent.resource.Account, ent.resource.ID}
 	dirty := map[string]bool{}
 	for _, v := range vulns {
 		dirty[v] = true
 	}
 	n := 0
-	for i, r := range ent.pkgs {
-		if (r.key1 != 0 && keys[r.key1-1]) || (r.key2 != 0 && keys[r.key2-1]) {
-			n++
-			mv, err := e.memoFor(r, nil)
-			if err != nil {
-				return Outcome{}, fmt.Errorf("reeval: %s/%s: %w", ref.Account, ref.ResourceID, err)
+	if changed != nil {
+		for i, r := range ent.pkgs {
+			if changedRec(r, changed) {
+				n++
+				mv, err := e.memoFor(r, nil)
+				if err != nil {
+					return Outcome{}, fmt.Errorf("reeval: %s/%s: %w", ref.Account, ref.ResourceID, err)
+				}
+				diffIDs(dirty, ent.memo[i], mv)
+				ent.memo[i] = mv
 			}
-			diffIDs(dirty, ent.memo[i], mv)
-			ent.memo[i] = mv
 		}
 	}
 	if len(dirty) == 0 {
 		return Outcome{Ref: ref, At: now, Matched: n, Unchanged: true}, nil
 	}
-	prev, rules, err := load(ctx, ref)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("reeval: loading %s/%s: %w", ref.Account, ref.ResourceID, err)
+	get := func(need *Need) ([]model.Finding, []model.SuppressionRule, error) {
+		prev, rules, err := load(ctx, ref, need)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reeval: loading %s/%s: %w", ref.Account, ref.ResourceID, err)
+		}
+		return prev, rules, nil
 	}
-	res, err := e.evaluate(ent, prev, rules, now, dirty, false)
+	res, err := e.evaluate(ent, get, now, dirty, false)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -511,17 +594,25 @@ func (e *Engine) redo(ctx context.Context, ent *entry, keys map[uint32]bool, vul
 // them against the stored findings that name one (or share an ID); the other stored findings are
 // left as they are, except that observe (a new inventory: every finding was seen again) moves the
 // lastObservedAt of the open ones and lists them in Observed. A feed delta does not observe them.
-func (e *Engine) evaluate(ent *entry, prev []model.Finding, rules []model.SuppressionRule, now time.Time, dirty map[string]bool, observe bool) (findings.Result, error) {
+//
+// get returns the stored findings and rules; with a dirty set it is told which findings the pass
+// examines, once the hits are regrouped.
+func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []model.SuppressionRule, error), now time.Time, dirty map[string]bool, observe bool) (findings.Result, error) {
 	// Hits are rebuilt for the pass from the shared memo; packages are expanded from the compact
 	// records only for the hits selected, so nothing per package outlives the call.
-	var lite []liteHit
+	n := 0
+	for _, mv := range ent.memo {
+		n += len(mv.advs)
+	}
+	lite := make([]liteHit, 0, n)
 	for i, mv := range ent.memo {
 		for j, a := range mv.advs {
 			lite = append(lite, liteHit{pkg: i, adv: a, fixed: mv.fixed[j]})
 		}
 	}
+	var vulns map[string]bool
 	if dirty != nil {
-		lite = closure(lite, dirty)
+		lite, vulns = closure(lite, dirty)
 	}
 	hits := make([]match.Hit, len(lite))
 	var p *model.Package
@@ -541,11 +632,26 @@ func (e *Engine) evaluate(ent *entry, prev []model.Finding, rules []model.Suppre
 		current[i].Account, current[i].ResourceID, current[i].ResourceType = ent.resource.Account, ent.resource.ID, ent.resource.Type
 	}
 	if dirty == nil {
+		prev, rules, err := get(nil)
+		if err != nil {
+			return findings.Result{}, err
+		}
 		return findings.Process(prev, current, rules, &ent.resource, now, e.cfg.Findings), nil
 	}
 	ids := make(map[string]bool, len(current))
+	need := &Need{IDs: make([]string, 0, len(current)), Vulns: make([]string, 0, len(vulns))}
 	for _, f := range current {
 		ids[f.ID] = true
+		need.IDs = append(need.IDs, f.ID)
+	}
+	for id := range vulns {
+		need.Vulns = append(need.Vulns, id)
+	}
+	sort.Strings(need.IDs)
+	sort.Strings(need.Vulns)
+	prev, rules, err := get(need)
+	if err != nil {
+		return findings.Result{}, err
 	}
 	touched, rest := make([]model.Finding, 0, len(current)), make([]model.Finding, 0, len(prev))
 	for _, f := range prev {
@@ -636,8 +742,9 @@ func sameAdvisory(a, b *model.Advisory) bool {
 // closure selects the hits of every group (match.GroupHits) that names a dirty ID: a hit joins
 // when its advisory's ID, an alias or a related ID is in the set, and then brings its ID and
 // aliases in, until nothing more joins. This equals filtering match.GroupHits by dirty IDs without
-// building the union of every hit of the resource.
-func closure(hits []liteHit, dirty map[string]bool) []liteHit {
+// building the union of every hit of the resource. It also returns the final set: the dirty IDs
+// and every ID and alias of the selected hits.
+func closure(hits []liteHit, dirty map[string]bool) ([]liteHit, map[string]bool) {
 	set := make(map[string]bool, len(dirty))
 	for id := range dirty {
 		set[id] = true
@@ -673,7 +780,7 @@ func closure(hits []liteHit, dirty map[string]bool) []liteHit {
 			out = append(out, h)
 		}
 	}
-	return out
+	return out, set
 }
 
 // addIDs adds the IDs advisories name (their IDs, aliases, related IDs) to a dirty set (nil: no-op).

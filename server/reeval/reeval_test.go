@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-sec/vigil/match"
 	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/score"
 	"github.com/vigil-sec/vigil/server/findings"
 	"github.com/vigil-sec/vigil/vulndb"
 )
@@ -114,10 +115,29 @@ type fleet struct {
 	rules  []model.SuppressionRule
 }
 
-func (f *fleet) load(_ context.Context, ref Ref) ([]model.Finding, []model.SuppressionRule, error) {
+// load returns what a store would: with a need, only the findings it names (by ID or
+// vulnerability ID), so that the tests hold the engine to asking for everything it examines.
+func (f *fleet) load(_ context.Context, ref Ref, need *Need) ([]model.Finding, []model.SuppressionRule, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.stored[ref], f.rules, nil
+	if need == nil {
+		return f.stored[ref], f.rules, nil
+	}
+	want := make(map[string]bool, len(need.IDs)+len(need.Vulns))
+	for _, id := range need.IDs {
+		want[id] = true
+	}
+	vulns := make(map[string]bool, len(need.Vulns))
+	for _, id := range need.Vulns {
+		vulns[id] = true
+	}
+	var out []model.Finding
+	for _, fd := range f.stored[ref] {
+		if want[fd.ID] || vulns[fd.VulnerabilityID] {
+			out = append(out, fd)
+		}
+	}
+	return out, f.rules, nil
 }
 
 // save applies an outcome as a store would: upsert the examined findings, observe the others.
@@ -153,7 +173,7 @@ func apply(stored []model.Finding, o Outcome) []model.Finding {
 
 func (f *fleet) submit(t *testing.T, e *Engine, r model.Resource, inv *model.Inventory, now time.Time) *Outcome {
 	t.Helper()
-	prev, rules, _ := f.load(context.Background(), Ref{r.Account, r.ID})
+	prev, rules, _ := f.load(context.Background(), Ref{r.Account, r.ID}, nil)
 	o, err := e.Submit(context.Background(), Submission{Resource: r, Inventory: inv, Prev: prev, Rules: rules}, now)
 	if err != nil {
 		t.Fatal(err)
@@ -412,6 +432,54 @@ func TestIncrementalEqualsFullMatch(t *testing.T) {
 	}
 }
 
+// A restarted engine restores the stored inventory without evaluating it; a feed delta then
+// gives the same findings as a fresh match, and an unchanged resubmission is known by its hash.
+func TestRestoreThenFeedDeltaEqualsFullMatch(t *testing.T) {
+	store := newStore(lodashProto, openssl)
+	first := New(store, Config{})
+	fl := &fleet{stored: map[Ref][]model.Finding{}}
+	h := host("i-0a1b2c3d")
+	h.InventoryHash = "sha256:restore"
+	inv := inventory(pLodash, pLibssl, pOpenssl, pBodyParser, pRequests)
+	fl.submit(t, first, h, inv, now0)
+
+	e := New(store, Config{}) // the restarted server's engine
+	if err := e.Restore(context.Background(), h, inv, score.Context{}); err != nil {
+		t.Fatal(err)
+	}
+	if hs := e.Holders(Key{"npm", "lodash"}); len(hs) != 1 {
+		t.Fatalf("lodash holders after restore = %v", hs)
+	}
+	if !e.Resubmitted(h, score.Context{}) {
+		t.Error("an unchanged resubmission after a restore is not recognised")
+	}
+	var keys []Key
+	for _, a := range []model.Advisory{lodashTemplate, bodyParser, requests} {
+		keys = append(keys, store.add(a))
+	}
+	outs, err := e.FeedDelta(context.Background(), Delta{Packages: keys}, fl.load, now0.Add(time.Hour))
+	if err != nil || len(outs) != 1 {
+		t.Fatalf("%v %d", err, len(outs))
+	}
+	fl.save(outs[0])
+	full, err := match.New(store).Match(context.Background(), inv, match.Options{Account: h.Account, Resource: h.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := open(fl.stored[Ref{h.Account, h.ID}])
+	if len(got) != len(full.Findings) {
+		t.Fatalf("after restore %d findings, full %d", len(got), len(full.Findings))
+	}
+	for _, f := range full.Findings {
+		g := got[f.VulnerabilityID]
+		g.Account, g.ResourceID, g.ResourceType = "", "", ""
+		g.FirstObservedAt, g.LastObservedAt, g.UpdatedAt = time.Time{}, time.Time{}, time.Time{}
+		if !reflect.DeepEqual(g, f) {
+			t.Errorf("%s:\nafter restore %+v\nfull          %+v", f.VulnerabilityID, g, f)
+		}
+	}
+}
+
 func TestSuppressionRulesFlowThrough(t *testing.T) {
 	store := newStore(lodashTemplate, bodyParser)
 	e := New(store, Config{})
@@ -439,7 +507,7 @@ func TestExposureChangeRescores(t *testing.T) {
 	h := host("i-web")
 	fl.submit(t, e, h, inventory(pBodyParser), now0)
 	exposed := true
-	prev, _, _ := fl.load(context.Background(), Ref{h.Account, h.ID})
+	prev, _, _ := fl.load(context.Background(), Ref{h.Account, h.ID}, nil)
 	o, err := e.Submit(context.Background(), Submission{Resource: h, Inventory: inventory(pBodyParser), Prev: prev,
 		Exposure: scoreContext(&exposed)}, now0.Add(time.Hour))
 	if err != nil {
@@ -507,9 +575,9 @@ func TestFeedDeltaModifiedAdvisories(t *testing.T) {
 	h := host("i-0a1b2c3d")
 	fl.submit(t, e, h, inventory(pLodash), now0)
 	loads := 0
-	load := func(ctx context.Context, ref Ref) ([]model.Finding, []model.SuppressionRule, error) {
+	load := func(ctx context.Context, ref Ref, need *Need) ([]model.Finding, []model.SuppressionRule, error) {
 		loads++
-		return fl.load(ctx, ref)
+		return fl.load(ctx, ref, need)
 	}
 	k := Key{"npm", "lodash"}
 	store.mu.Lock()
@@ -614,7 +682,7 @@ func TestClosureSelectsWholeGroups(t *testing.T) {
 		for i, h := range hits {
 			lite[i] = liteHit{pkg: i, adv: h.Advisory(), fixed: h.Fixed()}
 		}
-		got := closure(lite, map[string]bool{id: true})
+		got, _ := closure(lite, map[string]bool{id: true})
 		if len(got) != len(want) {
 			t.Errorf("%s: closure %d hits, groups %d", id, len(got), len(want))
 		}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigil-sec/vigil/model"
 )
@@ -299,9 +300,10 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 		keys = strings.Join(parts, " UNION ALL ")
 	}
 	// MATERIALIZED keeps the planner from pushing the document join into each arm: only the rows of
-	// the final page fetch their document.
+	// the final page fetch their document (and lastObservedAt, so the arms stay index-only).
 	query := `WITH k AS MATERIALIZED (SELECT * FROM (` + keys + `) AS u` + fmt.Sprintf(` ORDER BY u.sk %s, u.id %s, u.account %s`, dir, dir, dir) + limit +
-		`) SELECT k.account, k.id, k.sk, d.data FROM k JOIN finding_data d ON d.account = k.account AND d.id = k.id` +
+		`) SELECT k.account, k.id, k.sk, f.last_observed, d.data FROM k JOIN finding_data d ON d.account = k.account AND d.id = k.id` +
+		` JOIN findings f ON f.account = k.account AND f.id = k.id` +
 		fmt.Sprintf(` ORDER BY k.sk %s, k.id %s, k.account %s`, dir, dir, dir)
 	rows, err := s.query(ctx, s.db, query, args...)
 	if err != nil {
@@ -312,14 +314,14 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 	for rows.Next() {
 		var (
 			acc, id, data string
-			ikey          int64
+			ikey, lo      int64
 			fkey          float64
 			keyDst        any = &ikey
 		)
 		if sc.float {
 			keyDst = &fkey
 		}
-		if err := rows.Scan(&acc, &id, keyDst, &data); err != nil {
+		if err := rows.Scan(&acc, &id, keyDst, &lo, &data); err != nil {
 			return page, fmt.Errorf("store: list findings: %w", err)
 		}
 		if len(page.Findings) == size {
@@ -327,7 +329,7 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 			break
 		}
 		var fd model.Finding
-		if err := json.Unmarshal([]byte(data), &fd); err != nil {
+		if err := decodeFinding(data, lo, &fd); err != nil {
 			return page, fmt.Errorf("store: finding %s: %w", id, err)
 		}
 		page.Findings = append(page.Findings, fd)
@@ -471,25 +473,45 @@ func (s *Store) GetFinding(ctx context.Context, accounts []string, id string) (m
 	if err := checkAccounts(accounts); err != nil {
 		return fd, err
 	}
-	var data string
-	err := s.queryRow(ctx, s.db, `SELECT data FROM finding_data WHERE id = ? AND account IN (`+placeholders(len(accounts))+`) ORDER BY account LIMIT 1`,
-		append([]any{id}, anys(accounts)...)...).Scan(&data)
+	var (
+		data string
+		lo   int64
+	)
+	err := s.queryRow(ctx, s.db, `SELECT d.data, f.last_observed FROM finding_data d JOIN findings f ON f.account = d.account AND f.id = d.id
+		WHERE d.id = ? AND d.account IN (`+placeholders(len(accounts))+`) ORDER BY d.account LIMIT 1`,
+		append([]any{id}, anys(accounts)...)...).Scan(&data, &lo)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fd, notFound("finding", id)
 	}
 	if err != nil {
 		return fd, fmt.Errorf("store: get finding %s: %w", id, err)
 	}
-	if err := json.Unmarshal([]byte(data), &fd); err != nil {
+	if err := decodeFinding(data, lo, &fd); err != nil {
 		return fd, fmt.Errorf("store: finding %s: %w", id, err)
 	}
 	return fd, nil
 }
 
+// decodeFinding reads a finding document; lastObservedAt comes from its column, which
+// Changes.Observed moves without rewriting the document.
+func decodeFinding(data string, lastObserved int64, fd *model.Finding) error {
+	if err := json.Unmarshal([]byte(data), fd); err != nil {
+		return err
+	}
+	fd.LastObservedAt = fromMicros(lastObserved)
+	return nil
+}
+
 // ResourceFindings returns every finding of one of the account's resources (any status), ordered by
 // ID: what the lifecycle code compares a new match result with.
 func (s *Store) ResourceFindings(ctx context.Context, account, resourceID string) ([]model.Finding, error) {
-	rows, err := s.query(ctx, s.db, `SELECT d.data FROM findings f JOIN finding_data d ON d.account = f.account AND d.id = f.id
+	// Without statistics SQLite walks the primary key in ID order across the account, which
+	// reads every finding of the fleet; the resource's index then a sort of a few hundred is right.
+	from := `findings f`
+	if s.dialect == SQLite {
+		from = `findings f INDEXED BY findings_resource`
+	}
+	rows, err := s.query(ctx, s.db, `SELECT d.data, f.last_observed FROM `+from+` JOIN finding_data d ON d.account = f.account AND d.id = f.id
 		WHERE f.account = ? AND f.resource_id = ? ORDER BY f.id`, account, resourceID)
 	if err != nil {
 		return nil, fmt.Errorf("store: resource %s findings: %w", resourceID, err)
@@ -497,12 +519,62 @@ func (s *Store) ResourceFindings(ctx context.Context, account, resourceID string
 	defer rows.Close()
 	var out []model.Finding
 	for rows.Next() {
-		var data string
-		if err := rows.Scan(&data); err != nil {
+		var (
+			data string
+			lo   int64
+		)
+		if err := rows.Scan(&data, &lo); err != nil {
 			return nil, err
 		}
 		var fd model.Finding
-		if err := json.Unmarshal([]byte(data), &fd); err != nil {
+		if err := decodeFinding(data, lo, &fd); err != nil {
+			return nil, fmt.Errorf("store: resource %s findings: %w", resourceID, err)
+		}
+		out = append(out, fd)
+	}
+	return out, rows.Err()
+}
+
+// ResourceFindingsNamed returns the findings of one of the account's resources that have one of
+// ids or whose vulnerability ID is one of vulns (any status), ordered by ID: what a feed delta's
+// re-evaluation of the resource examines, without reading its other findings.
+func (s *Store) ResourceFindingsNamed(ctx context.Context, account, resourceID string, ids, vulns []string) ([]model.Finding, error) {
+	var conds []string
+	args := []any{account, resourceID}
+	if len(ids) > 0 {
+		conds = append(conds, `f.id IN (`+placeholders(len(ids))+`)`)
+		args = append(args, anys(ids)...)
+	}
+	if len(vulns) > 0 {
+		conds = append(conds, `f.vulnerability_id IN (`+placeholders(len(vulns))+`)`)
+		args = append(args, anys(vulns)...)
+	}
+	if len(conds) == 0 {
+		return nil, nil
+	}
+	// The resource's few hundred findings are the rows to test: SQLite would rather probe the
+	// vulnerability index for each ID across the whole fleet.
+	from := `findings f`
+	if s.dialect == SQLite {
+		from = `findings f INDEXED BY findings_resource`
+	}
+	rows, err := s.query(ctx, s.db, `SELECT d.data, f.last_observed FROM `+from+` JOIN finding_data d ON d.account = f.account AND d.id = f.id
+		WHERE f.account = ? AND f.resource_id = ? AND (`+strings.Join(conds, " OR ")+`) ORDER BY f.id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: resource %s findings: %w", resourceID, err)
+	}
+	defer rows.Close()
+	var out []model.Finding
+	for rows.Next() {
+		var (
+			data string
+			lo   int64
+		)
+		if err := rows.Scan(&data, &lo); err != nil {
+			return nil, err
+		}
+		var fd model.Finding
+		if err := decodeFinding(data, lo, &fd); err != nil {
 			return nil, fmt.Errorf("store: resource %s findings: %w", resourceID, err)
 		}
 		out = append(out, fd)
@@ -736,12 +808,18 @@ func (s *Store) AggregatePage(ctx context.Context, accounts []string, q Aggregat
 // transactional outbox: an event is durable exactly when the change it describes is.
 type Changes struct {
 	// Account owns every row below; a row of another account fails the whole call with ErrForeign.
-	Account  string
-	Upsert   []model.Finding
-	Delete   []string // finding IDs
-	Events   []model.OutboxEvent
-	Coverage []model.Coverage
-	Audit    []AuditEntry
+	Account string
+	Upsert  []model.Finding
+	// Observed are findings seen again at ObservedAt, and ObservedResources resources every open
+	// (not closed) finding of which was: only their lastObservedAt moves, no document is rewritten.
+	// Upserts are written first, so an upserted finding that is also observed ends at ObservedAt.
+	Observed          []string
+	ObservedResources []string
+	ObservedAt        time.Time
+	Delete            []string // finding IDs
+	Events            []model.OutboxEvent
+	Coverage          []model.Coverage
+	Audit             []AuditEntry
 }
 
 func (c *Changes) validate() error {
@@ -765,6 +843,9 @@ func (c *Changes) validate() error {
 		if err := foreign("finding", f.ID, f.Account); err != nil {
 			return err
 		}
+	}
+	if (len(c.Observed) > 0 || len(c.ObservedResources) > 0) && c.ObservedAt.IsZero() {
+		return fmt.Errorf("%w: observed findings without a time", ErrInvalid)
 	}
 	for _, e := range c.Events {
 		if e.ID == "" || e.Type == "" {
@@ -793,9 +874,20 @@ func (s *Store) ApplyChanges(ctx context.Context, c Changes) error {
 		return err
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for i := range c.Upsert {
-			if err := s.upsertFinding(ctx, tx, &c.Upsert[i]); err != nil {
-				return err
+		if err := s.upsertFindings(ctx, tx, c.Account, c.Upsert); err != nil {
+			return err
+		}
+		at := micros(c.ObservedAt)
+		for chunk := range slices.Chunk(c.Observed, 500) {
+			args := append([]any{at, c.Account}, anys(chunk)...)
+			if _, err := s.exec(ctx, tx, `UPDATE findings SET last_observed = ? WHERE account = ? AND id IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
+				return fmt.Errorf("store: observe findings: %w", err)
+			}
+		}
+		for _, r := range c.ObservedResources {
+			if _, err := s.exec(ctx, tx, `UPDATE findings SET last_observed = ? WHERE account = ? AND resource_id = ? AND status <> ?`,
+				at, c.Account, r, model.FindingClosed); err != nil {
+				return fmt.Errorf("store: observe findings of %s: %w", r, err)
 			}
 		}
 		for chunk := range slices.Chunk(c.Delete, 500) {
@@ -804,10 +896,8 @@ func (s *Store) ApplyChanges(ctx context.Context, c Changes) error {
 				return fmt.Errorf("store: delete findings: %w", err)
 			}
 		}
-		for _, e := range c.Events {
-			if err := s.appendEvent(ctx, tx, e); err != nil {
-				return err
-			}
+		if err := s.appendEvents(ctx, tx, c.Events); err != nil {
+			return err
 		}
 		for _, cv := range c.Coverage {
 			if err := s.putCoverage(ctx, tx, cv); err != nil {
@@ -823,58 +913,159 @@ func (s *Store) ApplyChanges(ctx context.Context, c Changes) error {
 	})
 }
 
-func (s *Store) upsertFinding(ctx context.Context, tx *sql.Tx, f *model.Finding) error {
-	data, err := json.Marshal(f)
-	if err != nil {
-		return fmt.Errorf("store: finding %s: %w", f.ID, err)
+// Rows per multi-row statement: few round trips, well under both dialects' parameter limits.
+const upsertChunk = 250
+
+// upsertFindings writes findings with multi-row statements: a resource's first inventory or a
+// feed delta writes hundreds at once. The findings' lastObservedAt goes to its column; reads take
+// it from there (ObservedAt moves it without rewriting the document).
+func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, fs []model.Finding) error {
+	if len(fs) == 0 {
+		return nil
 	}
-	epss := 0.0
-	if f.EPSS != nil {
-		epss = f.EPSS.Score
+	// A statement may not touch a row twice (PostgreSQL): the last version of a finding wins.
+	if len(fs) > 1 {
+		pos := make(map[string]int, len(fs))
+		dup := false
+		for i := range fs {
+			if _, ok := pos[fs[i].ID]; ok {
+				dup = true
+			}
+			pos[fs[i].ID] = i
+		}
+		if dup {
+			uniq := make([]model.Finding, 0, len(pos))
+			for i := range fs {
+				if pos[fs[i].ID] == i {
+					uniq = append(uniq, fs[i])
+				}
+			}
+			fs = uniq
+		}
 	}
-	_, err = s.exec(ctx, tx, `INSERT INTO findings (account, id, resource_id, resource_type, type, vulnerability_id, severity,
+	// Findings carry their resource's image repository (a filter column).
+	repos := map[string]string{}
+	for i := range fs {
+		id := fs[i].ResourceID
+		if _, ok := repos[id]; ok {
+			continue
+		}
+		var repo string
+		err := s.queryRow(ctx, tx, `SELECT image_repository FROM resources WHERE account = ? AND id = ?`, account, id).Scan(&repo)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: upsert findings: %w", err)
+		}
+		repos[id] = repo
+	}
+	for chunk := range slices.Chunk(fs, upsertChunk) {
+		const cols = 17
+		var (
+			b     strings.Builder
+			d     strings.Builder
+			args  = make([]any, 0, len(chunk)*cols)
+			dargs = make([]any, 0, len(chunk)*3)
+			ids   = make([]any, 0, len(chunk)+1)
+			row   = "(" + placeholders(cols) + ")"
+		)
+		b.WriteString(`INSERT INTO findings (account, id, resource_id, resource_type, type, vulnerability_id, severity,
 			severity_rank, status, fix_available, exploit_available, epss, risk_score, first_observed, last_observed,
-			updated_at, image_repository)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-			COALESCE((SELECT image_repository FROM resources WHERE account = ? AND id = ?), ''))
-		ON CONFLICT (account, id) DO UPDATE SET resource_id = excluded.resource_id, resource_type = excluded.resource_type,
+			updated_at, image_repository) VALUES `)
+		d.WriteString(`INSERT INTO finding_data (account, id, data) VALUES `)
+		ids = append(ids, account)
+		for i := range chunk {
+			f := &chunk[i]
+			data, err := json.Marshal(f)
+			if err != nil {
+				return fmt.Errorf("store: finding %s: %w", f.ID, err)
+			}
+			epss := 0.0
+			if f.EPSS != nil {
+				epss = f.EPSS.Score
+			}
+			if i > 0 {
+				b.WriteString(", ")
+				d.WriteString(", ")
+			}
+			b.WriteString(row)
+			d.WriteString("(?, ?, ?)")
+			args = append(args, f.Account, f.ID, f.ResourceID, f.ResourceType, f.Type, f.VulnerabilityID, f.Severity,
+				severityRank[f.Severity], f.Status, f.FixAvailable, f.ExploitAvailable, epss, f.RiskScore.Score,
+				micros(f.FirstObservedAt), micros(f.LastObservedAt), micros(f.UpdatedAt), repos[f.ResourceID])
+			dargs = append(dargs, f.Account, f.ID, string(data))
+			ids = append(ids, f.ID)
+		}
+		b.WriteString(` ON CONFLICT (account, id) DO UPDATE SET resource_id = excluded.resource_id, resource_type = excluded.resource_type,
 			type = excluded.type, vulnerability_id = excluded.vulnerability_id, severity = excluded.severity,
 			severity_rank = excluded.severity_rank, status = excluded.status, fix_available = excluded.fix_available,
 			exploit_available = excluded.exploit_available, epss = excluded.epss, risk_score = excluded.risk_score,
 			first_observed = excluded.first_observed, last_observed = excluded.last_observed,
-			updated_at = excluded.updated_at, image_repository = excluded.image_repository`,
-		f.Account, f.ID, f.ResourceID, f.ResourceType, f.Type, f.VulnerabilityID, f.Severity,
-		severityRank[f.Severity], f.Status, f.FixAvailable, f.ExploitAvailable, epss, f.RiskScore.Score,
-		micros(f.FirstObservedAt), micros(f.LastObservedAt), micros(f.UpdatedAt),
-		f.Account, f.ResourceID)
-	if err != nil {
-		return fmt.Errorf("store: upsert finding %s: %w", f.ID, err)
+			updated_at = excluded.updated_at, image_repository = excluded.image_repository`)
+		d.WriteString(` ON CONFLICT (account, id) DO UPDATE SET data = excluded.data`)
+		if _, err := s.exec(ctx, tx, b.String(), args...); err != nil {
+			return fmt.Errorf("store: upsert findings: %w", err)
+		}
+		if _, err := s.exec(ctx, tx, d.String(), dargs...); err != nil {
+			return fmt.Errorf("store: upsert findings: %w", err)
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM finding_packages WHERE account = ? AND finding_id IN (`+placeholders(len(chunk))+`)`, ids...); err != nil {
+			return fmt.Errorf("store: upsert findings: packages: %w", err)
+		}
+		var pkgs []any
+		n := 0
+		for i := range chunk {
+			f := &chunk[i]
+			for _, p := range f.Packages {
+				pkgs = append(pkgs, f.Account, f.ID, p.Name, p.Version, p.Ecosystem, p.LayerDigest)
+				n++
+			}
+		}
+		const pcols = 6
+		for len(pkgs) > 0 {
+			m := min(n, 500)
+			var pb strings.Builder
+			pb.WriteString(`INSERT INTO finding_packages (account, finding_id, name, version, ecosystem, layer) VALUES `)
+			for i := 0; i < m; i++ {
+				if i > 0 {
+					pb.WriteString(", ")
+				}
+				pb.WriteString("(?, ?, ?, ?, ?, ?)")
+			}
+			if _, err := s.exec(ctx, tx, pb.String(), pkgs[:m*pcols]...); err != nil {
+				return fmt.Errorf("store: upsert findings: packages: %w", err)
+			}
+			pkgs, n = pkgs[m*pcols:], n-m
+		}
 	}
-	_, err = s.exec(ctx, tx, `INSERT INTO finding_data (account, id, data) VALUES (?, ?, ?)
-		ON CONFLICT (account, id) DO UPDATE SET data = excluded.data`, f.Account, f.ID, string(data))
-	if err != nil {
-		return fmt.Errorf("store: upsert finding %s: %w", f.ID, err)
-	}
-	if _, err := s.exec(ctx, tx, `DELETE FROM finding_packages WHERE account = ? AND finding_id = ?`, f.Account, f.ID); err != nil {
-		return fmt.Errorf("store: upsert finding %s packages: %w", f.ID, err)
-	}
-	if len(f.Packages) == 0 {
-		return nil
-	}
-	const cols = 6
-	for chunk := range slices.Chunk(f.Packages, 200) {
+	return nil
+}
+
+// appendEvents adds events to the outbox with multi-row inserts (a first inventory emits hundreds).
+func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []model.OutboxEvent) error {
+	now := micros(s.now())
+	for chunk := range slices.Chunk(events, upsertChunk) {
 		var b strings.Builder
-		b.WriteString(`INSERT INTO finding_packages (account, finding_id, name, version, ecosystem, layer) VALUES `)
-		args := make([]any, 0, len(chunk)*cols)
-		for i, p := range chunk {
+		args := make([]any, 0, len(chunk)*7)
+		b.WriteString(`INSERT INTO outbox (event_id, type, account, subject, event_time, data, state, next_attempt_at) VALUES `)
+		for i, e := range chunk {
+			at := e.Time
+			if at.IsZero() {
+				at = s.now()
+			}
+			data := "null"
+			if len(e.Data) > 0 {
+				if !json.Valid(e.Data) {
+					return fmt.Errorf("%w: event %s data is not JSON", ErrInvalid, e.ID)
+				}
+				data = string(e.Data)
+			}
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("(" + placeholders(cols) + ")")
-			args = append(args, f.Account, f.ID, p.Name, p.Version, p.Ecosystem, p.LayerDigest)
+			b.WriteString("(?, ?, ?, ?, ?, ?, 'pending', ?)")
+			args = append(args, e.ID, e.Type, e.Account, e.Subject, micros(at), data, now)
 		}
 		if _, err := s.exec(ctx, tx, b.String(), args...); err != nil {
-			return fmt.Errorf("store: upsert finding %s packages: %w", f.ID, err)
+			return fmt.Errorf("store: append events: %w", err)
 		}
 	}
 	return nil

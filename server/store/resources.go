@@ -17,30 +17,47 @@ import (
 // repository, scan mode, removal). Its inventory hash and last scan time change only through
 // PutInventory.
 func (s *Store) PutResource(ctx context.Context, r model.Resource) error {
+	_, err := s.SaveResource(ctx, r)
+	return err
+}
+
+// SaveResource is PutResource that also reports whether anything was created or changed: an agent
+// resubmitting an unchanged resource writes nothing.
+func (s *Store) SaveResource(ctx context.Context, r model.Resource) (changed bool, err error) {
 	if r.Account == "" || r.ID == "" || r.Type == "" {
-		return fmt.Errorf("%w: resource needs an account, an ID and a type", ErrInvalid)
+		return false, fmt.Errorf("%w: resource needs an account, an ID and a type", ErrInvalid)
 	}
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = s.now()
 	}
 	tags, err := json.Marshal(nonNilMap(r.Tags))
 	if err != nil {
-		return err
+		return false, err
 	}
 	meta, err := json.Marshal(nonNilMap(r.Metadata))
 	if err != nil {
-		return err
+		return false, err
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := s.exec(ctx, tx, `INSERT INTO resources (account, id, type, name, tags, metadata, image_repository, scan_mode, created_at, removed_at)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		// The update applies only when a field differs, so RowsAffected says whether the row changed.
+		res, err := s.exec(ctx, tx, `INSERT INTO resources (account, id, type, name, tags, metadata, image_repository, scan_mode, created_at, removed_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (account, id) DO UPDATE SET type = excluded.type, name = excluded.name, tags = excluded.tags,
 				metadata = excluded.metadata, image_repository = excluded.image_repository, scan_mode = excluded.scan_mode,
-				removed_at = excluded.removed_at`,
+				removed_at = excluded.removed_at
+			WHERE resources.type <> excluded.type OR resources.name <> excluded.name OR resources.tags <> excluded.tags
+				OR resources.metadata <> excluded.metadata OR resources.image_repository <> excluded.image_repository
+				OR resources.scan_mode <> excluded.scan_mode OR COALESCE(resources.removed_at, -1) <> COALESCE(excluded.removed_at, -1)`,
 			r.Account, r.ID, r.Type, r.Name, string(tags), string(meta), r.ImageRepository, r.ScanMode, micros(r.CreatedAt), ptrMicros(r.RemovedAt))
 		if err != nil {
 			return fmt.Errorf("store: put resource %s: %w", r.ID, err)
 		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store: put resource %s: %w", r.ID, err)
+		} else if n == 0 {
+			return nil // unchanged: tags as stored
+		}
+		changed = true
 		if _, err := s.exec(ctx, tx, `DELETE FROM resource_tags WHERE account = ? AND resource_id = ?`, r.Account, r.ID); err != nil {
 			return fmt.Errorf("store: put resource %s tags: %w", r.ID, err)
 		}
@@ -51,6 +68,7 @@ func (s *Store) PutResource(ctx context.Context, r model.Resource) error {
 		}
 		return nil
 	})
+	return changed, err
 }
 
 func nonNilMap(m map[string]string) map[string]string {
@@ -331,6 +349,19 @@ func (s *Store) PutInventory(ctx context.Context, account, resourceID, hash stri
 		return nil
 	})
 	return diff, err
+}
+
+// InventoryHash returns the hash of the resource's stored inventory ("" before the first).
+func (s *Store) InventoryHash(ctx context.Context, account, resourceID string) (string, error) {
+	var h string
+	err := s.queryRow(ctx, s.db, `SELECT inventory_hash FROM resources WHERE account = ? AND id = ?`, account, resourceID).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", notFound("resource", resourceID)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: inventory hash %s: %w", resourceID, err)
+	}
+	return h, nil
 }
 
 func comparePackages(a, b model.Package) int {

@@ -1,0 +1,635 @@
+// Command fleetload measures Vigil's server at fleet scale through its real HTTP API: it starts
+// the server in this process (the same app.New as `vigil server`, over TLS 1.3 on loopback, every
+// request authenticated with the administrator key), loads a synthetic fleet (bench/fleet: hosts of
+// 500 real Debian, npm and PyPI packages) and prints each figure of the server issue against its goal:
+//
+//   - first load: every host new (the fleet's initial findings and events);
+//   - an unchanged inventory resubmitted: server time per request (handler, JSON decoding included);
+//   - sustained submissions per second: unchanged only, and a mix of 90% unchanged, 9% changed
+//     (one to three packages upgraded) and 1% new hosts;
+//   - a feed delta of 1,000 modified advisories, and one new advisory affecting 1% of hosts, from
+//     the vulnerability database's change log to findings and outbox events in the store;
+//   - listing findings with filters through the API, p50 and p99;
+//   - a restart: the time until the server is ready again.
+//
+// CPU times are the whole process's (server and load generator), plus PostgreSQL's processes with
+// -postmaster-pid: on a shared machine they tell work apart from waiting. Usage:
+//
+//	fleetload -dir /tmp/x [-postgres URL] [-hosts 10000] [-clients 16] [-seconds 20]
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/vigil-sec/vigil/bench/fleet"
+	"github.com/vigil-sec/vigil/match"
+	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/server/app"
+	"github.com/vigil-sec/vigil/server/auth"
+	"github.com/vigil-sec/vigil/server/store"
+	"github.com/vigil-sec/vigil/vulndb"
+	"github.com/vigil-sec/vigil/vulndb/feed"
+)
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.dir, "dir", "", "data directory (created; the vulnerability database is built there)")
+	flag.StringVar(&cfg.postgres, "postgres", "", "PostgreSQL URL; empty: SQLite in -dir")
+	flag.IntVar(&cfg.hosts, "hosts", 10_000, "hosts in the fleet")
+	flag.IntVar(&cfg.pkgs, "packages", 500, "packages per host")
+	flag.IntVar(&cfg.clients, "clients", 16, "concurrent API clients")
+	flag.Float64Var(&cfg.seconds, "seconds", 20, "duration of each sustained-rate phase")
+	flag.StringVar(&cfg.pgPidFile, "postmaster-pid", "", "PostgreSQL's postmaster.pid: CPU figures then include the cluster's processes")
+	flag.StringVar(&cfg.profile, "cpuprofile", "", "write a CPU profile here (of the -profile-phase phase, or of the whole run)")
+	flag.StringVar(&cfg.profilePhase, "profile-phase", "", "profile only this phase: load, unchanged, sustained, mix, delta, one, list, restart")
+	flag.Parse()
+	if cfg.dir == "" {
+		fmt.Fprintln(os.Stderr, "fleetload: -dir is required")
+		os.Exit(2)
+	}
+	if cfg.profile != "" && cfg.profilePhase == "" {
+		f, err := os.Create(cfg.profile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fleetload:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if cfg.pgPidFile != "" {
+		b, err := os.ReadFile(cfg.pgPidFile)
+		if err == nil {
+			pgPid, err = strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fleetload: -postmaster-pid:", err)
+			os.Exit(2)
+		}
+	}
+	if err := run(context.Background(), cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "fleetload:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	dir, postgres         string
+	hosts, pkgs, clients  int
+	seconds               float64
+	profile, profilePhase string
+	pgPidFile             string
+}
+
+// pgPid is the postmaster whose processes' CPU time counts with ours (0: none).
+var pgPid int
+
+// cpuTime is this process's user + system CPU time, plus that of the PostgreSQL cluster's
+// processes (the postmaster and its children) when -postmaster-pid is given.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if pgPid == 0 {
+		return d
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime(14) stime(15), in clock ticks (100 per second on Linux).
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		ppid, _ := strconv.Atoi(f[1])
+		if pid != pgPid && ppid != pgPid {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		d += time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return d
+}
+
+// timer records server time per request kind: the handler's wall time, from the request's
+// headers read to the response written.
+type timer struct {
+	mu   sync.Mutex
+	durs map[string][]time.Duration
+}
+
+func (t *timer) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		d := time.Since(start)
+		kind := r.Header.Get("X-Bench-Kind")
+		if kind == "" {
+			return
+		}
+		t.mu.Lock()
+		t.durs[kind] = append(t.durs[kind], d)
+		t.mu.Unlock()
+	})
+}
+
+func (t *timer) take(kind string) []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := t.durs[kind]
+	delete(t.durs, kind)
+	return d
+}
+
+func pct(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(math.Ceil(float64(len(s))*p))-1)]
+}
+
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64) + " ms"
+}
+
+type bench struct {
+	cfg    config
+	corpus *fleet.Corpus
+	db     *vulndb.DB
+	srv    *app.Server
+	hs     *http.Server
+	base   string
+	client *http.Client
+	key    string
+	keys   []string // hosts submit with one of these, as agents hold their own credentials
+	tm     *timer
+	gen    []int // per host: upgrades sent
+	extra  atomic.Int64
+}
+
+func run(ctx context.Context, cfg config) error {
+	b := &bench{cfg: cfg, tm: &timer{durs: map[string][]time.Duration{}}, gen: make([]int, cfg.hosts)}
+	var err error
+	fmt.Printf("# fleetload: %d hosts × %d packages, %d clients, store %s, GOMAXPROCS %d\n", cfg.hosts, cfg.pkgs, cfg.clients,
+		map[bool]string{true: "PostgreSQL", false: "SQLite"}[cfg.postgres != ""], runtime.GOMAXPROCS(0))
+	if b.corpus, err = fleet.Load(ctx); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.dir, 0o700); err != nil {
+		return err
+	}
+	if err := b.buildVulnDB(ctx); err != nil {
+		return err
+	}
+	if err := b.start(ctx); err != nil {
+		return err
+	}
+	defer func() { b.stop() }()
+
+	phases := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"load", b.firstLoad},
+		{"unchanged", b.unchangedLatency},
+		{"sustained", func(ctx context.Context) error { return b.sustained(ctx, "unchanged", 1) }},
+		{"mix", func(ctx context.Context) error { return b.sustained(ctx, "mix 90/9/1", 0.9) }},
+		{"delta", b.feedDelta},
+		{"one", b.onePercent},
+		{"list", b.listing},
+		{"restart", b.restart},
+	}
+	for _, p := range phases {
+		if p.name == cfg.profilePhase {
+			f, err := os.Create(cfg.profile)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+		}
+		err := p.fn(ctx)
+		if p.name == cfg.profilePhase {
+			pprof.StopCPUProfile()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildVulnDB imports the corpus's advisories as two sources, osv (PyPI and npm) and debian.
+func (b *bench) buildVulnDB(ctx context.Context) error {
+	var err error
+	if b.db, err = vulndb.Open(ctx, filepath.Join(b.cfg.dir, "vulndb.sqlite")); err != nil {
+		return err
+	}
+	bySource := map[string][]model.Advisory{}
+	for _, a := range b.corpus.Advisories {
+		bySource[a.Source] = append(bySource[a.Source], a)
+	}
+	for src, advs := range bySource {
+		if _, err := b.importAdvisories(ctx, src, advs, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) importAdvisories(ctx context.Context, source string, advs []model.Advisory, incremental bool) (vulndb.ImportResult, error) {
+	return b.db.ImportSource(ctx, source, vulndb.SourceMeta{URL: "bench://" + source, Incremental: incremental}, func(ctx context.Context, sink feed.Sink) error {
+		for i := range advs {
+			if err := sink.Advisory(&advs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (b *bench) start(ctx context.Context) error {
+	t0, c0 := time.Now(), cpuTime()
+	srv, err := app.New(ctx, app.Config{DataDir: b.cfg.dir, Postgres: b.cfg.postgres, VulnDB: filepath.Join(b.cfg.dir, "vulndb.sqlite"),
+		Hostname: "localhost", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	wall, cpu := time.Since(t0), cpuTime()-c0
+	b.srv = srv
+	if k := srv.AdminKey(); k != "" {
+		b.key = k
+		// The API limits each key to 50 requests per second: a fleet's hosts submit with their own
+		// credentials, here 100 keys shared by the hosts.
+		for i := 0; i < 100; i++ {
+			pk, err := auth.NewKey()
+			if err != nil {
+				return err
+			}
+			if err := srv.Store.CreateAPIKey(ctx, store.APIKey{ID: pk.ID, Account: app.DefaultAccount, Name: fmt.Sprintf("fleetload-%d", i),
+				Role: string(auth.RoleAdmin), SecretHash: auth.Hasher{}.Hash(pk), CreatedAt: time.Now()}); err != nil {
+				return err
+			}
+			b.keys = append(b.keys, pk.String())
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	b.hs = &http.Server{Handler: b.tm.wrap(srv.Handler()), TLSConfig: srv.TLSConfig(), ReadHeaderTimeout: 10 * time.Second}
+	go b.hs.ServeTLS(ln, "", "")
+	pem, err := os.ReadFile(srv.CAFile())
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}, ForceAttemptHTTP2: true,
+		MaxIdleConnsPerHost: b.cfg.clients * 2}
+	b.client = &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+	b.base = "https://" + ln.Addr().String()
+	fmt.Printf("server start: %s wall, %s CPU\n", wall.Round(time.Millisecond), cpu.Round(time.Millisecond))
+	return nil
+}
+
+func (b *bench) stop() {
+	if b.hs != nil {
+		b.hs.Close()
+	}
+	if b.srv != nil {
+		b.srv.Close()
+	}
+}
+
+type submission struct {
+	Inventory model.Inventory `json:"inventory"`
+}
+
+// submit sends host h's inventory (generation gen) and returns the answer.
+func (b *bench) submit(ctx context.Context, kind string, h, gen int) (app.SubmissionResult, error) {
+	var out app.SubmissionResult
+	inv := b.corpus.InventoryGen(h, gen, b.cfg.pkgs)
+	body, err := json.Marshal(submission{Inventory: *inv})
+	if err != nil {
+		return out, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/v1/resources/host/i-%08x/inventory", b.base, h), bytes.NewReader(body))
+	if err != nil {
+		return out, err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.keys[h%len(b.keys)])
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Bench-Kind", kind)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return out, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return out, fmt.Errorf("host %d: %s: %s", h, resp.Status, data)
+	}
+	return out, json.Unmarshal(data, &out)
+}
+
+// parallel runs fn(i) for i in [0, n) over the clients, or until deadline; it returns how many ran.
+func (b *bench) parallel(n int, deadline time.Time, fn func(i int) error) (int, error) {
+	var (
+		next  atomic.Int64
+		done  atomic.Int64
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	for c := 0; c < b.cfg.clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || (!deadline.IsZero() && time.Now().After(deadline)) {
+					return
+				}
+				if err := fn(i); err != nil {
+					errMu.Lock()
+					if first == nil {
+						first = err
+					}
+					errMu.Unlock()
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return int(done.Load()), first
+}
+
+func (b *bench) firstLoad(ctx context.Context) error {
+	var created atomic.Int64
+	t0, c0 := time.Now(), cpuTime()
+	step := max(1, b.cfg.hosts/10)
+	n, err := b.parallel(b.cfg.hosts, time.Time{}, func(i int) error {
+		r, err := b.submit(ctx, "new", i, 0)
+		created.Add(int64(r.Created))
+		if (i+1)%step == 0 {
+			fmt.Fprintf(os.Stderr, "  loaded %d hosts in %s\n", i+1, time.Since(t0).Round(time.Second))
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	wall, cpu := time.Since(t0), cpuTime()-c0
+	d := b.tm.take("new")
+	fmt.Printf("first load: %d new hosts in %s (%.0f/s), %d findings created; CPU %s (%.2f ms/host); server time p50 %s p99 %s\n",
+		n, wall.Round(time.Millisecond), float64(n)/wall.Seconds(), created.Load(), cpu.Round(time.Millisecond),
+		float64(cpu.Microseconds())/1000/float64(n), ms(pct(d, 0.5)), ms(pct(d, 0.99)))
+	return nil
+}
+
+// unchangedLatency: one client resubmits unchanged inventories one at a time.
+func (b *bench) unchangedLatency(ctx context.Context) error {
+	const n = 300
+	c0 := cpuTime()
+	for i := 0; i < n; i++ {
+		h := int(fleet.Hash32("unchanged", strconv.Itoa(i)) % uint32(b.cfg.hosts))
+		r, err := b.submit(ctx, "unchanged1", h, b.gen[h])
+		if err != nil {
+			return err
+		}
+		if !r.Unchanged {
+			return fmt.Errorf("host %d: resubmission not seen as unchanged", h)
+		}
+	}
+	cpu := cpuTime() - c0
+	d := b.tm.take("unchanged1")
+	fmt.Printf("unchanged resubmission (1 client, %d): server time p50 %s p90 %s p99 %s (goal <= 2 ms); CPU %.2f ms/request incl. client\n",
+		n, ms(pct(d, 0.5)), ms(pct(d, 0.9)), ms(pct(d, 0.99)), float64(cpu.Microseconds())/1000/n)
+	return nil
+}
+
+// sustained submits for cfg.seconds with every client busy: a share of unchanged resubmissions,
+// the rest split 9:1 between changed inventories (one to three packages upgraded) and new hosts.
+func (b *bench) sustained(ctx context.Context, name string, share float64) error {
+	var kinds [3]atomic.Int64
+	deadline := time.Now().Add(time.Duration(b.cfg.seconds * float64(time.Second)))
+	var genMu sync.Mutex
+	t0, c0 := time.Now(), cpuTime()
+	n, err := b.parallel(math.MaxInt32, deadline, func(i int) error {
+		u := float64(fleet.Hash32(name, strconv.Itoa(i))%10000) / 10000
+		h := int(fleet.Hash32(name, "host", strconv.Itoa(i)) % uint32(b.cfg.hosts))
+		switch {
+		case u < share:
+			genMu.Lock()
+			g := b.gen[h]
+			genMu.Unlock()
+			kinds[0].Add(1)
+			_, err := b.submit(ctx, name, h, g)
+			return err
+		case u < share+(1-share)*0.9:
+			// Changed: hosts are locked per host by the server; generations only grow.
+			genMu.Lock()
+			b.gen[h]++
+			g := b.gen[h]
+			genMu.Unlock()
+			kinds[1].Add(1)
+			_, err := b.submit(ctx, name, h, g)
+			return err
+		default:
+			kinds[2].Add(1)
+			_, err := b.submit(ctx, name, b.cfg.hosts+int(b.extra.Add(1)), 0)
+			return err
+		}
+	})
+	if err != nil {
+		return err
+	}
+	wall, cpu := time.Since(t0), cpuTime()-c0
+	d := b.tm.take(name)
+	// The load generator's own share: building and encoding a body (its TLS is not counted here).
+	g0 := cpuTime()
+	for i := 0; i < 200; i++ {
+		inv := b.corpus.InventoryGen(i%b.cfg.hosts, 0, b.cfg.pkgs)
+		if _, err := json.Marshal(submission{Inventory: *inv}); err != nil {
+			return err
+		}
+	}
+	gen := (cpuTime() - g0) / 200
+	fmt.Printf("  (of which the load generator builds and encodes a body: %.2f ms)\n", float64(gen.Microseconds())/1000)
+	fmt.Printf("sustained %s: %d submissions in %s = %.0f/s (goal >= 500/s) [unchanged %d, changed %d, new %d]; CPU %.2f ms/submission incl. client; server time p50 %s p99 %s\n",
+		name, n, wall.Round(time.Millisecond), float64(n)/wall.Seconds(), kinds[0].Load(), kinds[1].Load(), kinds[2].Load(),
+		float64(cpu.Microseconds())/1000/float64(n), ms(pct(d, 0.5)), ms(pct(d, 0.99)))
+	return nil
+}
+
+// feedDelta republishes 1,000 advisories (900 with a new modified time only, 100 re-rated) and
+// times the server's re-evaluation of the change log.
+func (b *bench) feedDelta(ctx context.Context) error {
+	advs := b.corpus.Advisories
+	bySource := map[string][]model.Advisory{}
+	seen := map[string]bool{}
+	now := time.Now().UTC().Truncate(time.Second)
+	for j := 0; len(seen) < 1000; j++ {
+		i := int(fleet.Hash32("mod", strconv.Itoa(j)) % uint32(len(advs)))
+		if seen[advs[i].ID] {
+			continue
+		}
+		seen[advs[i].ID] = true
+		a := advs[i]
+		a.Modified = now
+		if j%10 == 0 {
+			a.Severity = []string{model.SeverityLow, model.SeverityMedium, model.SeverityHigh, model.SeverityCritical}[j%4]
+			advs[i] = a
+		}
+		bySource[a.Source] = append(bySource[a.Source], a)
+	}
+	for src, list := range bySource {
+		if _, err := b.importAdvisories(ctx, src, list, true); err != nil {
+			return err
+		}
+	}
+	return b.applyFeed("feed delta of 1,000 modified advisories", "2 s")
+}
+
+func (b *bench) applyFeed(what, goal string) error {
+	t0, c0 := time.Now(), cpuTime()
+	res, err := b.srv.ApplyFeedUpdate(context.Background())
+	if err != nil {
+		return err
+	}
+	wall, cpu := time.Since(t0), cpuTime()-c0
+	fmt.Printf("%s: %s wall, %s CPU (goal <= %s); %d change-log entries, %d resources reconciled, %d events\n",
+		what, wall.Round(time.Millisecond), cpu.Round(time.Millisecond), goal, res.Changes, res.Resources, res.Events)
+	return nil
+}
+
+// onePercent adds one advisory affecting the PyPI version held by the number of hosts closest to 1%.
+func (b *bench) onePercent(ctx context.Context) error {
+	type pv struct{ name, ver string }
+	count := map[pv]int{}
+	for h := 0; h < b.cfg.hosts; h++ {
+		for _, p := range b.corpus.InventoryGen(h, b.gen[h], b.cfg.pkgs).Packages {
+			if p.Ecosystem == "PyPI" {
+				count[pv{p.Name, p.Version}]++
+			}
+		}
+	}
+	target := b.cfg.hosts / 100
+	var best pv
+	bestD := -1
+	for k, n := range count {
+		d := n - target
+		if d < 0 {
+			d = -d
+		}
+		if bestD < 0 || d < bestD || (d == bestD && (k.name < best.name || k.name == best.name && k.ver < best.ver)) {
+			best, bestD = k, d
+		}
+	}
+	a := model.Advisory{Source: "osv", ID: "VIGIL-BENCH-ONE-000001", Ecosystem: "PyPI", Package: best.name, Severity: model.SeverityCritical,
+		Summary: "synthetic benchmark advisory", Versions: []string{best.ver}, Modified: time.Now().UTC().Truncate(time.Second)}
+	if _, err := b.importAdvisories(ctx, "osv", []model.Advisory{a}, true); err != nil {
+		return err
+	}
+	all := 0
+	for k, c := range count {
+		if k.name == best.name {
+			all += c
+		}
+	}
+	return b.applyFeed(fmt.Sprintf("one new advisory (PyPI %s %s: held by %d hosts; %d hold %s)", best.name, best.ver, count[best],
+		all, match.NormalizeName("PyPI", best.name)), "100 ms")
+}
+
+// listing asks for findings with filters through the API.
+func (b *bench) listing(ctx context.Context) error {
+	queries := []string{
+		"", "status=ACTIVE", "status=ACTIVE&severity=CRITICAL", "status=ACTIVE&severity=HIGH&sortBy=updatedAt",
+		"severity=CRITICAL&fixAvailable=NO&sortBy=riskScore", "packageName=urllib3", "packageName=openssl",
+		"resourceId=i-00000007", "vulnerabilityId=VIGIL-BENCH-DEB-00007", "epssMin=0.5&sortBy=epss", "sortBy=lastObservedAt",
+		"resourceType=host&status=ACTIVE&sortBy=riskScore", "resourceType=image",
+	}
+	var worst time.Duration
+	for _, q := range queries {
+		for i := 0; i < 40; i++ {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.base+"/v1/findings?pageSize=100&"+q, nil)
+			req.Header.Set("Authorization", "Bearer "+b.keys[i%len(b.keys)])
+			req.Header.Set("X-Bench-Kind", "list")
+			resp, err := b.client.Do(req)
+			if err != nil {
+				return err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("list %q: %s", q, resp.Status)
+			}
+		}
+		d := b.tm.take("list")
+		p99 := pct(d, 0.99)
+		worst = max(worst, p99)
+		fmt.Printf("  list ?%-50s p50 %s p99 %s\n", q, ms(pct(d, 0.5)), ms(p99))
+	}
+	var total int
+	if err := b.srv.Store.DB().QueryRow(`SELECT COUNT(*) FROM findings`).Scan(&total); err != nil {
+		return err
+	}
+	fmt.Printf("listing findings with filters over %d findings: worst p99 %s (goal <= 50 ms)\n", total, ms(worst))
+	return nil
+}
+
+func (b *bench) restart(ctx context.Context) error {
+	b.stop()
+	b.srv, b.hs = nil, nil
+	// The cluster's backends exit with the old server's connections: count this process only.
+	pgPid = 0
+	fmt.Print("restart (this process's CPU only): ")
+	if err := b.start(ctx); err != nil {
+		return err
+	}
+	return nil
+}
