@@ -312,6 +312,11 @@ type fleetHold struct {
 // A hold older than sharedHoldFor is renewed (released and taken again), so that an exclusive
 // request queued meanwhile gets its turn; an idle hold is dropped after sharedHoldFor.
 func (s *Server) holdShared(ctx context.Context) error {
+	if s.Store.Dialect() != store.Postgres {
+		// One process: the lock is a no-op, and its idle-drop timer would stop every submission
+		// (submitMu exclusively) every sharedHoldFor for nothing.
+		return nil
+	}
 	s.holdMu.Lock()
 	defer s.holdMu.Unlock()
 	if s.hold.release != nil && time.Since(s.hold.since) < sharedHoldFor {
