@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -73,6 +74,10 @@ type Store struct {
 	dialect Dialect
 	now     func() time.Time
 	backoff func(int) time.Duration
+	// writeMu queues this process's SQLite transactions in Go: SQLite has one writer, and its busy
+	// handler (sleep and retry) is unfair enough under many concurrent writers that one can wait
+	// past busy_timeout and fail with SQLITE_BUSY.
+	writeMu sync.Mutex
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path, in WAL mode with a busy timeout
@@ -242,6 +247,10 @@ func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...a
 
 // inTx runs fn in a transaction, committing when it returns nil and rolling back otherwise.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.dialect != Postgres {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)

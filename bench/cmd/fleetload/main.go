@@ -289,7 +289,7 @@ func (b *bench) importAdvisories(ctx context.Context, source string, advs []mode
 func (b *bench) start(ctx context.Context) error {
 	t0, c0 := time.Now(), cpuTime()
 	srv, err := app.New(ctx, app.Config{DataDir: b.cfg.dir, Postgres: b.cfg.postgres, VulnDB: filepath.Join(b.cfg.dir, "vulndb.sqlite"),
-		Hostname: "localhost", Logger: slog.New(slog.DiscardHandler)})
+		Hostname: "localhost", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
 		return err
 	}
