@@ -507,12 +507,21 @@ func decodeFinding(data string, lastObserved int64, fd *model.Finding) error {
 func (s *Store) ResourceFindings(ctx context.Context, account, resourceID string) ([]model.Finding, error) {
 	// Without statistics SQLite walks the primary key in ID order across the account, which
 	// reads every finding of the fleet; the resource's index then a sort of a few hundred is right.
+	return s.resourceFindings(ctx, resourceID, "", account, resourceID)
+}
+
+// resourceFindings reads one resource's findings (args: account, resource ID, then those of the
+// extra condition), through the resource's index.
+func (s *Store) resourceFindings(ctx context.Context, resourceID, cond string, args ...any) ([]model.Finding, error) {
 	from := `findings f`
 	if s.dialect == SQLite {
 		from = `findings f INDEXED BY findings_resource`
 	}
+	if cond != "" {
+		cond = " AND (" + cond + ")"
+	}
 	rows, err := s.query(ctx, s.db, `SELECT d.data, f.last_observed FROM `+from+` JOIN finding_data d ON d.account = f.account AND d.id = f.id
-		WHERE f.account = ? AND f.resource_id = ? ORDER BY f.id`, account, resourceID)
+		WHERE f.account = ? AND f.resource_id = ?`+cond+` ORDER BY f.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: resource %s findings: %w", resourceID, err)
 	}
@@ -553,33 +562,8 @@ func (s *Store) ResourceFindingsNamed(ctx context.Context, account, resourceID s
 		return nil, nil
 	}
 	// The resource's few hundred findings are the rows to test: SQLite would rather probe the
-	// vulnerability index for each ID across the whole fleet.
-	from := `findings f`
-	if s.dialect == SQLite {
-		from = `findings f INDEXED BY findings_resource`
-	}
-	rows, err := s.query(ctx, s.db, `SELECT d.data, f.last_observed FROM `+from+` JOIN finding_data d ON d.account = f.account AND d.id = f.id
-		WHERE f.account = ? AND f.resource_id = ? AND (`+strings.Join(conds, " OR ")+`) ORDER BY f.id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: resource %s findings: %w", resourceID, err)
-	}
-	defer rows.Close()
-	var out []model.Finding
-	for rows.Next() {
-		var (
-			data string
-			lo   int64
-		)
-		if err := rows.Scan(&data, &lo); err != nil {
-			return nil, err
-		}
-		var fd model.Finding
-		if err := decodeFinding(data, lo, &fd); err != nil {
-			return nil, fmt.Errorf("store: resource %s findings: %w", resourceID, err)
-		}
-		out = append(out, fd)
-	}
-	return out, rows.Err()
+	// vulnerability index for each ID across the whole fleet (resourceFindings names its index).
+	return s.resourceFindings(ctx, resourceID, strings.Join(conds, " OR "), args...)
 }
 
 // GroupBy names an aggregation.
