@@ -261,9 +261,14 @@ func (s *Store) GetJob(ctx context.Context, id int64) (*Job, error) {
 
 // ListJobs returns up to limit jobs in the state, oldest first (for operators: dead jobs).
 func (s *Store) ListJobs(ctx context.Context, state string, limit int) ([]*Job, error) {
-	rows, err := s.query(ctx, s.db, `SELECT `+jobCols+` FROM jobs WHERE state = ? ORDER BY id`+fmt.Sprintf(` LIMIT %d`, pageSize(limit)), state)
+	return s.queryJobs(ctx, "list jobs", `SELECT `+jobCols+` FROM jobs WHERE state = ? ORDER BY id`+fmt.Sprintf(` LIMIT %d`, pageSize(limit)), state)
+}
+
+// queryJobs runs a query selecting jobCols and scans its jobs.
+func (s *Store) queryJobs(ctx context.Context, what, q string, args ...any) ([]*Job, error) {
+	rows, err := s.query(ctx, s.db, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: list jobs: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []*Job

@@ -173,18 +173,5 @@ func (s *Store) RecentJobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 	if f.State != "" {
 		q, args = q+` AND state = ?`, append(args, f.State)
 	}
-	rows, err := s.query(ctx, s.db, q+fmt.Sprintf(` ORDER BY id DESC LIMIT %d`, pageSize(f.Limit)), args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: recent jobs: %w", err)
-	}
-	defer rows.Close()
-	var out []*Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return s.queryJobs(ctx, "recent jobs", q+fmt.Sprintf(` ORDER BY id DESC LIMIT %d`, pageSize(f.Limit)), args...)
 }
