@@ -177,24 +177,7 @@ func (t *OrgTx) SetMembership(m Membership) error {
 
 // Memberships returns the organization's memberships ordered by account.
 func (t *OrgTx) Memberships(org string) ([]Membership, error) {
-	rows, err := t.s.query(t.ctx, t.tx, `SELECT organization, account, status, updated_at FROM organization_members WHERE organization = ? ORDER BY account`, org)
-	if err != nil {
-		return nil, fmt.Errorf("store: memberships of %s: %w", org, err)
-	}
-	defer rows.Close()
-	var out []Membership
-	for rows.Next() {
-		var (
-			m  Membership
-			at int64
-		)
-		if err := rows.Scan(&m.Organization, &m.Account, &m.Status, &at); err != nil {
-			return nil, err
-		}
-		m.UpdatedAt = fromMicros(at)
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return t.s.memberships(t.ctx, t.tx, org)
 }
 
 // AutoEnable returns the organization's auto-enabled scan types.

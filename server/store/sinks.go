@@ -287,7 +287,12 @@ func (s *Store) GetMembership(ctx context.Context, account string) (Membership, 
 
 // ListMemberships returns the organization's memberships ordered by account.
 func (s *Store) ListMemberships(ctx context.Context, org string) ([]Membership, error) {
-	rows, err := s.query(ctx, s.db, `SELECT organization, account, status, updated_at FROM organization_members WHERE organization = ? ORDER BY account`, org)
+	return s.memberships(ctx, s.db, org)
+}
+
+// memberships reads an organization's memberships through q (the pool, or an OrgTx's transaction).
+func (s *Store) memberships(ctx context.Context, q querier, org string) ([]Membership, error) {
+	rows, err := s.query(ctx, q, `SELECT organization, account, status, updated_at FROM organization_members WHERE organization = ? ORDER BY account`, org)
 	if err != nil {
 		return nil, fmt.Errorf("store: memberships of %s: %w", org, err)
 	}
