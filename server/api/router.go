@@ -91,7 +91,10 @@ type Route struct {
 	PathParams []string
 	// QueryParams document the query string.
 	QueryParams []Param
-	bodyLimit   int64
+	// Reads marks a non-GET route that changes nothing (a batch read in a POST body): read-only
+	// keys may call it.
+	Reads     bool
+	bodyLimit int64
 }
 
 // RouteOption customizes a route at registration.
@@ -99,6 +102,9 @@ type RouteOption func(*Route)
 
 // Public marks a route as needing no authentication.
 func Public() RouteOption { return func(r *Route) { r.Public = true } }
+
+// Reads marks a POST route that only reads, so that read-only keys may call it.
+func Reads() RouteOption { return func(r *Route) { r.Reads = true } }
 
 // Doc sets the route's OpenAPI operation id, summary and tags.
 func Doc(operationID, summary string, tags ...string) RouteOption {
@@ -215,6 +221,9 @@ func (rt *Router) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 	next = rt.bodyLimit(route, next)
 	next = rt.rateLimit(next)
 	if !route.Public {
+		if route.Method != http.MethodGet && route.Method != http.MethodHead && !route.Reads {
+			next = refuseReadOnly(next)
+		}
 		next = rt.authenticate(next)
 	}
 	next = rt.recover(next)
@@ -368,6 +377,18 @@ func (rt *Router) authenticate(next http.Handler) http.Handler {
 		}
 		state(r.Context()).principal = p
 		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+	})
+}
+
+// refuseReadOnly answers 403 to a read-only key before the handler runs: whatever a mutating route
+// would do, and whether or not its object exists, a read-only key may not do it.
+func refuseReadOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, _ := auth.PrincipalFrom(r.Context()); p.Role == auth.RoleReadOnly {
+			WriteProblem(w, r, NewProblem(http.StatusForbidden, "a read-only key may not change anything"))
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -563,9 +563,6 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, body *RuleRe
 }
 
 func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request) error {
-	if err := requireWriter(r, auth.WriteSuppressionRules); err != nil {
-		return err
-	}
 	accts, err := s.scope(r, auth.ReadSuppressionRules)
 	if err != nil {
 		return err

@@ -21,7 +21,6 @@ import (
 	"github.com/vigil-sec/vigil/server/api/apitest"
 	"github.com/vigil-sec/vigil/server/events"
 	"github.com/vigil-sec/vigil/server/store"
-	"github.com/vigil-sec/vigil/server/store/pgtest"
 	"github.com/vigil-sec/vigil/vulndb"
 )
 
@@ -387,7 +386,7 @@ func TestAPIKeysAndAudit(t *testing.T) {
 	v := victim{keyID: created.Key.ID, sinkID: sink.ID}
 	n := 0
 	for _, r := range e.srv.router.Routes() {
-		if r.Public || r.Method == http.MethodGet || strings.HasSuffix(r.Path, "/batch-get") { // batch-get reads
+		if r.Public || r.Method == http.MethodGet || r.Reads {
 			continue
 		}
 		path := r.Path
@@ -545,12 +544,7 @@ func (h *hookReceiver) received() (types []string, accounts []string, bad int) {
 func TestWebhookSinksSQLite(t *testing.T) { webhookSinks(t, "") }
 
 func TestWebhookSinksPostgres(t *testing.T) {
-	c := pgtest.Start(t)
-	dbname, err := c.CreateDatabase(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	webhookSinks(t, c.DSN(dbname))
+	webhookSinks(t, pgDSN(t))
 }
 
 // webhookSinks: accounts create sinks through the API; a finding event reaches the sinks that may
@@ -741,12 +735,7 @@ func TestManagementForeignAccountWalk(t *testing.T) {
 func TestDelegatedAdminRaceSQLite(t *testing.T) { delegatedAdminRace(t, "") }
 
 func TestDelegatedAdminRacePostgres(t *testing.T) {
-	c := pgtest.Start(t)
-	dbname, err := c.CreateDatabase(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	delegatedAdminRace(t, c.DSN(dbname))
+	delegatedAdminRace(t, pgDSN(t))
 }
 
 // Concurrent designations of different accounts: exactly one wins; the rest get 409, and exactly

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/vigil-sec/vigil/server/api"
-	"github.com/vigil-sec/vigil/server/auth"
 	"github.com/vigil-sec/vigil/server/store"
 )
 
@@ -18,7 +17,7 @@ func (s *Server) routesRead() {
 		api.Doc("ListFindingAggregations", "Severity counts of findings grouped by resource, package, vulnerability, image repository, image layer, account or resource type", "findings"))
 	rt.Handle("GET /v1/findings/{findingId}/details", s.getFindingDetails,
 		api.Doc("GetFindingDetails", "A finding with its score breakdown and vulnerability intelligence (EPSS, KEV, CWE, references, CVSS)", "findings"))
-	rt.Handle("POST /v1/findings/details/batch-get", api.JSONHandler(s.batchGetFindingDetails),
+	rt.Handle("POST /v1/findings/details/batch-get", api.JSONHandler(s.batchGetFindingDetails), api.Reads(),
 		api.Doc("BatchGetFindingDetails", "Details of up to 10 findings; unknown ones are listed as errors", "findings"))
 	rt.Handle("GET /v1/suppression-rules/{ruleId}", s.getRule, api.Doc("GetSuppressionRule", "One suppression rule", "suppression"))
 	rt.Handle("PATCH /v1/suppression-rules/{ruleId}", api.JSONHandler(s.updateRule),
@@ -61,12 +60,3 @@ func queryList(r *http.Request, name string) []string {
 
 // asProblem reports whether err is an API problem, setting *p.
 func asProblem(err error, p **api.Problem) bool { return errors.As(err, p) }
-
-// requireWriter refuses a mutation to a read-only key before anything is looked up, so that it
-// gets 403 whether or not the object exists (an admin key gets 404 for a missing one).
-func requireWriter(r *http.Request, action auth.Action) error {
-	if p := principal(r); action.Mutates() && p.Role == auth.RoleReadOnly {
-		return api.Forbidden("a read-only key may not change anything")
-	}
-	return nil
-}

@@ -180,9 +180,6 @@ func (s *Server) getResource(w http.ResponseWriter, r *http.Request) error {
 // it, and housekeeping deletes its findings once the removed-resource retention has passed. A new
 // inventory for the same resource brings it back.
 func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) error {
-	if err := requireWriter(r, auth.WriteResources); err != nil {
-		return err
-	}
 	accts, err := s.scope(r, auth.ReadResources)
 	if err != nil {
 		return err

@@ -106,9 +106,6 @@ func filterErrors(f model.FindingFilter) []api.FieldError {
 }
 
 func (s *Server) updateRule(w http.ResponseWriter, r *http.Request, body *RulePatch) error {
-	if err := requireWriter(r, auth.WriteSuppressionRules); err != nil {
-		return err
-	}
 	accts, err := s.scope(r, auth.ReadSuppressionRules)
 	if err != nil {
 		return err
