@@ -23,7 +23,6 @@ import (
 	"github.com/vigil-sec/vigil/server/auth"
 	"github.com/vigil-sec/vigil/server/events"
 	"github.com/vigil-sec/vigil/server/store"
-	"github.com/vigil-sec/vigil/server/store/pgtest"
 	"github.com/vigil-sec/vigil/vulndb"
 )
 
@@ -61,7 +60,8 @@ type client struct {
 	http *http.Client
 }
 
-func (c *client) do(method, path string, body any, out any) int {
+// send makes an authenticated request with body (nil: none) as JSON.
+func (c *client) send(method, path string, body any) *http.Response {
 	c.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -77,6 +77,12 @@ func (c *client) do(method, path string, body any, out any) int {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	return resp
+}
+
+func (c *client) do(method, path string, body any, out any) int {
+	c.t.Helper()
+	resp := c.send(method, path, body)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if out != nil && resp.StatusCode < 300 && len(b) > 0 {
@@ -144,12 +150,7 @@ func TestServerEndToEndSQLite(t *testing.T) { endToEnd(t, "") }
 
 // The same behaviour on PostgreSQL, with a throwaway cluster (required in CI).
 func TestServerEndToEndPostgres(t *testing.T) {
-	c := pgtest.Start(t)
-	dbname, err := c.CreateDatabase(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	endToEnd(t, c.DSN(dbname))
+	endToEnd(t, pgDSN(t))
 }
 
 func endToEnd(t *testing.T, postgres string) {

@@ -1,12 +1,9 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -23,7 +20,6 @@ import (
 	"github.com/vigil-sec/vigil/server/api/apitest"
 	"github.com/vigil-sec/vigil/server/auth"
 	"github.com/vigil-sec/vigil/server/store"
-	"github.com/vigil-sec/vigil/server/store/pgtest"
 	"github.com/vigil-sec/vigil/vulndb"
 )
 
@@ -149,12 +145,7 @@ const imageID = "sha256:9c7a54a9a43cca047013b82af109fe963fde787f63f9e016fdc33845
 func TestReadAPISQLite(t *testing.T) { testReadAPI(t, "") }
 
 func TestReadAPIPostgres(t *testing.T) {
-	c := pgtest.Start(t)
-	dbname, err := c.CreateDatabase(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	testReadAPI(t, c.DSN(dbname))
+	testReadAPI(t, pgDSN(t))
 }
 
 func testReadAPI(t *testing.T, postgres string) {
@@ -175,20 +166,7 @@ type problem struct {
 // problem sends a request expected to fail and returns its status and field errors.
 func (c *client) problem(method, path string, body any) problem {
 	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, c.base+path, rd)
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	resp := c.send(method, path, body)
 	defer resp.Body.Close()
 	p := problem{Status: resp.StatusCode}
 	json.NewDecoder(resp.Body).Decode(&p)
