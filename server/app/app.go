@@ -49,6 +49,9 @@ type Config struct {
 	Logger     *slog.Logger
 	Now        func() time.Time
 	Lifecycle  findings.Config
+	// ObserveEvery is the granularity of findings' lastObservedAt (0: an hour; negative: every
+	// submission moves it).
+	ObserveEvery time.Duration
 	// Webhooks receive every account's events, signed with their secret.
 	Webhooks []Webhook
 	// WebhookGuard refuses sink destinations (loopback, link-local, private); off by default.
@@ -280,8 +283,7 @@ func (s *Server) renewDaily(ctx context.Context) {
 // Close releases the databases.
 func (s *Server) Close() error {
 	s.submitMu.Lock()
-	s.dropShared()
-	s.hold.gen++ // a pending drop finds nothing to do
+	s.dropShared() // its watcher finds nothing to watch and stops
 	s.submitMu.Unlock()
 	var errs []error
 	if s.VulnDB != nil {

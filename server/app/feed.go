@@ -273,73 +273,97 @@ func (s *Server) catchUp(ctx context.Context) error {
 }
 
 // enterSubmit prepares this process for one submission (the caller holds submitMu shared and the
-// resource's lock): it makes sure the process holds the fleet lock shared, and makes the engine
-// forget the resource if another process stored a different inventory of it since, so that the
-// submission is evaluated in full against the stored findings.
-func (s *Server) enterSubmit(ctx context.Context, ref reeval.Ref) error {
+// resource's lock) and returns the resource as stored (found false for a new one): it makes sure
+// the process holds the fleet lock shared, and makes the engine forget the resource if another
+// process stored a different inventory of it since, so that the submission is evaluated in full
+// against the stored findings.
+func (s *Server) enterSubmit(ctx context.Context, ref reeval.Ref) (stored model.Resource, found bool, err error) {
 	if err := s.holdShared(ctx); err != nil {
-		return err
+		return stored, false, err
 	}
-	if s.Store.Dialect() != store.Postgres {
-		return nil // one process: the engine saw every inventory
-	}
-	stored, err := s.Store.GetResource(ctx, ref.Account, ref.ResourceID)
+	stored, err = s.Store.GetResource(ctx, ref.Account, ref.ResourceID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return stored, false, nil
 	}
 	if err != nil {
-		return err
+		return stored, false, err
 	}
-	if h, ok := s.engine.Hash(ref); ok && h != stored.InventoryHash {
-		s.engine.Remove(ref)
+	// One process (SQLite): the engine saw every inventory.
+	if s.Store.Dialect() == store.Postgres {
+		if h, ok := s.engine.Hash(ref); ok && h != stored.InventoryHash {
+			s.engine.Remove(ref)
+		}
 	}
-	return nil
+	return stored, true, nil
 }
 
-// sharedHoldFor is how long a process keeps the fleet lock shared across consecutive submissions:
-// a lock round trip per submission is saved, and a process waiting for the exclusive lock waits at
-// most this much longer.
-const sharedHoldFor = 50 * time.Millisecond
+// A process keeps the fleet lock shared across consecutive submissions, so that they cost no lock
+// round trip and never wait for one another. A watcher lets it go when a session of another process
+// waits for the lock (a feed pass wanting it exclusively) or after holdIdle without submissions.
+const (
+	holdPoll = 20 * time.Millisecond
+	holdIdle = time.Second
+)
 
 // fleetHold is the shared fleet lock a process holds across submissions (guarded by holdMu).
 type fleetHold struct {
 	release func()
-	since   time.Time
-	gen     int
+	used    time.Time // the last submission under it
+	gen     int       // counts holds; a watcher watches one
 }
 
 // holdShared makes sure this process holds the fleet lock shared (caller holds submitMu shared).
-// A hold older than sharedHoldFor is renewed (released and taken again), so that an exclusive
-// request queued meanwhile gets its turn; an idle hold is dropped after sharedHoldFor.
 func (s *Server) holdShared(ctx context.Context) error {
 	if s.Store.Dialect() != store.Postgres {
-		// One process: the lock is a no-op, and its idle-drop timer would stop every submission
-		// (submitMu exclusively) every sharedHoldFor for nothing.
-		return nil
+		return nil // one process: the lock is a no-op
 	}
 	s.holdMu.Lock()
 	defer s.holdMu.Unlock()
-	if s.hold.release != nil && time.Since(s.hold.since) < sharedHoldFor {
+	s.hold.used = time.Now()
+	if s.hold.release != nil {
 		return nil
 	}
-	s.dropSharedLocked()
 	rel, err := s.Store.FleetLock(ctx, false)
 	if err != nil {
 		return err
 	}
-	s.hold.release, s.hold.since = rel, time.Now()
+	s.hold.release = rel
 	s.hold.gen++
-	gen := s.hold.gen
-	time.AfterFunc(sharedHoldFor, func() {
-		s.submitMu.Lock() // no submission between its shared hold and its writes
-		defer s.submitMu.Unlock()
+	go s.watchHold(s.hold.gen)
+	return nil
+}
+
+// watchHold releases hold gen once another session waits for the fleet lock or it has been idle
+// for holdIdle. Submissions stop only for that release (submitMu exclusively: none may be between
+// its shared hold and its writes), not every time the hold ages.
+func (s *Server) watchHold(gen int) {
+	t := time.NewTicker(holdPoll)
+	defer t.Stop()
+	for range t.C {
 		s.holdMu.Lock()
-		defer s.holdMu.Unlock()
+		live, idle := s.hold.gen == gen && s.hold.release != nil, time.Since(s.hold.used) > holdIdle
+		s.holdMu.Unlock()
+		if !live {
+			return
+		}
+		if !idle {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			wanted, err := s.Store.FleetLockWanted(ctx)
+			cancel()
+			if err == nil && !wanted {
+				continue
+			}
+			// An error (the database unreachable): let the lock go rather than hold it blind.
+		}
+		s.submitMu.Lock()
+		s.holdMu.Lock()
 		if s.hold.gen == gen {
 			s.dropSharedLocked()
 		}
-	})
-	return nil
+		s.holdMu.Unlock()
+		s.submitMu.Unlock()
+		return
+	}
 }
 
 // dropShared releases the shared hold, if any (caller holds submitMu exclusively).

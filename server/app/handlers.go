@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"net/http"
 	"sort"
 	"strconv"
@@ -211,27 +212,26 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 	mu := &s.resourceMu[h.Sum32()%uint32(len(s.resourceMu))]
 	mu.Lock()
 	defer mu.Unlock()
-	if err := s.enterSubmit(ctx, reeval.Ref{Account: res.Account, ResourceID: res.ID}); err != nil {
+	stored, found, err := s.enterSubmit(ctx, reeval.Ref{Account: res.Account, ResourceID: res.ID})
+	if err != nil {
 		return nil, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	// The engine skips a resource whose InventoryHash it already holds, so the hash must be this
 	// inventory's, never one the caller read from the store (that names the previous inventory).
 	res.InventoryHash = facts.hash
-	if inv == nil {
-		if !s.engine.Resubmitted(res, score.Context{}) {
-			return nil, errNeedInventory
-		}
-		if h, err := s.Store.InventoryHash(ctx, res.Account, res.ID); err != nil || h != facts.hash {
-			return nil, errNeedInventory
-		}
+	sameInventory := found && stored.InventoryHash == facts.hash
+	if inv == nil && (!sameInventory || !s.engine.Resubmitted(res, score.Context{})) {
+		return nil, errNeedInventory
 	}
-	changed, err := s.Store.SaveResource(ctx, res)
-	if err != nil {
-		return nil, err
+	changed := !found || !sameResource(stored, res)
+	if changed {
+		if changed, err = s.Store.SaveResource(ctx, res); err != nil {
+			return nil, err
+		}
 	}
 	diff := store.InventoryDiff{NoOp: true}
-	if inv != nil {
+	if inv != nil && !sameInventory {
 		if diff, err = s.Store.PutInventory(ctx, res.Account, res.ID, res.InventoryHash, inv.Packages); err != nil {
 			return nil, err
 		}
@@ -246,7 +246,8 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 	var changes store.Changes
 	if diff.NoOp && rulesSettled(rules, changed, now) && (inv == nil || s.engine.Resubmitted(res, score.Context{})) {
 		// Observing would change nothing but lastObservedAt: the rules give what they gave last time.
-		changes = store.Changes{Account: res.Account, ObservedResources: []string{res.ID}, ObservedAt: now, Coverage: []model.Coverage{cov}}
+		changes = store.Changes{Account: res.Account, ObservedResources: []string{res.ID}, ObservedAt: now,
+			ObservedBefore: now.Add(-s.observeEvery()), Coverage: []model.Coverage{cov}}
 	} else {
 		prev, err := s.resourceFindings(ctx, res.Account, res.ID)
 		if err != nil {
@@ -261,8 +262,8 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 			return nil, err
 		}
 		r := out.Result
-		changes = store.Changes{Account: res.Account, Upsert: r.Upserts, Observed: r.Observed, ObservedAt: out.At, Delete: r.Deletes,
-			Events: r.Events, Coverage: []model.Coverage{cov}}
+		changes = store.Changes{Account: res.Account, Upsert: r.Upserts, Observed: r.Observed, ObservedAt: out.At,
+			ObservedBefore: out.At.Add(-s.observeEvery()), Delete: r.Deletes, Events: r.Events, Coverage: []model.Coverage{cov}}
 	}
 	if err := s.Store.ApplyChanges(ctx, changes); err != nil {
 		return nil, err
@@ -283,6 +284,29 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 	}
 	return sr, nil
 }
+
+// sameResource reports whether a submission leaves the stored resource's own fields as they are
+// (SaveResource would not write it).
+func sameResource(stored, res model.Resource) bool {
+	return stored.Type == res.Type && stored.Name == res.Name && maps.Equal(stored.Tags, res.Tags) &&
+		maps.Equal(stored.Metadata, res.Metadata) && stored.ImageRepository == res.ImageRepository &&
+		stored.ScanMode == res.ScanMode && stored.RemovedAt == nil
+}
+
+// observeEvery is the granularity of lastObservedAt: seeing a finding again moves it only once it
+// is at least this old, so that unchanged resubmissions rewrite no finding row.
+func (s *Server) observeEvery() time.Duration {
+	if s.cfg.ObserveEvery < 0 {
+		return 0
+	}
+	if s.cfg.ObserveEvery == 0 {
+		return DefaultObserveEvery
+	}
+	return s.cfg.ObserveEvery
+}
+
+// DefaultObserveEvery is the default granularity of findings' lastObservedAt.
+const DefaultObserveEvery = time.Hour
 
 // rulesSettled reports whether applying the rules to a resource's findings again would give what
 // it gave before: no rule is past its expiry (housekeeping has not lifted it yet), none selects on

@@ -584,3 +584,39 @@ func mustJobs(t *testing.T, srv *Server) []store.Job {
 	}
 	return out
 }
+
+// A process keeps the fleet lock shared across submissions, but lets it go as soon as another
+// process waits for it exclusively: well before the hold's idle timeout.
+func TestSharedHoldYieldsToWaiter(t *testing.T) {
+	dsn := pgDSN(t)
+	ctx := context.Background()
+	shared, mirror := filepath.Join(t.TempDir(), "vulndb.sqlite"), t.TempDir()
+	osvZip(t, mirror, "npm", lodashGHSA)
+	seedVulnDB(t, shared, mirror)
+	a := newTestServer(t, Config{Postgres: dsn, VulnDB: shared, FeedMirror: mirror})
+	b := newTestServer(t, Config{Postgres: dsn, VulnDB: shared, FeedMirror: mirror})
+	ca := apiClient(t, a, a.AdminKey())
+	var sub SubmissionResult
+	if st := ca.do("PUT", "/v1/resources/host/web-1/inventory", InventorySubmission{Inventory: inventory("4.17.15", "1.2.0")}, &sub); st != 200 {
+		t.Fatalf("submit to A: %d", st)
+	}
+	a.holdMu.Lock()
+	held := a.hold.release != nil
+	a.holdMu.Unlock()
+	if !held {
+		t.Fatal("A does not hold the fleet lock after a submission")
+	}
+	start := time.Now()
+	release, err := b.lockExclusive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited >= holdIdle/2 {
+		t.Errorf("B waited %s for the exclusive lock: A kept its hold until idle", waited)
+	}
+	release()
+	// A takes the lock shared again for its next submission.
+	if st := ca.do("PUT", "/v1/resources/host/web-1/inventory", InventorySubmission{Inventory: inventory("4.17.21", "1.2.0")}, &sub); st != 200 || sub.Closed != 1 {
+		t.Fatalf("A after B's exclusive hold: %d %+v", st, sub)
+	}
+}

@@ -17,7 +17,7 @@ import (
 // An identical request body is not decoded again, but it is an unchanged inventory only while the
 // engine and the store still hold that inventory: after another path (an agent upload) changed
 // it, the same body is a change again. An unchanged resubmission moves lastObservedAt of the open
-// findings without rewriting them.
+// findings without rewriting them, once it is an hour old.
 func TestResubmittedBodies(t *testing.T) {
 	ctx := context.Background()
 	data, mirror := t.TempDir(), t.TempDir()
@@ -35,7 +35,8 @@ func TestResubmittedBodies(t *testing.T) {
 		now = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	tick := func() time.Time { mu.Lock(); defer mu.Unlock(); now = now.Add(time.Hour); return now }
+	advance := func(d time.Duration) time.Time { mu.Lock(); defer mu.Unlock(); now = now.Add(d); return now }
+	tick := func() time.Time { return advance(time.Hour) }
 	srv, err := New(ctx, Config{DataDir: data, Now: clock})
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +69,15 @@ func TestResubmittedBodies(t *testing.T) {
 	c.do("GET", "/v1/findings/"+id, nil, &f)
 	if !f.LastObservedAt.Equal(t1) || f.Status != model.FindingActive || f.UpdatedAt.Equal(t1) {
 		t.Errorf("after an unchanged resubmission: lastObserved %v updated %v status %s, want lastObserved %v", f.LastObservedAt, f.UpdatedAt, f.Status, t1)
+	}
+	// Within the granularity (an hour by default) seeing it again writes nothing.
+	advance(30 * time.Minute)
+	if st := c.do("PUT", "/v1/resources/host/web-1/inventory", body, &sub); st != 200 || !sub.Unchanged || sub.Findings != 1 {
+		t.Fatalf("identical resubmission: %d %+v", st, sub)
+	}
+	c.do("GET", "/v1/findings/"+id, nil, &f)
+	if !f.LastObservedAt.Equal(t1) {
+		t.Errorf("lastObservedAt moved within its granularity: %v, want %v", f.LastObservedAt, t1)
 	}
 
 	// An agent upload (another path) fixes lodash: the finding closes.

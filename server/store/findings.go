@@ -800,6 +800,9 @@ type Changes struct {
 	Observed          []string
 	ObservedResources []string
 	ObservedAt        time.Time
+	// ObservedBefore, when set, limits observing to findings last observed at or before it: the
+	// server moves lastObservedAt at a granularity, so an unchanged resubmission rewrites no row.
+	ObservedBefore time.Time
 	Delete            []string // finding IDs
 	Events            []model.OutboxEvent
 	Coverage          []model.Coverage
@@ -861,16 +864,19 @@ func (s *Store) ApplyChanges(ctx context.Context, c Changes) error {
 		if err := s.upsertFindings(ctx, tx, c.Account, c.Upsert); err != nil {
 			return err
 		}
-		at := micros(c.ObservedAt)
+		at, before := micros(c.ObservedAt), micros(c.ObservedAt)
+		if !c.ObservedBefore.IsZero() {
+			before = micros(c.ObservedBefore)
+		}
 		for chunk := range slices.Chunk(c.Observed, 500) {
-			args := append([]any{at, c.Account}, anys(chunk)...)
-			if _, err := s.exec(ctx, tx, `UPDATE findings SET last_observed = ? WHERE account = ? AND id IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
+			args := append([]any{at, c.Account, before}, anys(chunk)...)
+			if _, err := s.exec(ctx, tx, `UPDATE findings SET last_observed = ? WHERE account = ? AND last_observed <= ? AND id IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
 				return fmt.Errorf("store: observe findings: %w", err)
 			}
 		}
 		for _, r := range c.ObservedResources {
-			if _, err := s.exec(ctx, tx, `UPDATE findings SET last_observed = ? WHERE account = ? AND resource_id = ? AND status <> ?`,
-				at, c.Account, r, model.FindingClosed); err != nil {
+			if _, err := s.exec(ctx, tx, `UPDATE findings SET last_observed = ? WHERE account = ? AND resource_id = ? AND status <> ? AND last_observed <= ?`,
+				at, c.Account, r, model.FindingClosed, before); err != nil {
 				return fmt.Errorf("store: observe findings of %s: %w", r, err)
 			}
 		}

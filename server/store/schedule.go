@@ -123,6 +123,24 @@ func (s *Store) FleetLock(ctx context.Context, exclusive bool) (release func(), 
 	}, nil
 }
 
+// FleetLockWanted reports whether a session of this database waits for the fleet lock: a process
+// holding it shared across submissions then lets it go. Always false on SQLite.
+func (s *Store) FleetLockWanted(ctx context.Context) (bool, error) {
+	if s.dialect != Postgres {
+		return false, nil
+	}
+	// A bigint advisory key shows in pg_locks as classid (high half), objid (low half), objsubid 1.
+	var wanted bool
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1)`,
+		fleetLockKey>>32, fleetLockKey&0xffffffff).Scan(&wanted)
+	if err != nil {
+		return false, fmt.Errorf("store: fleet lock waiters: %w", err)
+	}
+	return wanted, nil
+}
+
 // discard closes conn's session instead of returning it to the pool.
 func discard(conn *sql.Conn) {
 	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
