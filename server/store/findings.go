@@ -803,10 +803,10 @@ type Changes struct {
 	// ObservedBefore, when set, limits observing to findings last observed at or before it: the
 	// server moves lastObservedAt at a granularity, so an unchanged resubmission rewrites no row.
 	ObservedBefore time.Time
-	Delete            []string // finding IDs
-	Events            []model.OutboxEvent
-	Coverage          []model.Coverage
-	Audit             []AuditEntry
+	Delete         []string // finding IDs
+	Events         []model.OutboxEvent
+	Coverage       []model.Coverage
+	Audit          []AuditEntry
 }
 
 func (c *Changes) validate() error {
