@@ -12,8 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-sec/vigil/model"
 	"github.com/vigil-sec/vigil/server/app"
 	"github.com/vigil-sec/vigil/server/events"
+	"github.com/vigil-sec/vigil/server/findings"
 )
 
 func newServerCmd() *cobra.Command {
@@ -92,6 +94,12 @@ database without rescanning. Feeds are fetched by a background job every --updat
 	fl.StringVar(&cfg.FeedMirror, "feed-mirror", os.Getenv("VIGIL_FEED_MIRROR"), "feed updates import this mirror directory instead of fetching ($VIGIL_FEED_MIRROR)")
 	fl.StringVar(&cfg.NVDAPIKey, "nvd-api-key", os.Getenv("NVD_API_KEY"), "NVD API key for feed updates ($NVD_API_KEY)")
 	fl.DurationVar(&cfg.FeedMaxAge, "feed-max-age", 48*time.Hour, "a feed source without a successful update for longer is reported stale")
+	lc := &cfg.Lifecycle
+	fl.DurationVar(&lc.ReopenWindow, "reopen-window", model.DefaultReopenWindow, "a closed finding whose cause returns within this reopens (same ID)")
+	fl.DurationVar(&lc.ClosedRetention, "closed-retention", model.DefaultClosedRetain, "closed findings are deleted after this")
+	fl.DurationVar(&lc.RemovedRetention, "removed-retention", model.DefaultRemovedRetain, "findings of a removed resource are deleted after this")
+	fl.DurationVar(&lc.StaleAfter, "stale-after", findings.DefaultStaleAfter, "coverage of a resource whose inventory is older is STALE_INVENTORY")
+	fl.DurationVar(&cfg.ObserveEvery, "observe-every", app.DefaultObserveEvery, "granularity of findings' lastObservedAt: seeing a finding again moves it once it is this old (negative: every time)")
 	return cmd
 }
 
