@@ -112,6 +112,8 @@ type Server struct {
 	holdMu         sync.Mutex
 	versionChecked time.Time
 	hold           fleetHold
+	// obs holds unchanged resubmissions' observation times until they are written together.
+	obs observations
 	// worker names this process in job rows; wake pokes its idle workers.
 	worker string
 	wake   chan struct{}
@@ -144,8 +146,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
+	s.obs.stop, s.obs.done = make(chan struct{}), make(chan struct{})
+	go s.runObserver()
 	if s.VulnDB, err = vulndb.Open(ctx, cfg.VulnDB); err != nil {
-		s.Store.Close()
+		s.Close()
 		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
 	}
 	if err := s.ensureDefaultAccount(ctx); err != nil {
@@ -285,6 +289,11 @@ func (s *Server) Close() error {
 	s.submitMu.Lock()
 	s.dropShared() // its watcher finds nothing to watch and stops
 	s.submitMu.Unlock()
+	if s.obs.stop != nil {
+		close(s.obs.stop)
+		<-s.obs.done // the pending observations are written
+		s.obs.stop = nil
+	}
 	var errs []error
 	if s.VulnDB != nil {
 		errs = append(errs, s.VulnDB.Close())

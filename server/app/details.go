@@ -71,6 +71,7 @@ func (s *Server) getFindingDetails(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *Server) findingDetails(ctx context.Context, accts []string, id string) (*FindingDetails, error) {
+	s.beforeRead(ctx)
 	f, err := s.Store.GetFinding(ctx, accts, id)
 	if err != nil {
 		return nil, err

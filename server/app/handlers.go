@@ -243,27 +243,38 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 	res.LastScannedAt = now
 	cov := findings.DeriveCoverage(&res, model.ScanPackage, findings.ScanState{LastInventoryAt: now, OS: facts.os,
 		Ecosystems: facts.ecosystems}, now, s.cfg.Lifecycle)
-	var changes store.Changes
-	if diff.NoOp && rulesSettled(rules, changed, now) && (inv == nil || s.engine.Resubmitted(res, score.Context{})) {
-		// Observing would change nothing but lastObservedAt: the rules give what they gave last time.
-		changes = store.Changes{Account: res.Account, ObservedResources: []string{res.ID}, ObservedAt: now,
-			ObservedBefore: now.Add(-s.observeEvery()), Coverage: []model.Coverage{cov}}
-	} else {
-		prev, err := s.resourceFindings(ctx, res.Account, res.ID)
-		if err != nil {
-			return nil, err
+	state, err := s.Store.ResourceState(ctx, res.Account, res.ID, model.ScanPackage)
+	if err != nil {
+		return nil, err
+	}
+	cov, covEvent := findings.Changed(state.Coverage, cov, now)
+	if diff.NoOp && covEvent == nil && rulesSettled(rules, changed, now) && (inv == nil || s.engine.Resubmitted(res, score.Context{})) {
+		// Observing changes nothing but observation times (the rules give what they gave last
+		// time): they are written with other submissions' shortly (observations).
+		o := store.Observation{Account: res.Account, ResourceID: res.ID, ScanType: model.ScanPackage, At: now}
+		if before := now.Add(-s.observeEvery()); !state.OldestObserved.IsZero() && !state.OldestObserved.After(before) {
+			o.FindingsBefore = before
 		}
-		if inv == nil {
-			inv = &model.Inventory{} // the engine knows it by its hash (Resubmitted above)
-		}
-		// The engine recognises an unchanged inventory itself and only observes the findings again.
-		out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: inv, Prev: prev, Rules: rules}, now)
-		if err != nil {
-			return nil, err
-		}
-		r := out.Result
-		changes = store.Changes{Account: res.Account, Upsert: r.Upserts, Observed: r.Observed, ObservedAt: out.At,
-			ObservedBefore: out.At.Add(-s.observeEvery()), Delete: r.Deletes, Events: r.Events, Coverage: []model.Coverage{cov}}
+		s.noteObserved(o)
+		return &SubmissionResult{ResourceID: res.ID, Unchanged: true, Findings: state.ActiveFindings}, nil
+	}
+	prev, err := s.resourceFindings(ctx, res.Account, res.ID)
+	if err != nil {
+		return nil, err
+	}
+	if inv == nil {
+		inv = &model.Inventory{} // the engine knows it by its hash (Resubmitted above)
+	}
+	// The engine recognises an unchanged inventory itself and only observes the findings again.
+	out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: inv, Prev: prev, Rules: rules}, now)
+	if err != nil {
+		return nil, err
+	}
+	r := out.Result
+	changes := store.Changes{Account: res.Account, Upsert: r.Upserts, Observed: r.Observed, ObservedAt: out.At,
+		ObservedBefore: out.At.Add(-s.observeEvery()), Delete: r.Deletes, Events: r.Events, Coverage: []model.Coverage{cov}}
+	if covEvent != nil {
+		changes.Events = append(changes.Events, *covEvent)
 	}
 	if err := s.Store.ApplyChanges(ctx, changes); err != nil {
 		return nil, err
@@ -422,6 +433,7 @@ func (s *Server) loadFleet(ctx context.Context) error {
 }
 
 func (s *Server) listFindings(w http.ResponseWriter, r *http.Request) error {
+	s.beforeRead(r.Context())
 	accts, err := s.scope(r, auth.ReadFindings)
 	if err != nil {
 		return err
@@ -516,6 +528,7 @@ func filterFromQuery(r *http.Request) (model.FindingFilter, error) {
 }
 
 func (s *Server) getFinding(w http.ResponseWriter, r *http.Request) error {
+	s.beforeRead(r.Context())
 	accts, err := s.scope(r, auth.ReadFindings)
 	if err != nil {
 		return err
@@ -654,6 +667,7 @@ func (s *Server) reapplyRules(ctx context.Context, acct string) error {
 }
 
 func (s *Server) listCoverage(w http.ResponseWriter, r *http.Request) error {
+	s.beforeRead(r.Context())
 	accts, err := s.scope(r, auth.ReadCoverage)
 	if err != nil {
 		return err

@@ -144,6 +144,7 @@ type ResourceDetail struct {
 }
 
 func (s *Server) getResource(w http.ResponseWriter, r *http.Request) error {
+	s.beforeRead(r.Context())
 	accts, err := s.scope(r, auth.ReadResources)
 	if err != nil {
 		return err

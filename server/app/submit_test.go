@@ -70,14 +70,25 @@ func TestResubmittedBodies(t *testing.T) {
 	if !f.LastObservedAt.Equal(t1) || f.Status != model.FindingActive || f.UpdatedAt.Equal(t1) {
 		t.Errorf("after an unchanged resubmission: lastObserved %v updated %v status %s, want lastObserved %v", f.LastObservedAt, f.UpdatedAt, f.Status, t1)
 	}
-	// Within the granularity (an hour by default) seeing it again writes nothing.
-	advance(30 * time.Minute)
+	// Within the granularity (an hour by default) seeing it again writes no finding; the coverage's
+	// lastScannedAt moves (written shortly after, or before a read shows it).
+	t2 := advance(30 * time.Minute)
 	if st := c.do("PUT", "/v1/resources/host/web-1/inventory", body, &sub); st != 200 || !sub.Unchanged || sub.Findings != 1 {
 		t.Fatalf("identical resubmission: %d %+v", st, sub)
 	}
 	c.do("GET", "/v1/findings/"+id, nil, &f)
 	if !f.LastObservedAt.Equal(t1) {
 		t.Errorf("lastObservedAt moved within its granularity: %v, want %v", f.LastObservedAt, t1)
+	}
+	var cov struct{ Coverage []model.Coverage }
+	if c.do("GET", "/v1/coverage?resourceId=web-1", nil, &cov); len(cov.Coverage) != 1 || !cov.Coverage[0].LastScannedAt.Equal(t2) ||
+		cov.Coverage[0].Status != model.CoverageActive {
+		t.Errorf("coverage after the resubmission: %+v, want lastScannedAt %v", cov.Coverage, t2)
+	}
+	// The first submission announced the resource's coverage (PENDING → ACTIVE); the unchanged
+	// ones did not.
+	if got := outbox(t, srv.Store); countPrefix(got, model.EventCoverageChanged) != 1 {
+		t.Errorf("events: %v, want one coverage change", got)
 	}
 
 	// An agent upload (another path) fixes lodash: the finding closes.

@@ -98,3 +98,57 @@ func TestSaveResourceChanged(t *testing.T) {
 		}
 	})
 }
+// Observations only move times forward: one written late (after a newer change) neither moves a
+// time back nor touches a status, and findings observed more recently than FindingsBefore keep
+// their time. ResourceState reports the figures the submission path decides on.
+func TestObserveAndResourceState(t *testing.T) {
+	each(t, func(t *testing.T, e env, s *Store) {
+		seedAccounts(t, s, "111111111111")
+		seedResource(t, s, model.Resource{Account: "111111111111", ID: "i-web", Type: model.ResourceHost})
+		old := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+		recent := time.Date(2026, 11, 23, 11, 30, 0, 0, time.UTC)
+		closed := finding("111111111111", "i-web", "CVE-2023-44487", "HIGH", func(f *model.Finding) { f.Status = model.FindingClosed })
+		fresh := finding("111111111111", "i-web", "CVE-2024-6387", "HIGH", func(f *model.Finding) { f.LastObservedAt = recent })
+		cov := model.Coverage{Account: "111111111111", ResourceID: "i-web", ResourceType: model.ResourceHost, ScanType: model.ScanPackage,
+			Status: model.CoverageActive, Reason: model.ReasonSuccessful, ScanMode: "upload", LastScannedAt: recent}
+		must(t, s.ApplyChanges(ctx, Changes{Account: "111111111111", Coverage: []model.Coverage{cov}, Upsert: []model.Finding{
+			finding("111111111111", "i-web", "CVE-2022-0778", "HIGH"), closed, fresh}}))
+
+		st, err := s.ResourceState(ctx, "111111111111", "i-web", model.ScanPackage)
+		must(t, err)
+		if st.ActiveFindings != 2 || !st.OldestObserved.Equal(old) || st.Coverage == nil || st.Coverage.Status != model.CoverageActive ||
+			!st.Coverage.LastScannedAt.Equal(recent) {
+			t.Fatalf("state: %+v (coverage %+v)", st, st.Coverage)
+		}
+		if none, err := s.ResourceState(ctx, "111111111111", "i-none", model.ScanPackage); err != nil || none.ActiveFindings != 0 ||
+			!none.OldestObserved.IsZero() || none.Coverage != nil {
+			t.Fatalf("state of an unknown resource: %+v %v", none, err)
+		}
+
+		now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+		must(t, s.Observe(ctx, []Observation{{Account: "111111111111", ResourceID: "i-web", ScanType: model.ScanPackage,
+			At: now, FindingsBefore: now.Add(-time.Hour)}}))
+		got := map[string]time.Time{}
+		all, err := s.ResourceFindings(ctx, "111111111111", "i-web")
+		must(t, err)
+		for _, f := range all {
+			got[f.VulnerabilityID] = f.LastObservedAt
+		}
+		if !got["CVE-2022-0778"].Equal(now) || !got["CVE-2024-6387"].Equal(recent) || !got["CVE-2023-44487"].Equal(old) {
+			t.Errorf("lastObservedAt after observing: %v (want the old open one moved, the recent and the closed one kept)", got)
+		}
+
+		// Meanwhile the coverage changed (the resource was excluded): a late observation moves
+		// neither its status nor its time back.
+		later := now.Add(time.Minute)
+		excl := cov
+		excl.Status, excl.Reason, excl.LastScannedAt = model.CoverageInactive, model.ReasonExcludedByTag, later
+		must(t, s.PutCoverage(ctx, "111111111111", excl))
+		must(t, s.Observe(ctx, []Observation{{Account: "111111111111", ResourceID: "i-web", ScanType: model.ScanPackage, At: now}}))
+		st, err = s.ResourceState(ctx, "111111111111", "i-web", model.ScanPackage)
+		must(t, err)
+		if st.Coverage.Status != model.CoverageInactive || st.Coverage.Reason != model.ReasonExcludedByTag || !st.Coverage.LastScannedAt.Equal(later) {
+			t.Errorf("coverage after a late observation: %+v", st.Coverage)
+		}
+	})
+}
