@@ -98,6 +98,7 @@ func TestSaveResourceChanged(t *testing.T) {
 		}
 	})
 }
+
 // Observations only move times forward: one written late (after a newer change) neither moves a
 // time back nor touches a status, and findings observed more recently than FindingsBefore keep
 // their time. ResourceState reports the figures the submission path decides on.
