@@ -149,6 +149,13 @@ func TestUploadRefusedScanNotEnabled(t *testing.T) {
 	if !r.State.Exists(state.PendingFile) {
 		t.Fatal("the refused inventory was dropped")
 	}
+	// A restarted agent keeps the wait.
+	r2 := &Runner{State: r.State, Config: r.Config, API: api, Collect: h.collect, Clock: clk}
+	r2.init()
+	r2.resumeRefusal()
+	if err := r2.Flush(ctx); !errors.Is(err, errWaiting) || !r2.nextTry.Equal(r.nextTry.UTC()) {
+		t.Fatalf("restarted during the refusal: %v, next try %v (want %v)", err, r2.nextTry, r.nextTry)
+	}
 	// New snapshots (the host changes, the interval passes) do not cut the wait short.
 	for i := 0; i < 5; i++ {
 		h.pkgs = append(h.pkgs, deb("pkg"+string(rune('a'+i)), "1.0-1"))

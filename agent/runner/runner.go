@@ -151,6 +151,7 @@ func (r *Runner) Run(ctx context.Context, hostStopping func() bool) error {
 	if len(r.Watch) > 0 {
 		go Watch(ctx, r.Watch, r.Trigger, r.Log)
 	}
+	r.resumeRefusal()
 	r.Trigger() // collect at start
 	hb := time.NewTimer(0)
 	coll := time.NewTimer(r.interval())
@@ -205,6 +206,19 @@ func (r *Runner) Run(ctx context.Context, hostStopping func() bool) error {
 				armRetry()
 			}
 		}
+	}
+}
+
+// resumeRefusal carries a refusal for want of host scanning across a restart: a service restarted
+// (or crash-looping) within the wait does not send again before it ends. `run --once` does not
+// call it: an operator running it by hand means to try now.
+func (r *Runner) resumeRefusal() {
+	rec, err := r.State.LoadRefused()
+	if err != nil || rec == nil {
+		return
+	}
+	if left := rec.RetryAt.Sub(r.Clock.Now()); left > 0 && left <= notEnabledRetry {
+		r.notEnabled, r.nextTry = true, rec.RetryAt
 	}
 }
 
