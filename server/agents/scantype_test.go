@@ -71,13 +71,21 @@ func TestUploadNeedsHostScanning(t *testing.T) {
 		if a, _ := h.st.GetAgent(ctx, e.id); a.InventoryHash != "" || !a.LastInventoryAt.IsZero() {
 			t.Fatalf("a refused inventory was recorded: %q %v", a.InventoryHash, a.LastInventoryAt)
 		}
-		// Refresh keeps the reason: no NO_INVENTORY, however long the agent goes without one.
+		// Refresh keeps the reason: no NO_INVENTORY, however long the agent goes without one; a
+		// host without an agent is PENDING_DISABLE too, not UNMANAGED_INSTANCE (an agent would not help).
+		if err := h.fleet.PutResource(ctx, model.Resource{Account: testAccount, ID: "i-0abc123", Type: model.ResourceHost, Name: "from-cloud"}); err != nil {
+			t.Fatal(err)
+		}
 		h.clock.Add(DefaultNoInventoryAfter + time.Minute)
-		if _, err := h.svc.Refresh(ctx, []string{testAccount}); err != nil {
+		stats, err := h.svc.Refresh(ctx, []string{testAccount})
+		if err != nil {
 			t.Fatal(err)
 		}
 		if c := h.coverage(e.id); c.Reason != model.ReasonPendingDisable {
 			t.Fatalf("coverage after Refresh: %s/%s", c.Status, c.Reason)
+		}
+		if c := h.coverage("i-0abc123"); c.Reason != model.ReasonPendingDisable || stats.Unmanaged != 0 {
+			t.Fatalf("host without an agent: %s/%s, %d unmanaged", c.Status, c.Reason, stats.Unmanaged)
 		}
 
 		// The legacy "package" entry enables hosts too; Refresh picks it up before any upload.
