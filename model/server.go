@@ -40,6 +40,10 @@ const (
 	ReasonExcludedByTag      = "EXCLUDED_BY_TAG"
 	ReasonEligibilityExpired = "SCAN_ELIGIBILITY_EXPIRED"
 	ReasonInternalError      = "INTERNAL_ERROR"
+	// ReasonPendingDisable: the account has not enabled (or has disabled) the scan type of this
+	// resource; nothing it sends is scanned until the type is enabled (Inspector's code for a
+	// resource whose scan type was disabled).
+	ReasonPendingDisable = "PENDING_DISABLE"
 )
 
 // Account is a tenant. Every stored row belongs to one.
@@ -52,6 +56,17 @@ type Account struct {
 	// Enabled lists the scan types enabled for the account.
 	Enabled   []string  `json:"enabledScanTypes,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
+}
+
+// ScanEnabled reports whether the account enabled package scanning of resources of resourceType
+// ("host", "image", "function"). The legacy entry "package" enables all three.
+func (a *Account) ScanEnabled(resourceType string) bool {
+	for _, t := range a.Enabled {
+		if t == resourceType || t == ScanPackage {
+			return true
+		}
+	}
+	return false
 }
 
 // Resource is a thing that is scanned.

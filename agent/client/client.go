@@ -22,9 +22,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,10 +47,61 @@ type StatusError struct {
 	Op     string
 	Status int
 	Body   string
+	// Type and Detail are the problem type and detail of an RFC 9457 answer (empty otherwise).
+	Type, Detail string
+	// RetryAfter is the wait the server asked for (Retry-After, seconds or an HTTP date); zero when
+	// it asked for none.
+	RetryAfter time.Duration
 }
 
 func (e *StatusError) Error() string {
+	if e.Detail != "" {
+		return fmt.Sprintf("%s: server answered %d: %s", e.Op, e.Status, e.Detail)
+	}
 	return fmt.Sprintf("%s: server answered %d: %s", e.Op, e.Status, e.Body)
+}
+
+// ScanNotEnabled reports whether err is the server refusing an upload because the agent's account
+// has not enabled package scanning of hosts (protocol.ProblemScanNotEnabled).
+func ScanNotEnabled(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Type == protocol.ProblemScanNotEnabled
+}
+
+// RetryAfterOf is the wait a 429 or 503 answer asked for; zero for other errors and when the server
+// named none.
+func RetryAfterOf(err error) time.Duration {
+	var se *StatusError
+	if errors.As(err, &se) && (se.Status == http.StatusTooManyRequests || se.Status == http.StatusServiceUnavailable) {
+		return se.RetryAfter
+	}
+	return 0
+}
+
+// maxRetryAfter bounds a Retry-After read from the wire, so a wrong or hostile value cannot
+// overflow a duration; callers cap it further.
+const maxRetryAfter = 24 * time.Hour
+
+// ParseRetryAfter reads a Retry-After value: delay-seconds or an HTTP date (relative to now).
+// Invalid, negative or past values give zero; larger than a day is a day.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		d = maxRetryAfter
+		if n < int64(maxRetryAfter/time.Second) {
+			d = time.Duration(n) * time.Second
+		}
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
 }
 
 // Retryable reports whether an error is worth retrying later: transport failures and 5xx, 408, 429.
@@ -159,6 +212,102 @@ func Enroll(ctx context.Context, server, fingerprint string, req *protocol.Enrol
 	return &resp, ca, nil
 }
 
+// EnrollPolicy bounds EnrollRetrying. Zero fields take the defaults.
+type EnrollPolicy struct {
+	// Attempts is the most requests sent (default 8).
+	Attempts int
+	// Within is how long to keep trying: a retry whose wait would end later is not made (default
+	// 2 minutes).
+	Within time.Duration
+	// Rand returns jitter in [0,1) (default math/rand/v2).
+	Rand func() float64
+	// Sleep waits d or until ctx ends (default a timer).
+	Sleep func(ctx context.Context, d time.Duration) error
+	// OnRetry is told of each retry before its wait (the command prints it; libraries do not).
+	OnRetry func(err error, attempt int, wait time.Duration)
+}
+
+// ErrGaveUp wraps the last refusal when EnrollRetrying stops retrying.
+var ErrGaveUp = errors.New("gave up")
+
+// enrollRetryable: the server asked to come back later, before the request did anything (a 429
+// comes from the rate limit in front of enrollment; a 503 with Retry-After from a server or proxy
+// not ready). The join token is not spent by either, so sending it again is safe.
+func enrollRetryable(err error) bool {
+	var se *StatusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Status == http.StatusTooManyRequests || (se.Status == http.StatusServiceUnavailable && se.RetryAfter > 0)
+}
+
+// EnrollRetrying is Enroll, retried while the server answers 429 (or 503 with Retry-After): after
+// the Retry-After it sent, else 1 s doubling, in both cases plus up to half again of jitter
+// (RetryWait) so that hosts enrolled together spread out. It never retries sooner than the server
+// asked: it stops after p.Attempts requests, or at once when the server asks to wait beyond
+// p.Within, returning the last refusal wrapped in ErrGaveUp. Any other error is returned at once.
+func EnrollRetrying(ctx context.Context, server, fingerprint string, req *protocol.EnrollRequest, p EnrollPolicy) (*protocol.EnrollResponse, *x509.Certificate, error) {
+	if p.Attempts <= 0 {
+		p.Attempts = 8
+	}
+	if p.Within <= 0 {
+		p.Within = 2 * time.Minute
+	}
+	if p.Rand == nil {
+		p.Rand = mrand.Float64
+	}
+	if p.Sleep == nil {
+		p.Sleep = sleep
+	}
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		resp, ca, err := Enroll(ctx, server, fingerprint, req)
+		if err == nil || !enrollRetryable(err) {
+			return resp, ca, err
+		}
+		var se *StatusError
+		errors.As(err, &se)
+		base := se.RetryAfter
+		if base <= 0 {
+			base = time.Second << min(attempt-1, 6)
+		}
+		wait := RetryWait(base, p.Rand())
+		elapsed := time.Since(start)
+		switch {
+		case attempt >= p.Attempts:
+			return nil, nil, fmt.Errorf("%w after %d attempt(s) in %s: %w", ErrGaveUp, attempt, elapsed.Round(time.Second), err)
+		case elapsed+base > p.Within:
+			return nil, nil, fmt.Errorf("%w after %d attempt(s) in %s: the server asked to wait %s, beyond the %s allowed: %w",
+				ErrGaveUp, attempt, elapsed.Round(time.Second), base.Round(time.Second), p.Within, err)
+		}
+		if p.OnRetry != nil {
+			p.OnRetry(err, attempt, wait)
+		}
+		if err := p.Sleep(ctx, wait); err != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+// RetryWait is the wait before retrying after the server asked for d: never sooner than asked
+// (and at least a second), plus up to half again (r in [0,1)) so that clients refused together
+// do not return together.
+func RetryWait(d time.Duration, r float64) time.Duration {
+	d = max(d, time.Second)
+	return d + time.Duration(r*float64(d/2))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // ParseCert parses the first PEM certificate.
 func ParseCert(pemBytes []byte) (*x509.Certificate, error) {
 	blk, _ := pem.Decode(pemBytes)
@@ -262,7 +411,7 @@ func (c *Client) Release(ctx context.Context, version, goos, goarch string) (bod
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, "", "", &StatusError{Op: "release " + version, Status: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+		return nil, "", "", statusError("release "+version, resp, b)
 	}
 	body, err = io.ReadAll(io.LimitReader(resp.Body, MaxRelease+1))
 	if err != nil {
@@ -318,10 +467,7 @@ func send(hc *http.Client, req *http.Request, out any, op string) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		if len(b) > 512 {
-			b = b[:512]
-		}
-		return &StatusError{Op: op, Status: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+		return statusError(op, resp, b)
 	}
 	if len(b) > maxResponse {
 		return fmt.Errorf("%s: answer larger than %d bytes", op, maxResponse)
@@ -333,6 +479,26 @@ func send(hc *http.Client, req *http.Request, out any, op string) error {
 		return fmt.Errorf("%s: decoding the answer: %w", op, err)
 	}
 	return nil
+}
+
+// statusError describes a non-2xx answer whose body is b: the problem's type and detail when it
+// is one, and the Retry-After asked for.
+func statusError(op string, resp *http.Response, b []byte) *StatusError {
+	e := &StatusError{Op: op, Status: resp.StatusCode, RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	var p struct{ Type, Detail string }
+	if json.Unmarshal(b, &p) == nil {
+		e.Type = p.Type
+		e.Detail = truncate(strings.TrimSpace(p.Detail), 512)
+	}
+	e.Body = truncate(strings.TrimSpace(string(b)), 512)
+	return e
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // Ping proves the server is reachable over mutual TLS with the current certificate: a GET of the

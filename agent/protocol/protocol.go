@@ -163,6 +163,12 @@ type UploadResponse struct {
 	NeedFull bool   `json:"needFull,omitempty"`
 }
 
+// ProblemScanNotEnabled is the problem type (RFC 9457 "type", in a 409 answer to an upload) saying
+// that the agent's account has not enabled package scanning of hosts: the upload is refused, and
+// sending it again is pointless until an administrator enables the scan type. The host's coverage
+// says so too (INACTIVE PENDING_DISABLE).
+const ProblemScanNotEnabled = "urn:vigil:problem:scan-type-not-enabled"
+
 // RenewRequest asks for a new certificate for a new key before the current one expires.
 type RenewRequest struct {
 	CSR string `json:"csr"`

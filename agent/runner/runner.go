@@ -75,6 +75,7 @@ type Runner struct {
 	collectNow chan struct{}
 	attempt    int
 	nextTry    time.Time
+	notEnabled bool // the last upload was refused: the account has not enabled host scanning
 	mu         sync.Mutex
 	errs       []string
 	execAfter  string // set by a verified, installed, healthy update
@@ -150,6 +151,7 @@ func (r *Runner) Run(ctx context.Context, hostStopping func() bool) error {
 	if len(r.Watch) > 0 {
 		go Watch(ctx, r.Watch, r.Trigger, r.Log)
 	}
+	r.resumeRefusal()
 	r.Trigger() // collect at start
 	hb := time.NewTimer(0)
 	coll := time.NewTimer(r.interval())
@@ -207,6 +209,19 @@ func (r *Runner) Run(ctx context.Context, hostStopping func() bool) error {
 	}
 }
 
+// resumeRefusal carries a refusal for want of host scanning across a restart: a service restarted
+// (or crash-looping) within the wait does not send again before it ends. `run --once` does not
+// call it: an operator running it by hand means to try now.
+func (r *Runner) resumeRefusal() {
+	rec, err := r.State.LoadRefused()
+	if err != nil || rec == nil {
+		return
+	}
+	if left := rec.RetryAt.Sub(r.Clock.Now()); left > 0 && left <= notEnabledRetry {
+		r.notEnabled, r.nextTry = true, rec.RetryAt
+	}
+}
+
 // CollectAndStore takes a snapshot and makes it the pending upload, replacing any older one: after
 // an outage only the newest inventory is sent, diffed against the last acknowledged one.
 func (r *Runner) CollectAndStore(ctx context.Context) error {
@@ -230,8 +245,11 @@ func (r *Runner) CollectAndStore(ctx context.Context) error {
 	if err := r.State.Write(state.PendingFile, gz, 0o600); err != nil {
 		return fmt.Errorf("saving the pending upload: %w", err)
 	}
-	// A new snapshot is worth sending now, whatever the backoff said about the old one.
-	r.nextTry = time.Time{}
+	// A new snapshot is worth sending now, whatever the backoff said about the old one; but not
+	// while the server refuses every inventory of this account.
+	if !r.notEnabled {
+		r.nextTry = time.Time{}
+	}
 	return nil
 }
 
@@ -264,17 +282,45 @@ func (r *Runner) Flush(ctx context.Context) error {
 	}
 	err = r.send(ctx, p, acked)
 	if err != nil {
-		r.attempt++
-		r.nextTry = now.Add(Backoff(r.attempt, r.Rand()))
-		r.setErr("upload", err)
-		return err
+		return r.failed(now, err)
 	}
-	r.attempt, r.nextTry = 0, time.Time{}
+	r.attempt, r.nextTry, r.notEnabled = 0, time.Time{}, false
 	r.setErr("upload", nil)
+	_ = r.State.Remove(state.RefusedFile)
 	if err := r.State.SaveAcked(AckedFor(p, now.UTC())); err != nil {
 		return err
 	}
 	return r.State.Remove(state.PendingFile)
+}
+
+// failed schedules the next try after a failed upload and records the error. A refusal because
+// the account has not enabled host scanning waits NotEnabledWait (new snapshots do not cut it
+// short; a COLLECT_NOW instruction does) and is saved for `vigil-agent status`; a 429 or 503 with
+// Retry-After waits what the server asked (RetryAfterWait); anything else backs off (Backoff).
+func (r *Runner) failed(now time.Time, err error) error {
+	if client.ScanNotEnabled(err) {
+		r.notEnabled = true
+		r.nextTry = now.Add(NotEnabledWait(r.Rand()))
+		err = fmt.Errorf("refused: the server does not scan this host because its account has not enabled host scanning; "+
+			"the inventory is kept and offered again at %s (%w)", r.nextTry.UTC().Format(time.RFC3339), err)
+		rec := &state.Refused{Reason: err.Error(), Since: now.UTC(), RetryAt: r.nextTry.UTC()}
+		if old, lerr := r.State.LoadRefused(); lerr == nil && old != nil && !old.Since.IsZero() {
+			rec.Since = old.Since
+		}
+		if serr := r.State.SaveRefused(rec); serr != nil {
+			r.Log.Warn("recording the refusal", "err", serr)
+		}
+		r.setErr("upload", err)
+		return err
+	}
+	r.attempt++
+	if ra := client.RetryAfterOf(err); ra > 0 {
+		r.nextTry = now.Add(RetryAfterWait(ra, r.Rand()))
+	} else {
+		r.nextTry = now.Add(Backoff(r.attempt, r.Rand()))
+	}
+	r.setErr("upload", err)
+	return err
 }
 
 func (r *Runner) send(ctx context.Context, p *protocol.Upload, acked *state.Acked) error {
@@ -377,6 +423,8 @@ func (r *Runner) Handle(ctx context.Context, in protocol.Instruction) protocol.I
 		r.Config.IntervalSeconds = in.IntervalSeconds
 		r.saveConfig()
 	case protocol.InstructionCollectNow:
+		// An administrator asking (say, after enabling host scanning): upload without waiting.
+		r.notEnabled, r.nextTry = false, time.Time{}
 		r.Trigger()
 	case protocol.InstructionUpdate:
 		if in.Version == r.Version {

@@ -44,13 +44,19 @@ func (h *host) collect(_ context.Context, sensors, _ []string) (*collect.Snapsho
 // enrolled returns a runner enrolled with srv over real mTLS.
 func enrolled(t *testing.T, srv *agenttest.Server, h *host) *Runner {
 	t.Helper()
+	return enrolledAt(t, srv.URL, srv.Fingerprint, agenttest.Token, h)
+}
+
+// enrolledAt returns a runner enrolled with the server at url with token over real mTLS.
+func enrolledAt(t *testing.T, url, fingerprint, token string, h *host) *Runner {
+	t.Helper()
 	st, err := state.Open(filepath.Join(t.TempDir(), "state"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	key, _ := client.NewKey()
 	csr, _ := client.CSR(key, "web-01")
-	resp, ca, err := client.Enroll(context.Background(), srv.URL, srv.Fingerprint, &protocol.EnrollRequest{Token: agenttest.Token, CSR: csr, Hostname: "web-01"})
+	resp, ca, err := client.Enroll(context.Background(), url, fingerprint, &protocol.EnrollRequest{Token: token, CSR: csr, Hostname: "web-01", Version: "1.3.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,11 +70,11 @@ func enrolled(t *testing.T, srv *agenttest.Server, h *host) *Runner {
 	}
 	var cp atomic.Pointer[tls.Certificate]
 	cp.Store(pair)
-	api, err := client.New(srv.URL, ca, func() (*tls.Certificate, error) { return cp.Load(), nil })
+	api, err := client.New(url, ca, func() (*tls.Certificate, error) { return cp.Load(), nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &state.Config{Server: srv.URL, AgentID: resp.AgentID, HeartbeatSeconds: 60, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter}
+	cfg := &state.Config{Server: url, AgentID: resp.AgentID, HeartbeatSeconds: 60, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter}
 	return &Runner{State: st, Config: cfg, API: api, Collect: h.collect, Version: "1.3.0",
 		Clock: &fakeClock{t: time.Now()}, Rand: func() float64 { return 0.5 }, Cert: &cp, OnRenew: api.CloseIdle}
 }

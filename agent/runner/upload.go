@@ -11,6 +11,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/vigil-sec/vigil/agent/client"
 	"github.com/vigil-sec/vigil/agent/delta"
 	"github.com/vigil-sec/vigil/agent/protocol"
 	"github.com/vigil-sec/vigil/agent/state"
@@ -87,7 +88,26 @@ func decodePending(gz []byte) (*protocol.Upload, error) {
 const (
 	backoffBase = 5 * time.Second
 	backoffMax  = 10 * time.Minute
+	// MaxRetryAfter caps the server's Retry-After: a wrong or hostile value must not stop uploads
+	// for longer than the backoff ever would.
+	MaxRetryAfter = backoffMax
+	// notEnabledRetry is the period of retries while the account has not enabled host scanning.
+	notEnabledRetry = time.Hour
 )
+
+// RetryAfterWait is the wait before retrying after the server asked for ra (Retry-After of a 429 or
+// 503, capped at MaxRetryAfter): never sooner than asked, plus up to half again (r in [0,1)) so that
+// agents refused together do not return together.
+func RetryAfterWait(ra time.Duration, r float64) time.Duration {
+	return client.RetryWait(min(ra, MaxRetryAfter), r)
+}
+
+// NotEnabledWait is the wait after the server refused an upload because the account has not
+// enabled host scanning: 30 to 60 minutes (equal jitter), since only an administrator can change
+// that; a COLLECT_NOW instruction sends at once.
+func NotEnabledWait(r float64) time.Duration {
+	return notEnabledRetry/2 + time.Duration(r*float64(notEnabledRetry/2))
+}
 
 // Backoff is the wait before retry number attempt (1 for the first retry): exponential from 5 s,
 // capped at 10 minutes, with "equal jitter" (half fixed, half random, r in [0,1)) so that a fleet

@@ -37,6 +37,9 @@ const (
 	AckedFile   = "acked.json"
 	PendingFile = "pending.json.gz"
 	HealthyFile = "healthy"
+	// RefusedFile records that the server refuses this agent's uploads because its account has not
+	// enabled host scanning (Refused); removed by the next accepted upload.
+	RefusedFile = "refused.json"
 )
 
 // maxStateFile bounds what is read back from the state directory (a pending upload of a large host
@@ -185,6 +188,39 @@ func (d *Dir) SaveAcked(a *Acked) error {
 		return err
 	}
 	return d.Write(AckedFile, b, 0o600)
+}
+
+// Refused is why and since when the server refuses uploads, and when the agent offers the
+// inventory again.
+type Refused struct {
+	Reason  string    `json:"reason"`
+	Since   time.Time `json:"since"`
+	RetryAt time.Time `json:"retryAt"`
+}
+
+// LoadRefused reads the refusal record; nil when uploads are not refused.
+func (d *Dir) LoadRefused() (*Refused, error) {
+	b, err := d.Read(RefusedFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r Refused
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", d.File(RefusedFile), err)
+	}
+	return &r, nil
+}
+
+// SaveRefused records a refusal.
+func (d *Dir) SaveRefused(r *Refused) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return d.Write(RefusedFile, b, 0o600)
 }
 
 // WriteAtomic writes data to path through a temporary file in the same directory, synced and

@@ -156,8 +156,13 @@ func cmdStatus(args []string, stdout io.Writer) error {
 		UploadedAt    time.Time `json:"uploadedAt,omitzero"`
 		Pending       bool      `json:"pendingUpload"`
 		ReleaseKey    bool      `json:"releaseKeyPinned"`
+		// Refused is set while the server refuses uploads (the account has not enabled host scanning).
+		Refused *state.Refused `json:"uploadsRefused,omitempty"`
 	}{version, cfg.AgentID, cfg.Account, cfg.Server, cfg.NotAfter, cfg.Sensors, cfg.ExtraPaths, cfg.IntervalSeconds,
-		cfg.HeartbeatSeconds, acked.Hash, len(acked.Packages), acked.At, st.Exists(state.PendingFile), cfg.ReleaseKey != ""}
+		cfg.HeartbeatSeconds, acked.Hash, len(acked.Packages), acked.At, st.Exists(state.PendingFile), cfg.ReleaseKey != "", nil}
+	if s.Refused, err = st.LoadRefused(); err != nil {
+		return err
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -173,6 +178,10 @@ func cmdStatus(args []string, stdout io.Writer) error {
 	}
 	if s.Pending {
 		fmt.Fprintln(stdout, "an upload is waiting to be sent")
+	}
+	if s.Refused != nil {
+		fmt.Fprintf(stdout, "uploads refused since %s, next try %s: %s\n", s.Refused.Since.UTC().Format(time.RFC3339),
+			s.Refused.RetryAt.UTC().Format(time.RFC3339), s.Refused.Reason)
 	}
 	if !s.ReleaseKey {
 		fmt.Fprintln(stdout, "no release key pinned: self-update is refused")

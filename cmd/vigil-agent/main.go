@@ -3,7 +3,7 @@
 // of typed instructions and updates itself from signed releases. It never runs a command it was
 // sent, and it has no listening port.
 //
-//	vigil-agent enroll --server URL --token TOKEN --ca-fingerprint sha256:HEX [--state-dir DIR] [--release-key B64]
+//	vigil-agent enroll --server URL --token TOKEN --ca-fingerprint sha256:HEX [--state-dir DIR] [--release-key B64] [--retry-for 2m]
 //	vigil-agent run [--root /] [--state-dir DIR] [--health-check]
 //	vigil-agent install [--root-prefix DIR] [--binary PATH] [--state-dir DIR] [--root /]
 //	vigil-agent status [--state-dir DIR] [--json]
@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "enroll":
-		return cmdEnroll(ctx, args[1:], stdout)
+		return cmdEnroll(ctx, args[1:], stdout, stderr)
 	case "run":
 		return cmdRun(ctx, args[1:], stderr)
 	case "install":
@@ -83,7 +84,7 @@ func newFlags(name string) *flag.FlagSet {
 	return fs
 }
 
-func cmdEnroll(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("enroll")
 	server := f.String("server", "", "server URL, https://host:port")
 	token := f.String("token", os.Getenv("VIGIL_AGENT_TOKEN"), "join token (or $VIGIL_AGENT_TOKEN)")
@@ -92,6 +93,7 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer) error {
 	root := f.String("root", "/", "the host's root file system (for hostname, machine-id, OS)")
 	releaseKey := f.String("release-key", "", "base64 ed25519 public key of agent releases (self-update is refused without it)")
 	force := f.Bool("force", false, "enroll again even if already enrolled")
+	retryFor := f.Duration("retry-for", 2*time.Minute, "keep retrying a rate-limited enrollment (429) this long at most")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -119,9 +121,17 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	resp, ca, err := client.Enroll(ctx, *server, *fp, &protocol.EnrollRequest{
+	// The server rate-limits enrollment per client address (50/s by default): a fleet enrolled at
+	// once, or hosts behind one NAT address, are told to come back later.
+	resp, ca, err := client.EnrollRetrying(ctx, *server, *fp, &protocol.EnrollRequest{
 		Token: *token, CSR: csr, Hostname: facts.Hostname, MachineID: facts.MachineID, Version: version, OS: facts.OS,
-	})
+	}, client.EnrollPolicy{Within: *retryFor, OnRetry: func(err error, attempt int, wait time.Duration) {
+		fmt.Fprintf(stderr, "vigil-agent: the server is busy (%s); enrolling again in %s (attempt %d)\n",
+			refusal(err), wait.Round(100*time.Millisecond), attempt+1)
+	}})
+	if errors.Is(err, client.ErrGaveUp) {
+		return fmt.Errorf("enrollment not done, the server is busy: %v\nnothing was saved and the join token was not used: run the same enroll command again later (or with a longer --retry-for)", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -147,6 +157,15 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer) error {
 	_ = st.Remove(state.AckedFile) // a new identity starts with a full upload
 	fmt.Fprintf(stdout, "enrolled as %s (account %s); certificate valid until %s\n", resp.AgentID, resp.Account, cert.NotAfter.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// refusal names a server refusal briefly: "429 Too Many Requests".
+func refusal(err error) string {
+	var se *client.StatusError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%d %s", se.Status, http.StatusText(se.Status))
+	}
+	return err.Error()
 }
 
 // quickFacts reads what enrollment tells the server: hostname, machine-id, OS.

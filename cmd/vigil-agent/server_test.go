@@ -70,7 +70,8 @@ func TestAgainstServerAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fleet.Close()
-	if err := fleet.PutAccount(ctx, model.Account{ID: "acme", Name: "Acme", Role: model.AccountStandalone, CreatedAt: time.Now()}); err != nil {
+	if err := fleet.PutAccount(ctx, model.Account{ID: "acme", Name: "Acme", Role: model.AccountStandalone,
+		Enabled: []string{model.ResourceHost}, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	rec := &recorder{}

@@ -13,8 +13,13 @@
 // Load: a heartbeat that changes nothing but the time is not written at once; such heartbeats are
 // written together every 2 s (Config.HeartbeatFlush), and the admin views and Refresh write the
 // pending ones first. At most Config.MaxUploads uploads are decoded and stored at once; another
-// waits up to Config.UploadWait, unread, and is then answered 503 with Retry-After; the agent
-// retries with its backoff (bench/agent-scale.sh: 5,000 agents on one 2-core server).
+// waits up to Config.UploadWait, unread, and is then answered 503 with Retry-After, which the
+// agent honours (bench/agent-scale.sh: 5,000 agents on one 2-core server).
+//
+// Scan types: an upload for an account that has not enabled package scanning of hosts ("host",
+// or the legacy "package") is refused unread with 409 and the problem type
+// protocol.ProblemScanNotEnabled, and the host's coverage becomes INACTIVE PENDING_DISABLE
+// (Refresh keeps it so, and brings it back once the scan type is enabled).
 //
 // Mounting: AgentRoutes are public as far as API keys go (each authenticates itself: enrollment
 // by join token, the rest by client certificate); AdminRoutes sit behind API-key auth and call
@@ -85,8 +90,9 @@ func (f SinkFunc) Submit(ctx context.Context, res model.Resource, inv *model.Inv
 }
 
 // Fleet is the part of the server store the agents package reads and writes: host resources and
-// their coverage. *store.Store implements it.
+// their coverage, and the accounts' enabled scan types. *store.Store implements it.
 type Fleet interface {
+	ListAccounts(ctx context.Context, accounts []string) ([]model.Account, error)
 	PutResource(ctx context.Context, r model.Resource) error
 	GetResource(ctx context.Context, account, id string) (model.Resource, error)
 	ListResources(ctx context.Context, accounts []string, q store.ResourceQuery) (store.ResourcePage, error)
@@ -118,8 +124,8 @@ type Config struct {
 	// this long after they arrive (default DefaultHeartbeatFlush; negative: each at once).
 	HeartbeatFlush time.Duration
 	// MaxUploads bounds the uploads decoded or being stored at once (default
-	// DefaultMaxUploads); more are answered 503 with Retry-After, and the agent retries with its
-	// backoff. A fleet enrolled at once then queues on the agents, not in the server's memory.
+	// DefaultMaxUploads); more are answered 503 with Retry-After, and the agent retries after that
+	// Retry-After. A fleet enrolled at once then queues on the agents, not in the server's memory.
 	MaxUploads int
 	// UploadWait is how long an upload waits for one of those slots before it is refused
 	// (default DefaultUploadWait): a burst queues briefly instead of retrying at once.

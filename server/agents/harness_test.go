@@ -124,7 +124,8 @@ func newHarness(t *testing.T, backend string, tweak ...func(*Config)) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fleet.Close() })
-	if err := fleet.PutAccount(ctx, model.Account{ID: testAccount, Name: "Acme", Role: model.AccountStandalone, CreatedAt: clk.Now()}); err != nil {
+	if err := fleet.PutAccount(ctx, model.Account{ID: testAccount, Name: "Acme", Role: model.AccountStandalone,
+		Enabled: []string{model.ResourceHost}, CreatedAt: clk.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	var st Storage = NewMemory()

@@ -32,15 +32,21 @@ func (s *Service) PingStatus(a Agent, now time.Time) string {
 }
 
 // hostCoverage derives the package-scan coverage of an agent's host. The inventory-based rules
-// of findings.DeriveCoverage apply, refined by what only the agent knows.
-func (s *Service) hostCoverage(res model.Resource, a Agent, now time.Time) model.Coverage {
+// of findings.DeriveCoverage apply, refined by what only the agent knows. enabled says whether
+// the account has package scanning of hosts enabled: when not, the host is INACTIVE
+// PENDING_DISABLE (unless terminated), the first thing to fix before anything else matters.
+func (s *Service) hostCoverage(res model.Resource, a Agent, enabled bool, now time.Time) model.Coverage {
 	c := findings.DeriveCoverage(&res, model.ScanPackage, findings.ScanState{LastInventoryAt: a.LastInventoryAt, OS: a.OS}, now, s.cfg.Lifecycle)
 	set := func(status, reason string) model.Coverage {
 		c.Status, c.Reason = status, reason
 		return c
 	}
 	switch {
-	case c.Reason == model.ReasonResourceTerminated || c.Reason == model.ReasonExcludedByTag:
+	case c.Reason == model.ReasonResourceTerminated:
+		return c
+	case !enabled:
+		return set(model.CoverageInactive, model.ReasonPendingDisable)
+	case c.Reason == model.ReasonExcludedByTag:
 		return c
 	case a.RevokedAt != nil:
 		return set(model.CoverageInactive, model.ReasonUnmanagedInstance)
@@ -62,9 +68,28 @@ func osSupported(o *model.OS) bool {
 	return ok
 }
 
+// hostScanEnabled reports whether account has package scanning of hosts enabled. An account
+// that no longer exists has nothing enabled.
+func (s *Service) hostScanEnabled(ctx context.Context, account string) (bool, error) {
+	accts, err := s.cfg.Fleet.ListAccounts(ctx, []string{account})
+	if err != nil {
+		return false, err
+	}
+	return len(accts) == 1 && accts[0].ScanEnabled(model.ResourceHost), nil
+}
+
 // refreshHost writes the agent's host resource and its coverage, with a coverage-changed event
 // when status or reason changed.
 func (s *Service) refreshHost(ctx context.Context, a Agent, now time.Time) error {
+	enabled, err := s.hostScanEnabled(ctx, a.Account)
+	if err != nil {
+		return err
+	}
+	return s.refreshHostScan(ctx, a, enabled, now)
+}
+
+// refreshHostScan is refreshHost when whether host scanning is enabled is already known.
+func (s *Service) refreshHostScan(ctx context.Context, a Agent, enabled bool, now time.Time) error {
 	res, changed, err := s.hostResourceChanged(ctx, a)
 	if err != nil {
 		return err
@@ -83,7 +108,7 @@ func (s *Service) refreshHost(ctx context.Context, a Agent, now time.Time) error
 	if len(page.Coverage) > 0 {
 		prev = &page.Coverage[0]
 	}
-	return s.writeCoverage(ctx, prev, s.hostCoverage(res, a, now), now)
+	return s.writeCoverage(ctx, prev, s.hostCoverage(res, a, enabled, now), now)
 }
 
 // writeCoverage stores next unless nothing about it changed.
@@ -121,7 +146,8 @@ type RefreshStats struct {
 }
 
 // Refresh brings the package coverage of every agent's host up to date (STALE_INVENTORY after
-// 7 days without inventory, NO_INVENTORY, INSTANCE_STOPPED, ...) and marks the host resources of
+// 7 days without inventory, NO_INVENTORY, INSTANCE_STOPPED, PENDING_DISABLE while the account has
+// not enabled host scanning, ...) and marks the host resources of
 // accounts that no agent reports for — known from elsewhere, with no inventory yet or formerly
 // agent-managed — UNMANAGED_INSTANCE. Call it periodically (every minute or few). accounts are
 // the accounts to check for unmanaged hosts; accounts with agents are always included.
@@ -150,6 +176,16 @@ func (s *Service) Refresh(ctx context.Context, accounts []string) (RefreshStats,
 	accs = slices.Compact(accs)
 	if len(accs) == 0 {
 		return st, nil
+	}
+	enabled := map[string]bool{}
+	for chunk := range slices.Chunk(accs, 500) {
+		list, err := s.cfg.Fleet.ListAccounts(ctx, chunk)
+		if err != nil {
+			return st, err
+		}
+		for _, acct := range list {
+			enabled[acct.ID] = acct.ScanEnabled(model.ResourceHost)
+		}
 	}
 	prevCov := map[[2]string]model.Coverage{}
 	q := store.CoverageQuery{ResourceTypes: []string{model.ResourceHost}, ScanTypes: []string{model.ScanPackage}, PageSize: 1000}
@@ -192,7 +228,7 @@ func (s *Service) Refresh(ctx context.Context, accounts []string) (RefreshStats,
 				} else {
 					st.ConnectionLost++
 				}
-				if err := write(key, s.hostCoverage(res, a, now)); err != nil {
+				if err := write(key, s.hostCoverage(res, a, enabled[res.Account], now)); err != nil {
 					return st, err
 				}
 				continue
@@ -201,7 +237,11 @@ func (s *Service) Refresh(ctx context.Context, accounts []string) (RefreshStats,
 				continue // covered by another scan mode (upload, agentless, ssh)
 			}
 			c := findings.DeriveCoverage(&res, model.ScanPackage, findings.ScanState{}, now, s.cfg.Lifecycle)
-			if c.Reason != model.ReasonResourceTerminated && c.Reason != model.ReasonExcludedByTag {
+			switch {
+			case c.Reason == model.ReasonResourceTerminated:
+			case !enabled[res.Account]:
+				c.Status, c.Reason = model.CoverageInactive, model.ReasonPendingDisable
+			case c.Reason != model.ReasonExcludedByTag:
 				c.Status, c.Reason = model.CoverageInactive, model.ReasonUnmanagedInstance
 				st.Unmanaged++
 			}

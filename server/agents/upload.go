@@ -129,11 +129,32 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// uploadRetryAfter is the Retry-After of an upload refused for load; agents add their own backoff.
+// scanNotEnabled is the answer to an upload for an account without host scanning: 409 with the
+// problem type the agent recognizes (it then retries rarely instead of backing off as for an
+// outage), and the detail saying how to enable it.
+func scanNotEnabled(account string) *api.Problem {
+	return &api.Problem{Type: protocol.ProblemScanNotEnabled, Title: "Scan type not enabled", Status: http.StatusConflict,
+		Detail: fmt.Sprintf("package scanning of hosts is not enabled for account %s, so its agents' inventories are refused: "+
+			"POST /v1/accounts/%s/enable {\"scanTypes\": [%q]}", account, account, model.ResourceHost)}
+}
+
+// uploadRetryAfter is the Retry-After of an upload refused for load; agents wait at least that
+// long, plus up to half again of jitter so that refused agents do not come back in step.
 const uploadRetryAfter = 15
 
 func (s *Service) upload(w http.ResponseWriter, r *http.Request) error {
 	a, _ := AgentFrom(r.Context())
+	// Checked before anything else: a refused upload takes no slot and is not read.
+	enabled, err := s.hostScanEnabled(r.Context(), a.Account)
+	if err != nil {
+		return err
+	}
+	if !enabled {
+		if err := s.refreshHostScan(r.Context(), a, false, s.nowUTC()); err != nil {
+			return err
+		}
+		return scanNotEnabled(a.Account)
+	}
 	// Taken before the body is read: a waiting or refused upload costs neither decoding nor memory.
 	wait := time.NewTimer(s.cfg.UploadWait)
 	select {
@@ -163,7 +184,7 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) error {
 	return api.WriteJSON(w, http.StatusOK, out)
 }
 
-// receive applies an upload: a repeated hash is only a confirmation; a delta is rebuilt on the
+// receive applies an upload (of an account with host scanning enabled): a repeated hash is only a confirmation; a delta is rebuilt on the
 // stored base; the result must hash to u.Hash. The sink runs before the inventory is stored, so
 // a failed submission is retried by the agent's next upload of the same hash.
 func (s *Service) receive(ctx context.Context, a Agent, u *protocol.Upload) (protocol.UploadResponse, error) {
@@ -175,7 +196,7 @@ func (s *Service) receive(ctx context.Context, a Agent, u *protocol.Upload) (pro
 				return protocol.UploadResponse{}, err
 			}
 			a.LastInventoryAt = now
-			return protocol.UploadResponse{Hash: u.Hash}, s.refreshHost(ctx, a, now)
+			return protocol.UploadResponse{Hash: u.Hash}, s.refreshHostScan(ctx, a, true, now)
 		}
 	}
 	inv := u.Full
@@ -222,7 +243,7 @@ func (s *Service) receive(ctx context.Context, a Agent, u *protocol.Upload) (pro
 		return protocol.UploadResponse{}, err
 	}
 	a.InventoryHash, a.LastInventoryAt = u.Hash, now
-	return protocol.UploadResponse{Hash: u.Hash}, s.refreshHost(ctx, a, now)
+	return protocol.UploadResponse{Hash: u.Hash}, s.refreshHostScan(ctx, a, true, now)
 }
 
 // boundFacts keeps the facts an agent reports to a displayable size.

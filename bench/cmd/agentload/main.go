@@ -588,7 +588,7 @@ func enroll(ctx context.Context, c config, b *base, i int, rec *recorder) (*sim,
 	}
 	var resp *protocol.EnrollResponse
 	// Enrollment is limited per client address (50/s) and every simulated agent shares this one:
-	// wait and retry on 429 as an install script would. The refusals are counted apart.
+	// wait and retry on 429 as `vigil-agent enroll` does. The refusals are counted apart.
 	for attempt := 0; ; attempt++ {
 		err = rec.time("enroll", func() error {
 			return enrollOnce(ctx, c, b, s, key, csr, &resp)
@@ -597,7 +597,7 @@ func enroll(ctx context.Context, c config, b *base, i int, rec *recorder) (*sim,
 		if !errors.As(err, &se) || se.Status != 429 || attempt > 100 {
 			break
 		}
-		if !sleep(ctx, time.Second+time.Duration(s.rng.IntN(1000))*time.Millisecond) {
+		if !sleep(ctx, client.RetryWait(se.RetryAfter, s.rng.Float64())) {
 			return nil, ctx.Err()
 		}
 	}
@@ -644,7 +644,7 @@ func live(ctx context.Context, c config, b *base, s *sim, rec *recorder, offset 
 	if err != nil || period <= 0 {
 		period = c.heartbeat
 	}
-	// Retry the full upload as the agent would, with its backoff.
+	// Retry the full upload as the agent would: after the server's Retry-After, else its backoff.
 	first := time.Now()
 	p, body, err := s.prepare(b, nil)
 	if err != nil {
@@ -659,7 +659,11 @@ func live(ctx context.Context, c config, b *base, s *sim, rec *recorder, offset 
 		if errors.Is(err, context.Canceled) {
 			break
 		}
-		if !sleep(ctx, runner.Backoff(attempt, s.rng.Float64())) {
+		wait := runner.Backoff(attempt, s.rng.Float64())
+		if ra := client.RetryAfterOf(err); ra > 0 {
+			wait = runner.RetryAfterWait(ra, s.rng.Float64())
+		}
+		if !sleep(ctx, wait) {
 			break
 		}
 	}
