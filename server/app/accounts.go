@@ -402,7 +402,7 @@ func (s *Server) requireScanType(ctx context.Context, acct, resourceType string)
 	if err != nil {
 		return storeErr(err, "account")
 	}
-	if slices.Contains(normalizeScanTypes(a.Enabled), resourceType) {
+	if a.ScanEnabled(resourceType) {
 		return nil
 	}
 	return api.Conflict(fmt.Sprintf("scanning of %s resources is not enabled for account %s: POST /v1/accounts/%s/enable {\"scanTypes\": [%q]}",
