@@ -325,21 +325,13 @@ func (s *Store) PutInventory(ctx context.Context, account, resourceID, hash stri
 				return fmt.Errorf("store: put inventory %s: delete packages: %w", resourceID, err)
 			}
 		}
-		const cols = 12
-		for chunk := range slices.Chunk(added, 200) {
-			var b strings.Builder
-			b.WriteString(`INSERT INTO packages (account, resource_id, ecosystem, name, version, source_name, source_version, purl, location, layer, arch, extractor) VALUES `)
-			args := make([]any, 0, len(chunk)*cols)
-			for i, r := range chunk {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString("(" + placeholders(cols) + ")")
-				args = append(args, account, resourceID, r.Ecosystem, r.Name, r.Version, r.SourceName, r.SourceVersion, r.PURL, r.Location, r.Layer, r.Arch, r.Extractor)
-			}
-			if _, err := s.exec(ctx, tx, b.String(), args...); err != nil {
-				return fmt.Errorf("store: put inventory %s: insert packages: %w", resourceID, err)
-			}
+		b := newBulk("packages", []string{"account", "resource_id", "ecosystem", "name", "version", "source_name", "source_version", "purl", "location", "layer", "arch", "extractor"},
+			[]colType{colText, colText, colText, colText, colText, colText, colText, colText, colText, colText, colText, colText}, "", 200)
+		for _, r := range added {
+			b.add(account, resourceID, r.Ecosystem, r.Name, r.Version, r.SourceName, r.SourceVersion, r.PURL, r.Location, r.Layer, r.Arch, r.Extractor)
+		}
+		if err := b.flush(ctx, s, tx); err != nil {
+			return fmt.Errorf("store: put inventory %s: insert packages: %w", resourceID, err)
 		}
 		_, err = s.exec(ctx, tx, `UPDATE resources SET inventory_hash = ?, last_scanned_at = ? WHERE account = ? AND id = ?`,
 			hash, micros(s.now()), account, resourceID)

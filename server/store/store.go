@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -212,18 +213,25 @@ func (s *Store) rebind(q string) string {
 	if s.dialect != Postgres {
 		return q
 	}
-	var b strings.Builder
-	b.Grow(len(q) + 16)
-	n := 0
-	for i := 0; i < len(q); i++ {
-		if q[i] == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteByte(q[i])
+	k := strings.Count(q, "?")
+	if k == 0 {
+		return q
 	}
-	return b.String()
+	// Multi-row statements hold thousands of placeholders: append, never format.
+	b := make([]byte, 0, len(q)+k*5)
+	n := int64(0)
+	for {
+		i := strings.IndexByte(q, '?')
+		if i < 0 {
+			break
+		}
+		n++
+		b = append(b, q[:i]...)
+		b = append(b, '$')
+		b = strconv.AppendInt(b, n, 10)
+		q = q[i+1:]
+	}
+	return string(append(b, q...))
 }
 
 // querier is what *sql.DB and *sql.Tx share.
