@@ -98,6 +98,12 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 	// 32 MiB of page cache per connection (the default is 2 MiB): index pages of a large findings
 	// table stay in memory.
 	q.Add("_pragma", "cache_size(-32768)")
+	// A first inventory dirties a few thousand scattered index pages per commit: checkpointing every
+	// 64 MiB of WAL instead of every 4 MiB writes a page rewritten by several commits back once
+	// (about 13% less CPU per new host, measured with BenchmarkWrite). The WAL is truncated back to
+	// that size after a checkpoint.
+	q.Add("_pragma", "wal_autocheckpoint(16384)")
+	q.Add("_pragma", "journal_size_limit(67108864)")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()
 	db, err := sql.Open("sqlite", dsn)
