@@ -272,8 +272,14 @@ func (s *Store) PutInventory(ctx context.Context, account, resourceID, hash stri
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		diff = InventoryDiff{}
-		// Re-check under the write lock: a concurrent writer may have stored the same inventory.
-		if err := s.queryRow(ctx, tx, `SELECT inventory_hash FROM resources WHERE account = ? AND id = ?`, account, resourceID).Scan(&cur); err != nil {
+		// Re-check under the write lock: a concurrent writer may have stored the same inventory. On
+		// PostgreSQL the row lock is that write lock, and it keeps the resource from being deleted
+		// under its new packages (they have no foreign key; a deletion cascades by trigger).
+		lock := ""
+		if s.dialect == Postgres {
+			lock = " FOR NO KEY UPDATE"
+		}
+		if err := s.queryRow(ctx, tx, `SELECT inventory_hash FROM resources WHERE account = ? AND id = ?`+lock, account, resourceID).Scan(&cur); err != nil {
 			return fmt.Errorf("store: put inventory %s: %w", resourceID, err)
 		}
 		if cur == hash {

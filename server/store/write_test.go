@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"testing"
@@ -87,5 +88,55 @@ func TestUpsertFindingPackages(t *testing.T) {
 		if n := count(model.FindingFilter{PackageNames: []string{"libssl3"}}); n != 1099 {
 			t.Fatalf("libssl3 findings at the end = %d, want 1099", n)
 		}
+	})
+}
+
+// Deleting findings removes their documents and package rows; deleting a resource removes its
+// packages and findings with theirs, and nothing of another resource.
+func TestDeleteCascades(t *testing.T) {
+	each(t, func(t *testing.T, e env, s *Store) {
+		seedAccounts(t, s, acctA)
+		for _, r := range []string{"i-1", "i-2"} {
+			seedResource(t, s, model.Resource{Account: acctA, ID: r, Type: model.ResourceHost})
+			_, err := s.PutInventory(ctx, acctA, r, "h-"+r, debianHost())
+			must(t, err)
+			var fs []model.Finding
+			for _, v := range []string{"CVE-2024-0727", "CVE-2023-5678", "CVE-2024-2511"} {
+				fs = append(fs, finding(acctA, r, v, "HIGH", func(f *model.Finding) {
+					f.Packages = []model.VulnerablePackage{{Name: "libssl3", Version: "3.0.11-1", Ecosystem: "Debian:12"}}
+				}))
+			}
+			must(t, s.ApplyChanges(ctx, Changes{Account: acctA, Upsert: fs}))
+		}
+		count := func(table, where string, args ...any) int {
+			t.Helper()
+			var n int
+			must(t, s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM `+table+` WHERE `+where, args...).Scan(&n))
+			return n
+		}
+		pkgs := len(debianHost())
+		check := func(when string, want map[string][4]int) {
+			t.Helper()
+			for r, w := range want {
+				got := [4]int{
+					count("packages", "account = ? AND resource_id = ?", acctA, r),
+					count("findings", "account = ? AND resource_id = ?", acctA, r),
+					count("finding_data", "account = ? AND id LIKE ?", acctA, acctA+"/"+r+"/%"),
+					count("finding_packages", "account = ? AND finding_id LIKE ?", acctA, acctA+"/"+r+"/%"),
+				}
+				if got != w {
+					t.Errorf("%s: %s has packages, findings, documents, package rows %v, want %v", when, r, got, w)
+				}
+			}
+		}
+		check("written", map[string][4]int{"i-1": {pkgs, 3, 3, 3}, "i-2": {pkgs, 3, 3, 3}})
+		must(t, s.ApplyChanges(ctx, Changes{Account: acctA, Delete: []string{fid(acctA, "i-1", "CVE-2024-0727"), fid(acctA, "i-1", "CVE-2023-5678")}}))
+		check("two findings deleted", map[string][4]int{"i-1": {pkgs, 1, 1, 1}, "i-2": {pkgs, 3, 3, 3}})
+		must(t, s.DeleteResource(ctx, acctA, "i-1"))
+		check("resource deleted", map[string][4]int{"i-1": {0, 0, 0, 0}, "i-2": {pkgs, 3, 3, 3}})
+		if _, err := s.PutInventory(ctx, acctA, "i-1", "h-again", debianHost()); !errors.Is(err, ErrNotFound) {
+			t.Errorf("inventory of a deleted resource: %v, want ErrNotFound", err)
+		}
+		check("inventory refused", map[string][4]int{"i-1": {0, 0, 0, 0}})
 	})
 }
