@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"strings"
 )
 
@@ -75,7 +76,14 @@ func (b *bulkInsert) flush(ctx context.Context, s *Store, q querier) error {
 				cols[c], casts[c] = v, "?::float8[]"
 			}
 		}
-		_, err := s.exec(ctx, q, b.head+` SELECT * FROM unnest(`+strings.Join(casts, ", ")+`) `+b.tail, cols...)
+		// Rows keep the order they were added in (an identity column such as the outbox's sequence
+		// numbers them in that order).
+		names := make([]string, len(b.types))
+		for c := range names {
+			names[c] = "c" + strconv.Itoa(c)
+		}
+		_, err := s.exec(ctx, q, b.head+` SELECT `+strings.Join(names, ", ")+` FROM unnest(`+strings.Join(casts, ", ")+
+			`) WITH ORDINALITY AS u (`+strings.Join(names, ", ")+`, n) ORDER BY n `+b.tail, cols...)
 		return err
 	}
 	row := "(" + placeholders(len(b.types)) + ")"

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/vigil-sec/vigil/model"
 )
@@ -138,5 +139,29 @@ func TestDeleteCascades(t *testing.T) {
 			t.Errorf("inventory of a deleted resource: %v, want ErrNotFound", err)
 		}
 		check("inventory refused", map[string][4]int{"i-1": {0, 0, 0, 0}})
+	})
+}
+
+// Events are numbered, and so delivered, in the order ApplyChanges was given them, across bulk
+// statements.
+func TestEventOrder(t *testing.T) {
+	each(t, func(t *testing.T, e env, s *Store) {
+		seedAccounts(t, s, acctA)
+		var evs []model.OutboxEvent
+		for i := range 1300 {
+			id := "ev-" + strconv.Itoa((i*7919)%1300) // IDs out of order
+			evs = append(evs, model.OutboxEvent{ID: id, Type: model.EventFindingCreated, Account: acctA, Subject: id})
+		}
+		must(t, s.ApplyChanges(ctx, Changes{Account: acctA, Events: evs}))
+		recs, err := s.ClaimEvents(ctx, 2000, time.Minute)
+		must(t, err)
+		if len(recs) != len(evs) {
+			t.Fatalf("claimed %d events, want %d", len(recs), len(evs))
+		}
+		for i, r := range recs {
+			if r.Event.ID != evs[i].ID || (i > 0 && r.Seq <= recs[i-1].Seq) {
+				t.Fatalf("event %d: %s (seq %d), want %s after seq %d", i, r.Event.ID, r.Seq, evs[i].ID, recs[max(i-1, 0)].Seq)
+			}
+		}
 	})
 }
