@@ -903,12 +903,49 @@ func (s *Store) ApplyChanges(ctx context.Context, c Changes) error {
 	})
 }
 
-// Rows per multi-row statement: few round trips, well under both dialects' parameter limits.
-const upsertChunk = 250
+// Rows per multi-row statement on SQLite: few statements, well under its parameter limit.
+// PostgreSQL takes a whole chunk as one array per column.
+const (
+	upsertChunk = 250
+	writeChunk  = 1000
+)
 
-// upsertFindings writes findings with multi-row statements: a resource's first inventory or a
-// feed delta writes hundreds at once. The findings' lastObservedAt goes to its column; reads take
-// it from there (ObservedAt moves it without rewriting the document).
+var (
+	findingCols = []string{"account", "id", "resource_id", "resource_type", "type", "vulnerability_id", "severity",
+		"severity_rank", "status", "fix_available", "exploit_available", "epss", "risk_score", "first_observed", "last_observed",
+		"updated_at", "image_repository"}
+	findingTypes = []colType{colText, colText, colText, colText, colText, colText, colText,
+		colInt, colText, colText, colText, colFloat, colFloat, colInt, colInt,
+		colInt, colText}
+)
+
+const findingUpsert = `ON CONFLICT (account, id) DO UPDATE SET resource_id = excluded.resource_id, resource_type = excluded.resource_type,
+	type = excluded.type, vulnerability_id = excluded.vulnerability_id, severity = excluded.severity,
+	severity_rank = excluded.severity_rank, status = excluded.status, fix_available = excluded.fix_available,
+	exploit_available = excluded.exploit_available, epss = excluded.epss, risk_score = excluded.risk_score,
+	first_observed = excluded.first_observed, last_observed = excluded.last_observed,
+	updated_at = excluded.updated_at, image_repository = excluded.image_repository`
+
+// pkgKey is one finding_packages row of a finding.
+type pkgKey struct{ name, version, ecosystem, layer string }
+
+func comparePkgKeys(a, b pkgKey) int {
+	if c := strings.Compare(a.name, b.name); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.version, b.version); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.ecosystem, b.ecosystem); c != 0 {
+		return c
+	}
+	return strings.Compare(a.layer, b.layer)
+}
+
+// upsertFindings writes findings with bulk statements: a resource's first inventory or a feed delta
+// writes hundreds at once. The findings' lastObservedAt goes to its column; reads take it from
+// there (ObservedAt moves it without rewriting the document). A finding's package rows are
+// rewritten only when its packages changed: a re-rated or re-observed finding keeps them.
 func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, fs []model.Finding) error {
 	if len(fs) == 0 {
 		return nil
@@ -933,35 +970,44 @@ func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, 
 			fs = uniq
 		}
 	}
-	// Findings carry their resource's image repository (a filter column).
+	// Findings carry their resource's image repository (a filter column): one read per 500
+	// resources (a feed delta's batch spans hundreds).
 	repos := map[string]string{}
+	var resIDs []string
 	for i := range fs {
-		id := fs[i].ResourceID
-		if _, ok := repos[id]; ok {
-			continue
+		if _, ok := repos[fs[i].ResourceID]; !ok {
+			repos[fs[i].ResourceID] = ""
+			resIDs = append(resIDs, fs[i].ResourceID)
 		}
-		var repo string
-		err := s.queryRow(ctx, tx, `SELECT image_repository FROM resources WHERE account = ? AND id = ?`, account, id).Scan(&repo)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	}
+	for chunk := range slices.Chunk(resIDs, 500) {
+		cond, args := s.inList("id", chunk)
+		rows, err := s.query(ctx, tx, `SELECT id, image_repository FROM resources WHERE account = ? AND `+cond, append([]any{account}, args...)...)
+		if err != nil {
 			return fmt.Errorf("store: upsert findings: %w", err)
 		}
-		repos[id] = repo
+		for rows.Next() {
+			var id, repo string
+			if err := rows.Scan(&id, &repo); err != nil {
+				rows.Close()
+				return fmt.Errorf("store: upsert findings: %w", err)
+			}
+			repos[id] = repo
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: upsert findings: %w", err)
+		}
 	}
-	for chunk := range slices.Chunk(fs, upsertChunk) {
-		const cols = 17
-		var (
-			b     strings.Builder
-			d     strings.Builder
-			args  = make([]any, 0, len(chunk)*cols)
-			dargs = make([]any, 0, len(chunk)*3)
-			ids   = make([]any, 0, len(chunk)+1)
-			row   = "(" + placeholders(cols) + ")"
-		)
-		b.WriteString(`INSERT INTO findings (account, id, resource_id, resource_type, type, vulnerability_id, severity,
-			severity_rank, status, fix_available, exploit_available, epss, risk_score, first_observed, last_observed,
-			updated_at, image_repository) VALUES `)
-		d.WriteString(`INSERT INTO finding_data (account, id, data) VALUES `)
-		ids = append(ids, account)
+	var (
+		fb = newBulk("findings", findingCols, findingTypes, findingUpsert, upsertChunk)
+		db = newBulk("finding_data", []string{"account", "id", "data"}, []colType{colText, colText, colText},
+			`ON CONFLICT (account, id) DO UPDATE SET data = excluded.data`, upsertChunk)
+		pb = newBulk("finding_packages", []string{"account", "finding_id", "name", "version", "ecosystem", "layer"},
+			[]colType{colText, colText, colText, colText, colText, colText}, "", 500)
+	)
+	for chunk := range slices.Chunk(fs, writeChunk) {
+		ids := make([]string, len(chunk))
 		for i := range chunk {
 			f := &chunk[i]
 			data, err := json.Marshal(f)
@@ -972,71 +1018,84 @@ func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, 
 			if f.EPSS != nil {
 				epss = f.EPSS.Score
 			}
-			if i > 0 {
-				b.WriteString(", ")
-				d.WriteString(", ")
-			}
-			b.WriteString(row)
-			d.WriteString("(?, ?, ?)")
-			args = append(args, f.Account, f.ID, f.ResourceID, f.ResourceType, f.Type, f.VulnerabilityID, f.Severity,
-				severityRank[f.Severity], f.Status, f.FixAvailable, f.ExploitAvailable, epss, f.RiskScore.Score,
+			fb.add(f.Account, f.ID, f.ResourceID, f.ResourceType, f.Type, f.VulnerabilityID, f.Severity,
+				int64(severityRank[f.Severity]), f.Status, f.FixAvailable, f.ExploitAvailable, epss, f.RiskScore.Score,
 				micros(f.FirstObservedAt), micros(f.LastObservedAt), micros(f.UpdatedAt), repos[f.ResourceID])
-			dargs = append(dargs, f.Account, f.ID, string(data))
-			ids = append(ids, f.ID)
+			db.add(f.Account, f.ID, string(data))
+			ids[i] = f.ID
 		}
-		b.WriteString(` ON CONFLICT (account, id) DO UPDATE SET resource_id = excluded.resource_id, resource_type = excluded.resource_type,
-			type = excluded.type, vulnerability_id = excluded.vulnerability_id, severity = excluded.severity,
-			severity_rank = excluded.severity_rank, status = excluded.status, fix_available = excluded.fix_available,
-			exploit_available = excluded.exploit_available, epss = excluded.epss, risk_score = excluded.risk_score,
-			first_observed = excluded.first_observed, last_observed = excluded.last_observed,
-			updated_at = excluded.updated_at, image_repository = excluded.image_repository`)
-		d.WriteString(` ON CONFLICT (account, id) DO UPDATE SET data = excluded.data`)
-		if _, err := s.exec(ctx, tx, b.String(), args...); err != nil {
+		if err := fb.flush(ctx, s, tx); err != nil {
 			return fmt.Errorf("store: upsert findings: %w", err)
 		}
-		if _, err := s.exec(ctx, tx, d.String(), dargs...); err != nil {
+		if err := db.flush(ctx, s, tx); err != nil {
 			return fmt.Errorf("store: upsert findings: %w", err)
 		}
-		if _, err := s.exec(ctx, tx, `DELETE FROM finding_packages WHERE account = ? AND finding_id IN (`+placeholders(len(chunk))+`)`, ids...); err != nil {
+		// The package rows the findings have now, to rewrite only those that differ.
+		stored := map[string][]pkgKey{}
+		cond, args := s.inList("finding_id", ids)
+		rows, err := s.query(ctx, tx, `SELECT finding_id, name, version, ecosystem, layer FROM finding_packages WHERE account = ? AND `+cond,
+			append([]any{account}, args...)...)
+		if err != nil {
 			return fmt.Errorf("store: upsert findings: packages: %w", err)
 		}
-		var pkgs []any
-		n := 0
-		for i := range chunk {
-			f := &chunk[i]
-			for _, p := range f.Packages {
-				pkgs = append(pkgs, f.Account, f.ID, p.Name, p.Version, p.Ecosystem, p.LayerDigest)
-				n++
-			}
-		}
-		const pcols = 6
-		for len(pkgs) > 0 {
-			m := min(n, 500)
-			var pb strings.Builder
-			pb.WriteString(`INSERT INTO finding_packages (account, finding_id, name, version, ecosystem, layer) VALUES `)
-			for i := 0; i < m; i++ {
-				if i > 0 {
-					pb.WriteString(", ")
-				}
-				pb.WriteString("(?, ?, ?, ?, ?, ?)")
-			}
-			if _, err := s.exec(ctx, tx, pb.String(), pkgs[:m*pcols]...); err != nil {
+		for rows.Next() {
+			var (
+				id string
+				k  pkgKey
+			)
+			if err := rows.Scan(&id, &k.name, &k.version, &k.ecosystem, &k.layer); err != nil {
+				rows.Close()
 				return fmt.Errorf("store: upsert findings: packages: %w", err)
 			}
-			pkgs, n = pkgs[m*pcols:], n-m
+			stored[id] = append(stored[id], k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: upsert findings: packages: %w", err)
+		}
+		var stale []string
+		for i := range chunk {
+			f := &chunk[i]
+			want := make([]pkgKey, len(f.Packages))
+			for j, p := range f.Packages {
+				want[j] = pkgKey{p.Name, p.Version, p.Ecosystem, p.LayerDigest}
+			}
+			have := stored[f.ID]
+			slices.SortFunc(want, comparePkgKeys)
+			slices.SortFunc(have, comparePkgKeys)
+			if slices.Equal(want, have) {
+				continue
+			}
+			if len(have) > 0 {
+				stale = append(stale, f.ID)
+			}
+			for _, k := range want {
+				pb.add(f.Account, f.ID, k.name, k.version, k.ecosystem, k.layer)
+			}
+		}
+		for del := range slices.Chunk(stale, 500) {
+			cond, args := s.inList("finding_id", del)
+			if _, err := s.exec(ctx, tx, `DELETE FROM finding_packages WHERE account = ? AND `+cond, append([]any{account}, args...)...); err != nil {
+				return fmt.Errorf("store: upsert findings: packages: %w", err)
+			}
+		}
+		if err := pb.flush(ctx, s, tx); err != nil {
+			return fmt.Errorf("store: upsert findings: packages: %w", err)
 		}
 	}
 	return nil
 }
 
-// appendEvents adds events to the outbox with multi-row inserts (a first inventory emits hundreds).
+// appendEvents adds events to the outbox with bulk inserts (a first inventory emits hundreds).
 func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []model.OutboxEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
 	now := micros(s.now())
-	for chunk := range slices.Chunk(events, upsertChunk) {
-		var b strings.Builder
-		args := make([]any, 0, len(chunk)*7)
-		b.WriteString(`INSERT INTO outbox (event_id, type, account, subject, event_time, data, state, next_attempt_at) VALUES `)
-		for i, e := range chunk {
+	b := newBulk("outbox", []string{"event_id", "type", "account", "subject", "event_time", "data", "state", "next_attempt_at"},
+		[]colType{colText, colText, colText, colText, colInt, colText, colText, colInt}, "", upsertChunk)
+	for chunk := range slices.Chunk(events, writeChunk) {
+		for _, e := range chunk {
 			at := e.Time
 			if at.IsZero() {
 				at = s.now()
@@ -1048,13 +1107,9 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []model.Out
 				}
 				data = string(e.Data)
 			}
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, 'pending', ?)")
-			args = append(args, e.ID, e.Type, e.Account, e.Subject, micros(at), data, now)
+			b.add(e.ID, e.Type, e.Account, e.Subject, micros(at), data, "pending", now)
 		}
-		if _, err := s.exec(ctx, tx, b.String(), args...); err != nil {
+		if err := b.flush(ctx, s, tx); err != nil {
 			return fmt.Errorf("store: append events: %w", err)
 		}
 	}

@@ -272,8 +272,14 @@ func (s *Store) PutInventory(ctx context.Context, account, resourceID, hash stri
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		diff = InventoryDiff{}
-		// Re-check under the write lock: a concurrent writer may have stored the same inventory.
-		if err := s.queryRow(ctx, tx, `SELECT inventory_hash FROM resources WHERE account = ? AND id = ?`, account, resourceID).Scan(&cur); err != nil {
+		// Re-check under the write lock: a concurrent writer may have stored the same inventory. On
+		// PostgreSQL the row lock is that write lock, and it keeps the resource from being deleted
+		// under its new packages (they have no foreign key; a deletion cascades by trigger).
+		lock := ""
+		if s.dialect == Postgres {
+			lock = " FOR NO KEY UPDATE"
+		}
+		if err := s.queryRow(ctx, tx, `SELECT inventory_hash FROM resources WHERE account = ? AND id = ?`+lock, account, resourceID).Scan(&cur); err != nil {
 			return fmt.Errorf("store: put inventory %s: %w", resourceID, err)
 		}
 		if cur == hash {
@@ -325,21 +331,13 @@ func (s *Store) PutInventory(ctx context.Context, account, resourceID, hash stri
 				return fmt.Errorf("store: put inventory %s: delete packages: %w", resourceID, err)
 			}
 		}
-		const cols = 12
-		for chunk := range slices.Chunk(added, 200) {
-			var b strings.Builder
-			b.WriteString(`INSERT INTO packages (account, resource_id, ecosystem, name, version, source_name, source_version, purl, location, layer, arch, extractor) VALUES `)
-			args := make([]any, 0, len(chunk)*cols)
-			for i, r := range chunk {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString("(" + placeholders(cols) + ")")
-				args = append(args, account, resourceID, r.Ecosystem, r.Name, r.Version, r.SourceName, r.SourceVersion, r.PURL, r.Location, r.Layer, r.Arch, r.Extractor)
-			}
-			if _, err := s.exec(ctx, tx, b.String(), args...); err != nil {
-				return fmt.Errorf("store: put inventory %s: insert packages: %w", resourceID, err)
-			}
+		b := newBulk("packages", []string{"account", "resource_id", "ecosystem", "name", "version", "source_name", "source_version", "purl", "location", "layer", "arch", "extractor"},
+			[]colType{colText, colText, colText, colText, colText, colText, colText, colText, colText, colText, colText, colText}, "", 200)
+		for _, r := range added {
+			b.add(account, resourceID, r.Ecosystem, r.Name, r.Version, r.SourceName, r.SourceVersion, r.PURL, r.Location, r.Layer, r.Arch, r.Extractor)
+		}
+		if err := b.flush(ctx, s, tx); err != nil {
+			return fmt.Errorf("store: put inventory %s: insert packages: %w", resourceID, err)
 		}
 		_, err = s.exec(ctx, tx, `UPDATE resources SET inventory_hash = ?, last_scanned_at = ? WHERE account = ? AND id = ?`,
 			hash, micros(s.now()), account, resourceID)

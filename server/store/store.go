@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -97,6 +98,12 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 	// 32 MiB of page cache per connection (the default is 2 MiB): index pages of a large findings
 	// table stay in memory.
 	q.Add("_pragma", "cache_size(-32768)")
+	// A first inventory dirties a few thousand scattered index pages per commit: checkpointing every
+	// 64 MiB of WAL instead of every 4 MiB writes a page rewritten by several commits back once
+	// (about 13% less CPU per new host, measured with BenchmarkWrite). The WAL is truncated back to
+	// that size after a checkpoint.
+	q.Add("_pragma", "wal_autocheckpoint(16384)")
+	q.Add("_pragma", "journal_size_limit(67108864)")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()
 	db, err := sql.Open("sqlite", dsn)
@@ -212,18 +219,25 @@ func (s *Store) rebind(q string) string {
 	if s.dialect != Postgres {
 		return q
 	}
-	var b strings.Builder
-	b.Grow(len(q) + 16)
-	n := 0
-	for i := 0; i < len(q); i++ {
-		if q[i] == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteByte(q[i])
+	k := strings.Count(q, "?")
+	if k == 0 {
+		return q
 	}
-	return b.String()
+	// Multi-row statements hold thousands of placeholders: append, never format.
+	b := make([]byte, 0, len(q)+k*5)
+	n := int64(0)
+	for {
+		i := strings.IndexByte(q, '?')
+		if i < 0 {
+			break
+		}
+		n++
+		b = append(b, q[:i]...)
+		b = append(b, '$')
+		b = strconv.AppendInt(b, n, 10)
+		q = q[i+1:]
+	}
+	return string(append(b, q...))
 }
 
 // querier is what *sql.DB and *sql.Tx share.
