@@ -919,8 +919,10 @@ var (
 		colInt, colText}
 )
 
-const findingUpsert = `ON CONFLICT (account, id) DO UPDATE SET resource_id = excluded.resource_id, resource_type = excluded.resource_type,
-	type = excluded.type, vulnerability_id = excluded.vulnerability_id, severity = excluded.severity,
+// findingUpsert leaves the columns a finding's stable ID is derived from (its resource, and so its
+// resource type; its type; its vulnerability) as they are: setting them would rewrite their index
+// entries on every update for nothing.
+const findingUpsert = `ON CONFLICT (account, id) DO UPDATE SET severity = excluded.severity,
 	severity_rank = excluded.severity_rank, status = excluded.status, fix_available = excluded.fix_available,
 	exploit_available = excluded.exploit_available, epss = excluded.epss, risk_score = excluded.risk_score,
 	first_observed = excluded.first_observed, last_observed = excluded.last_observed,
