@@ -362,9 +362,11 @@ type correlation struct{ tags, packages bool }
 const (
 	minProbeRows   = 2000
 	probeResources = 20
-	// packageSeekCost was measured at a million findings on SQLite: a package matching 1,900 findings
-	// of 500,000 costs the same either way (about 100 ms on a loaded machine).
-	packageSeekCost = 14
+	// On SQLite a package match read through the package index costs about 14 rows of a walk, so
+	// reading the matches pays below about a fifth of probeRows matches (sqrt(pageSize·N/14) and
+	// fewer findings in one account than in the table): measured at a million findings, a package
+	// matching 1,900 of an account's 500,000 costs the same either way.
+	packageSeekShare = 5
 )
 
 // findingPlan picks the index a listing reads. Planners cost LIMIT queries optimistically: with
@@ -468,12 +470,12 @@ func (s *Store) planListing(ctx context.Context, accs []string, f model.FindingF
 		}
 		// Driven by the package index through the uncorrelated IN and the findings primary key. Left
 		// to itself (no statistics) SQLite walks the default sort index testing the IN list instead.
-		// On SQLite a match read so costs about packageSeekCost rows of a walk (random lookups of the
-		// finding and its row, against index steps in order with one covering probe each), so the
-		// probe counts fewer and each weighs more.
+		// On SQLite a match read so costs several rows of a walk (random lookups of the finding and
+		// its row, against index steps in order with one covering probe each): the probe counts
+		// fewer and each weighs more.
 		limit := probeRows
 		if !pg {
-			limit = max(1, probeRows/packageSeekCost)
+			limit = max(1, probeRows/packageSeekShare)
 		}
 		err = try(index("sqlite_autoindex_findings_1"), correlation{tags: true}, limit, q, args...)
 	}
