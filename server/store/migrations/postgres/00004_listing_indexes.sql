@@ -15,7 +15,14 @@ CREATE INDEX finding_packages_finding ON finding_packages (account, finding_id, 
 DROP INDEX finding_packages_name;
 CREATE INDEX finding_packages_name ON finding_packages (account, name, version, finding_id);
 
+-- A vulnerability's findings in the default order (severity) are an ordered range of this index, however
+-- many resources have the vulnerability.
+DROP INDEX findings_vuln;
+CREATE INDEX findings_vuln ON findings (account, vulnerability_id, severity_rank, id);
+
 -- +goose Down
+DROP INDEX findings_vuln;
+CREATE INDEX findings_vuln ON findings (account, vulnerability_id);
 DROP INDEX finding_packages_name;
 CREATE INDEX finding_packages_name ON finding_packages (account, name, version);
 DROP INDEX finding_packages_finding;
