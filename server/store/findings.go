@@ -369,6 +369,13 @@ const (
 	packageSeekShare = 5
 )
 
+// listPlan is how one arm of a listing reads findings.
+type listPlan struct {
+	from string      // the FROM clause
+	corr correlation // how to write the subquery conditions
+	seek bool        // a filter's index drives, not the sort index
+}
+
 // findingPlan picks the index a listing reads. Planners cost LIMIT queries optimistically: with
 // ORDER BY they walk the sort index even when the filter is rare, testing every row (hundreds of
 // milliseconds at a million rows: SQLite for a rare status, PostgreSQL for a package or a resource
@@ -378,17 +385,6 @@ const (
 // filter orders by an expression so that the sort index cannot be walked, and its planner picks the
 // filter index from its statistics.
 func (s *Store) findingPlan(ctx context.Context, accs []string, f model.FindingFilter, sortIndex string, pageSize int) (listPlan, error) {
-	return s.planListing(ctx, accs, f, sortIndex, pageSize)
-}
-
-// listPlan is how one arm of a listing reads findings.
-type listPlan struct {
-	from string      // the FROM clause
-	corr correlation // how to write the subquery conditions
-	seek bool        // a filter's index drives, not the sort index
-}
-
-func (s *Store) planListing(ctx context.Context, accs []string, f model.FindingFilter, sortIndex string, pageSize int) (listPlan, error) {
 	all := correlation{tags: true, packages: true}
 	pg := s.dialect == Postgres
 	if len(accs) > maxMergeAccounts {
@@ -399,6 +395,14 @@ func (s *Store) planListing(ctx context.Context, accs []string, f model.FindingF
 			return "findings f"
 		}
 		return "findings f INDEXED BY " + name
+	}
+	if len(f.VulnerabilityIDs) == 1 && len(accs) == 1 && sortIndex == sortColumns[SortSeverity].index {
+		// One vulnerability's findings in severity order are an ordered range of findings_vuln, the
+		// cheapest plan however many match; PostgreSQL's planner finds it when nothing hides the order.
+		if pg {
+			return listPlan{from: "findings f"}, nil
+		}
+		return listPlan{from: index("findings_vuln"), corr: all, seek: true}, nil
 	}
 	// SQLite: MAX(rowid) is one index step and bounds the number of findings from above. PostgreSQL:
 	// the planner's row estimate (-1 before the table was first analyzed).
