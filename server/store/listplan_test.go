@@ -15,8 +15,9 @@ import (
 func TestListingPlans(t *testing.T) {
 	each(t, func(t *testing.T, e env, s *Store) {
 		seedAccounts(t, s, acctA)
-		// 40 hosts × 100 findings. Every finding lists "common"; one in 1,000 also lists "rare"
-		// (a finding listing two packages), one in 20 is suppressed; no image and no function.
+		// 40 hosts × 100 findings. Every finding lists "common"; one in 1,000 also lists "rare" and
+		// one in 4 "quarter" (findings listing two packages); one in 20 is suppressed; no image and
+		// no function.
 		var all []model.Finding
 		for r := 0; r < 40; r++ {
 			res := fmt.Sprintf("i-%03d", r)
@@ -30,6 +31,9 @@ func TestListingPlans(t *testing.T) {
 					f.Packages = []model.VulnerablePackage{{Name: "common", Version: "1"}}
 					if n%1000 == 7 {
 						f.Packages = append(f.Packages, model.VulnerablePackage{Name: "rare", Version: "2"})
+					}
+					if n%4 == 1 {
+						f.Packages = append(f.Packages, model.VulnerablePackage{Name: "quarter", Version: "3"})
 					}
 					if n%20 == 3 {
 						f.Status = model.FindingSuppressed
@@ -51,12 +55,16 @@ func TestListingPlans(t *testing.T) {
 		}{
 			{"dense package", model.FindingFilter{PackageNames: []string{"common"}}, func(model.Finding) bool { return true },
 				"findings_sort_severity", false, false},
-			{"rare package", model.FindingFilter{PackageNames: []string{"rare"}}, func(f model.Finding) bool { return len(f.Packages) == 2 },
+			{"rare package", model.FindingFilter{PackageNames: []string{"rare"}}, func(f model.Finding) bool { return lists(f, "rare") },
 				"sqlite_autoindex_findings_1", true, false},
 			{"resource type matching nothing", model.FindingFilter{ResourceTypes: []string{model.ResourceFunction}}, func(model.Finding) bool { return false },
 				"findings_rtype", true, false},
 			{"rare status", model.FindingFilter{Statuses: []string{model.FindingSuppressed}}, func(f model.Finding) bool { return f.Status == model.FindingSuppressed },
 				"findings_status", true, false},
+			// Between a fifth of probeRows (2,000 here) and probeRows: walked, on PostgreSQL against
+			// the matches hashed.
+			{"quarter package", model.FindingFilter{PackageNames: []string{"quarter"}}, func(f model.Finding) bool { return lists(f, "quarter") },
+				"findings_sort_severity", false, false},
 			{"one vulnerability", model.FindingFilter{VulnerabilityIDs: []string{"CVE-2026-00042"}}, func(f model.Finding) bool { return f.VulnerabilityID == "CVE-2026-00042" },
 				"findings_vuln", true, true},
 			{"dense status", model.FindingFilter{Statuses: []string{model.FindingActive}}, func(f model.Finding) bool { return f.Status == model.FindingActive },
@@ -68,6 +76,9 @@ func TestListingPlans(t *testing.T) {
 				seek := tc.seek && (e.name == "sqlite" || !tc.pgWalk)
 				if plan.seek != seek || e.name == "sqlite" && plan.from != "findings f INDEXED BY "+tc.sqlite {
 					t.Errorf("plan %+v, want seek=%v on %s", plan, tc.seek, tc.sqlite)
+				}
+				if hash := e.name == "postgres" && tc.name == "quarter package"; plan.corr.hashPackages != hash {
+					t.Errorf("plan %+v, want hashPackages=%v", plan, hash)
 				}
 				for _, q := range []struct {
 					sort SortField
@@ -118,6 +129,10 @@ func TestListingPlans(t *testing.T) {
 			})
 		}
 	})
+}
+
+func lists(f model.Finding, pkg string) bool {
+	return slices.ContainsFunc(f.Packages, func(p model.VulnerablePackage) bool { return p.Name == pkg })
 }
 
 func firstDiff(a, b []string) int {
