@@ -131,6 +131,43 @@ func TestListingPlans(t *testing.T) {
 	})
 }
 
+// TestListingPlansFromStatistics: once PostgreSQL has statistics, a dense low-cardinality filter is
+// walked on its estimate alone and rare ones are still counted and sought.
+func TestListingPlansFromStatistics(t *testing.T) {
+	each(t, func(t *testing.T, e env, s *Store) {
+		if e.name != "postgres" {
+			return
+		}
+		seedAccounts(t, s, acctA)
+		seedResource(t, s, model.Resource{Account: acctA, ID: "i-1", Type: model.ResourceHost})
+		var batch []model.Finding
+		for k := 0; k < 5000; k++ {
+			batch = append(batch, finding(acctA, "i-1", fmt.Sprintf("CVE-2026-%05d", k), "HIGH", func(f *model.Finding) {
+				if k%100 == 0 {
+					f.Status = model.FindingSuppressed
+				}
+			}))
+		}
+		must(t, s.ApplyChanges(ctx, Changes{Account: acctA, Upsert: batch}))
+		_, err := s.db.ExecContext(ctx, `ANALYZE findings`)
+		must(t, err)
+		for _, tc := range []struct {
+			f    model.FindingFilter
+			seek bool
+		}{
+			{model.FindingFilter{Statuses: []string{model.FindingActive}}, false},
+			{model.FindingFilter{Statuses: []string{model.FindingSuppressed}}, true},
+			{model.FindingFilter{ResourceTypes: []string{model.ResourceImage}}, true},
+		} {
+			plan, err := s.findingPlan(ctx, []string{acctA}, tc.f, sortColumns[SortSeverity].index, 100)
+			must(t, err)
+			if plan.seek != tc.seek {
+				t.Errorf("%+v: plan %+v, want seek=%v", tc.f, plan, tc.seek)
+			}
+		}
+	})
+}
+
 func lists(f model.Finding, pkg string) bool {
 	return slices.ContainsFunc(f.Packages, func(p model.VulnerablePackage) bool { return p.Name == pkg })
 }
