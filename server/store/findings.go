@@ -152,7 +152,11 @@ func findingWhere(accounts []string, f model.FindingFilter, corr correlation) ([
 			cond += ` AND p.version IN (` + placeholders(len(f.PackageVersions)) + `)`
 			args = append(args, anys(f.PackageVersions)...)
 		}
-		where = append(where, cond+`)`)
+		cond += `)`
+		if corr.hashPackages && !corr.packages {
+			cond = `(` + cond + ` OR FALSE)`
+		}
+		where = append(where, cond)
 	}
 	keys := make([]string, 0, len(f.ResourceTags))
 	for k := range f.ResourceTags {
@@ -258,11 +262,11 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 
 	// arm selects one ordered, limited range of keys for the accounts.
 	arm := func(accs []string) (string, []any, error) {
-		from, corr, err := s.findingPlan(ctx, accs, filter, sc.index, size)
+		plan, err := s.findingPlan(ctx, accs, filter, sc.index, size)
 		if err != nil {
 			return "", nil, err
 		}
-		where, args := findingWhere(accs, filter, corr)
+		where, args := findingWhere(accs, filter, plan.corr)
 		if tok != nil {
 			// The two-column bound lets the planner seek the (account, key, id) index; the
 			// three-column test is exact at the boundary. Both compare in the database's own
@@ -270,8 +274,14 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 			where = append(where, `(`+col+`, f.id) `+cmp+`= (?, ?)`, `(`+col+`, f.id, f.account) `+cmp+` (?, ?, ?)`)
 			args = append(args, tokKey, tok.ID, tokKey, tok.ID, tok.Account)
 		}
-		return `SELECT f.account AS account, f.id AS id, ` + col + ` AS sk FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
-			fmt.Sprintf(` ORDER BY %s %s, f.id %s, f.account %s`, col, dir, dir, dir) + limit, args, nil
+		order := col
+		if plan.seek && s.dialect == Postgres {
+			// PostgreSQL has no index hints: ordering by an expression takes the sort index out of
+			// the running, so its planner reads the few matches through the filter's index and sorts.
+			order = "(" + col + " + 0)"
+		}
+		return `SELECT f.account AS account, f.id AS id, ` + col + ` AS sk FROM ` + plan.from + ` WHERE ` + strings.Join(where, " AND ") +
+			fmt.Sprintf(` ORDER BY %s %s, f.id %s, f.account %s`, order, dir, dir, dir) + limit, args, nil
 	}
 	var (
 		keys string
@@ -347,7 +357,14 @@ func (s *Store) ListFindings(ctx context.Context, accounts []string, q FindingQu
 }
 
 // correlation says which subquery conditions findingWhere writes as correlated EXISTS tests.
-type correlation struct{ tags, packages bool }
+type correlation struct {
+	tags, packages bool
+	// hashPackages (PostgreSQL, uncorrelated packages): test each row walked against the package's
+	// findings, hashed once. A top-level IN becomes a semi-join whose nested loop probes the package
+	// index per row; under OR it stays a subplan, hashed while it fits work_mem, so this is written
+	// only when a probe bounded the matches.
+	hashPackages bool
+}
 
 // Plan probes. Reading a condition's n matches through its index and sorting them costs about n rows;
 // walking the sort index costs about pageSize·N/n rows (N findings). The first is cheaper while
@@ -356,23 +373,58 @@ type correlation struct{ tags, packages bool }
 const (
 	minProbeRows   = 2000
 	probeResources = 20
+	// A package match read through the package index costs about 14 rows of a walk, so reading the
+	// matches pays below about a fifth of probeRows matches (sqrt(pageSize·N/14), and one account
+	// holds fewer findings than the table): measured at a million findings, a package matching 1,900
+	// of an account's 500,000 costs the same either way on SQLite; on PostgreSQL a hashed walk
+	// of a package matching 4,300 took 8 ms against 41 ms.
+	packageSeekShare = 5
 )
 
-// findingPlan picks, on SQLite, the index a listing reads. SQLite's planner costs LIMIT queries
-// optimistically: with ORDER BY it walks the sort index even when the filter is rare (hundreds of
-// milliseconds at a million rows), or seeks a dense filter and sorts every match. Bounded probes (at
-// most probeRows index entries each) measure every candidate driving condition, and the rarest
-// drives. PostgreSQL's planner keeps real statistics and is left alone. findingPlan returns the FROM
-// clause and how to write the subquery conditions.
-func (s *Store) findingPlan(ctx context.Context, accs []string, f model.FindingFilter, sortIndex string, pageSize int) (string, correlation, error) {
+// listPlan is how one arm of a listing reads findings.
+type listPlan struct {
+	from string      // the FROM clause
+	corr correlation // how to write the subquery conditions
+	seek bool        // a filter's index drives, not the sort index
+}
+
+// findingPlan picks the index a listing reads. Planners cost LIMIT queries optimistically: with
+// ORDER BY they walk the sort index even when the filter is rare, testing every row (hundreds of
+// milliseconds at a million rows: SQLite for a rare status, PostgreSQL for a package or a resource
+// type that matches nothing, statistics or not), or seek a dense filter and sort every match. Bounded
+// probes (at most probeRows index entries each) measure every candidate driving condition, and the
+// rarest drives. On SQLite the plan names its index (INDEXED BY); on PostgreSQL a plan that seeks a
+// filter orders by an expression so that the sort index cannot be walked, and its planner picks the
+// filter index from its statistics.
+func (s *Store) findingPlan(ctx context.Context, accs []string, f model.FindingFilter, sortIndex string, pageSize int) (listPlan, error) {
 	all := correlation{tags: true, packages: true}
-	if s.dialect != SQLite || len(accs) > maxMergeAccounts {
-		return "findings f", correlation{}, nil
+	pg := s.dialect == Postgres
+	if len(accs) > maxMergeAccounts {
+		return listPlan{from: "findings f"}, nil
 	}
-	// MAX(rowid) is one index step and bounds the number of findings from above.
+	index := func(name string) string {
+		if pg {
+			return "findings f"
+		}
+		return "findings f INDEXED BY " + name
+	}
+	if len(f.VulnerabilityIDs) == 1 && len(accs) == 1 && sortIndex == sortColumns[SortSeverity].index {
+		// One vulnerability's findings in severity order are an ordered range of findings_vuln, the
+		// cheapest plan however many match; PostgreSQL's planner finds it when nothing hides the order.
+		if pg {
+			return listPlan{from: "findings f"}, nil
+		}
+		return listPlan{from: index("findings_vuln"), corr: all, seek: true}, nil
+	}
+	// SQLite: MAX(rowid) is one index step and bounds the number of findings from above. PostgreSQL:
+	// the planner's row estimate (-1 before the table was first analyzed).
+	count := `SELECT COALESCE(MAX(rowid), 0) FROM findings`
+	if pg {
+		count = `SELECT GREATEST(reltuples, 0)::BIGINT FROM pg_class WHERE oid = 'findings'::regclass`
+	}
 	var total int64
-	if err := s.queryRow(ctx, s.db, `SELECT COALESCE(MAX(rowid), 0) FROM findings`).Scan(&total); err != nil {
-		return "", correlation{}, fmt.Errorf("store: list findings: probe: %w", err)
+	if err := s.queryRow(ctx, s.db, count).Scan(&total); err != nil {
+		return listPlan{}, fmt.Errorf("store: list findings: probe: %w", err)
 	}
 	probeRows := max(minProbeRows, int(math.Sqrt(float64(pageSize)*float64(total))))
 	accIn := `account IN (` + placeholders(len(accs)) + `)`
@@ -389,14 +441,21 @@ func (s *Store) findingPlan(ctx context.Context, accs []string, f model.FindingF
 		corr correlation
 		n    int
 	}
-	best := candidate{from: "findings f INDEXED BY " + sortIndex, corr: all, n: probeRows}
+	best := candidate{from: index(sortIndex), corr: all, n: probeRows}
+	if pg {
+		// Both subquery forms become semi-joins the planner may start from either side.
+		best.corr = correlation{}
+	}
 	try := func(from string, corr correlation, limit int, query string, args ...any) error {
+		if pg {
+			corr = correlation{}
+		}
 		n, err := probe(limit, query, args...)
 		if err != nil {
 			return err
 		}
 		if limit != probeRows {
-			n = n * probeRows / limit // scale a resource count to comparable rows
+			n = n * probeRows / limit // scale a resource count or a weighed count to comparable rows
 		}
 		if n < best.n {
 			best = candidate{from, corr, n}
@@ -404,17 +463,20 @@ func (s *Store) findingPlan(ctx context.Context, accs []string, f model.FindingF
 		return nil
 	}
 	in := func(vals []string) string { return ` IN (` + placeholders(len(vals)) + `)` }
-	var err error
+	var (
+		err          error
+		hashPackages bool // the package's matches are few enough to hash
+	)
 	if len(f.VulnerabilityIDs) > 0 {
-		err = try("findings f INDEXED BY findings_vuln", all, probeRows,
+		err = try(index("findings_vuln"), all, probeRows,
 			`SELECT 1 FROM findings WHERE `+accIn+` AND vulnerability_id`+in(f.VulnerabilityIDs), anys(f.VulnerabilityIDs)...)
 	}
 	if err == nil && len(f.ResourceIDs) > 0 {
-		err = try("findings f INDEXED BY findings_resource", all, probeRows,
+		err = try(index("findings_resource"), all, probeRows,
 			`SELECT 1 FROM findings WHERE `+accIn+` AND resource_id`+in(f.ResourceIDs), anys(f.ResourceIDs)...)
 	}
 	if err == nil && len(f.ImageRepositories) > 0 {
-		err = try("findings f INDEXED BY findings_repo", all, probeRows,
+		err = try(index("findings_repo"), all, probeRows,
 			`SELECT 1 FROM findings WHERE `+accIn+` AND image_repository`+in(f.ImageRepositories), anys(f.ImageRepositories)...)
 	}
 	if err == nil && (len(f.PackageNames) > 0 || len(f.PackageVersions) > 0) {
@@ -425,33 +487,99 @@ func (s *Store) findingPlan(ctx context.Context, accs []string, f model.FindingF
 		if len(f.PackageVersions) > 0 {
 			q, args = q+` AND version`+in(f.PackageVersions), append(args, anys(f.PackageVersions)...)
 		}
-		// Driven by the package index through the uncorrelated IN and the findings primary key.
-		err = try("findings f", correlation{tags: true}, probeRows, q, args...)
+		// Driven by the package index through the uncorrelated IN and the findings primary key. Left
+		// to itself (no statistics) SQLite walks the default sort index testing the IN list instead.
+		// A match read so costs several rows of a walk (random lookups of the finding and its row,
+		// against index steps in order with one covering probe, or a hash probe, each): each match
+		// weighs packageSeekShare rows. PostgreSQL counts further, to know when a walk may hash them.
+		limit := probeRows / packageSeekShare
+		if pg {
+			limit = probeRows
+		}
+		var n int
+		if n, err = probe(limit, q, args...); err == nil {
+			hashPackages = pg && n < probeRows
+			if n < limit && n*packageSeekShare < best.n {
+				n *= packageSeekShare
+				best = candidate{index("sqlite_autoindex_findings_1"), correlation{tags: true}, n}
+				if pg {
+					best.corr = correlation{}
+				}
+			}
+		}
 	}
 	for k, v := range f.ResourceTags {
 		if err != nil {
 			break
 		}
-		err = try("findings f INDEXED BY findings_resource", correlation{packages: true}, probeResources,
+		err = try(index("findings_resource"), correlation{packages: true}, probeResources,
 			`SELECT 1 FROM resource_tags WHERE `+accIn+` AND key = ? AND value = ?`, k, v)
 	}
 	low := model.FindingFilter{Severities: f.Severities, Statuses: f.Statuses, ExploitAvailable: f.ExploitAvailable,
 		FixAvailable: f.FixAvailable, ResourceTypes: f.ResourceTypes, Types: f.Types}
 	if err == nil && len(low.Severities)+len(low.Statuses)+len(low.ExploitAvailable)+len(low.FixAvailable)+len(low.ResourceTypes)+len(low.Types) > 0 {
 		where, args := findingWhere(accs, low, correlation{})
-		var n int
-		err = s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT 1 FROM findings f INDEXED BY findings_lowcard WHERE `+
-			strings.Join(where, " AND ")+` LIMIT `+strconv.Itoa(probeRows)+`) AS p`, args...).Scan(&n)
+		from := index(lowcardIndex(low))
+		n := 0
+		if pg {
+			// Counting a dense combination (ACTIVE + HIGH) costs milliseconds of heap visits on
+			// recently written rows. PostgreSQL's per-column statistics say when it is dense; a rare
+			// estimate (or none, before the first ANALYZE) is checked by counting.
+			n, err = s.estimateRows(ctx, `SELECT 1 FROM findings f WHERE `+strings.Join(where, " AND "), args...)
+		}
+		if err == nil && n < probeRows {
+			err = s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT 1 FROM `+from+` WHERE `+
+				strings.Join(where, " AND ")+` LIMIT `+strconv.Itoa(probeRows)+`) AS p`, args...).Scan(&n)
+		}
 		if err != nil {
 			err = fmt.Errorf("store: list findings: probe: %w", err)
 		} else if n < best.n {
-			best = candidate{"findings f INDEXED BY findings_lowcard", all, n}
+			best = candidate{from, all, n}
+			if pg {
+				best.corr = correlation{}
+			}
 		}
 	}
 	if err != nil {
-		return "", correlation{}, err
+		return listPlan{}, err
 	}
-	return best.from, best.corr, nil
+	seek := best.n < probeRows
+	if !seek && hashPackages {
+		best.corr.hashPackages = true
+	}
+	return listPlan{from: best.from, corr: best.corr, seek: seek}, nil
+}
+
+// estimateRows returns PostgreSQL's estimate of the rows query returns.
+func (s *Store) estimateRows(ctx context.Context, query string, args ...any) (int, error) {
+	var doc string
+	if err := s.queryRow(ctx, s.db, `EXPLAIN (FORMAT JSON) `+query, args...).Scan(&doc); err != nil {
+		return 0, err
+	}
+	var plan []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		}
+	}
+	if err := json.Unmarshal([]byte(doc), &plan); err != nil || len(plan) == 0 {
+		return 0, fmt.Errorf("explain: %q: %v", doc, err)
+	}
+	return int(min(plan[0].Plan.Rows, math.MaxInt32)), nil
+}
+
+// lowcardIndex names the index that seeks the low-cardinality conditions of f: the one led by the
+// leftmost filtered column. Without a leading condition an index is scanned whole (SQLite skips a
+// leading column only when ANALYZE statistics say it is worth it), however few rows match.
+func lowcardIndex(f model.FindingFilter) string {
+	switch {
+	case len(f.Severities) > 0: // (severity, status, exploit, fix, resource type, type): covers all
+		return "findings_lowcard"
+	case len(f.Statuses) > 0: // (status, resource type, type)
+		return "findings_status"
+	case len(f.ResourceTypes) > 0 || len(f.Types) > 0: // (resource type, type)
+		return "findings_rtype"
+	}
+	return "findings_lowcard"
 }
 
 // CountFindings counts the accounts' findings that match the filter.

@@ -116,7 +116,15 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 	}
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
-	return open(ctx, db, SQLite, opts)
+	s, err := open(ctx, db, SQLite, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Optimize(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // OpenPostgres connects to PostgreSQL at dsn (a URL or key=value string understood by pgx) and runs
