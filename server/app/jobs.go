@@ -207,8 +207,12 @@ func (s *Server) runJob(ctx context.Context, j *store.Job) error {
 		if err := s.Housekeep(ctx); err != nil {
 			return err
 		}
-		_, err := s.Store.PurgeJobs(ctx, s.now().Add(-jobRetention))
-		return err
+		if _, err := s.Store.PurgeJobs(ctx, s.now().Add(-jobRetention)); err != nil {
+			return err
+		}
+		// The planner's statistics follow the fleet's growth (SQLite keeps none unless asked;
+		// nothing to do when little changed). Outside the fleet lock: submissions go on.
+		return s.Store.Optimize(ctx)
 	}
 	return store.Permanent(fmt.Errorf("unknown job kind %q", j.Kind))
 }
