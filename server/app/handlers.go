@@ -279,12 +279,11 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 	if err := s.Store.ApplyChanges(ctx, changes); err != nil {
 		return nil, err
 	}
-	active, err := s.Store.CountFindings(ctx, []string{res.Account}, model.FindingFilter{ResourceIDs: []string{res.ID},
-		Statuses: []string{model.FindingActive}})
+	after, err := s.Store.ResourceState(ctx, res.Account, res.ID, model.ScanPackage)
 	if err != nil {
 		return nil, err
 	}
-	sr := &SubmissionResult{ResourceID: res.ID, Unchanged: diff.NoOp, Findings: active}
+	sr := &SubmissionResult{ResourceID: res.ID, Unchanged: diff.NoOp, Findings: after.ActiveFindings}
 	for _, e := range changes.Events {
 		switch e.Type {
 		case model.EventFindingCreated:
