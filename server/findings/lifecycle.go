@@ -269,6 +269,12 @@ func (b *builder) result() Result {
 	sort.Strings(ids)
 	var r Result
 	r.Findings = make([]model.Finding, 0, len(ids))
+	if len(b.upsert) > 0 {
+		r.Upserts = make([]model.Finding, 0, len(b.upsert))
+	}
+	if len(b.event) > 0 {
+		r.Events = make([]model.OutboxEvent, 0, len(b.event))
+	}
 	for _, id := range ids {
 		f := b.all[id]
 		r.Findings = append(r.Findings, f)
@@ -296,7 +302,7 @@ func FindingEvent(typ string, f model.Finding, now time.Time) model.OutboxEvent 
 		data = []byte("null") // a Finding holds only plain data; Marshal cannot fail on it
 	}
 	return model.OutboxEvent{
-		ID:      EventID(typ, f.ID+"\x00"+string(data), now),
+		ID:      eventID(typ, f.ID, data, now),
 		Type:    typ,
 		Account: f.Account,
 		Subject: f.ID,
@@ -307,6 +313,27 @@ func FindingEvent(typ string, f model.Finding, now time.Time) model.OutboxEvent 
 
 // EventID derives a deterministic event ID ("ev-" and 32 hex digits).
 func EventID(typ, subject string, now time.Time) string {
-	h := sha256.Sum256([]byte(typ + "\x00" + subject + "\x00" + strconv.FormatInt(now.UnixNano(), 10)))
-	return "ev-" + hex.EncodeToString(h[:16])
+	return eventID(typ, subject, nil, now)
+}
+
+// eventID is EventID(typ, subject+"\x00"+string(data), now) when data is not nil, hashed piece by
+// piece: a finding event's data is kilobytes, and concatenating it twice cost more than the hash.
+func eventID(typ, subject string, data []byte, now time.Time) string {
+	h := sha256.New()
+	var buf [24]byte
+	h.Write([]byte(typ))
+	h.Write([]byte{0})
+	h.Write([]byte(subject))
+	if data != nil {
+		h.Write([]byte{0})
+		h.Write(data)
+	}
+	h.Write([]byte{0})
+	h.Write(strconv.AppendInt(buf[:0], now.UnixNano(), 10))
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	var out [3 + 32]byte
+	copy(out[:], "ev-")
+	hex.Encode(out[3:], sum[:16])
+	return string(out[:])
 }

@@ -141,14 +141,10 @@ func applyRules(b *builder, rules []model.SuppressionRule, r *model.Resource, no
 		}
 		return inForce[i].ID < inForce[j].ID
 	})
-	ids := make([]string, 0, len(b.all))
-	for id := range b.all {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		f := b.all[id]
-		if f.Status == model.FindingClosed {
+	// Each finding's decision is its own, so map order is fine; b.change only rewrites entries
+	// that already exist, which ranging over the map allows.
+	for _, f := range b.all {
+		if f.Status == model.FindingClosed || (len(inForce) == 0 && f.Status != model.FindingSuppressed) {
 			continue
 		}
 		view := f

@@ -653,23 +653,22 @@ func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []m
 	if err != nil {
 		return findings.Result{}, err
 	}
-	touched, rest := make([]model.Finding, 0, len(current)), make([]model.Finding, 0, len(prev))
-	for _, f := range prev {
+	// The others are only named (observe), never copied: a resource holds hundreds of findings.
+	touched := make([]model.Finding, 0, len(current))
+	var observed []string
+	for i := range prev {
+		f := &prev[i]
 		if ids[f.ID] || dirty[f.VulnerabilityID] || slices.ContainsFunc(f.RelatedVulnerabilities, func(id string) bool { return dirty[id] }) {
-			touched = append(touched, f)
-		} else {
-			rest = append(rest, f)
+			touched = append(touched, *f)
+		} else if observe && f.Status != model.FindingClosed {
+			observed = append(observed, f.ID)
 		}
 	}
 	// Only the re-examined findings are returned: copying the resource's whole state on every pass
 	// would cost more than the pass itself.
 	res := findings.Process(touched, current, rules, &ent.resource, now, e.cfg.Findings)
-	if observe {
-		for i := range rest {
-			if rest[i].Status != model.FindingClosed {
-				res.Observed = append(res.Observed, rest[i].ID)
-			}
-		}
+	if len(observed) > 0 {
+		res.Observed = append(res.Observed, observed...)
 		sort.Strings(res.Observed)
 	}
 	return res, nil
@@ -751,25 +750,34 @@ func closure(hits []liteHit, dirty map[string]bool) ([]liteHit, map[string]bool)
 	}
 	in := make([]bool, len(hits))
 	n := 0
+	// Another pass is needed only when the set grew: a hit that joins without naming a new ID
+	// cannot make any other hit join. Hits of one advisory are adjacent or share its pointer, so
+	// an advisory already judged in this pass is not looked up again.
 	for grew := true; grew; {
 		grew = false
+		var lastAdv *model.Advisory
+		lastIn := false
 		for i, h := range hits {
 			if in[i] {
 				continue
 			}
 			a := h.adv
+			if a == lastAdv && !lastIn {
+				continue // judged a moment ago against the same set
+			}
+			lastAdv, lastIn = a, false
 			if !set[a.ID] && !slices.ContainsFunc(a.Aliases, func(id string) bool { return set[id] }) &&
 				!slices.ContainsFunc(a.Related, func(id string) bool { return set[id] }) {
 				continue
 			}
-			in[i], grew = true, true
+			in[i], lastIn = true, true
 			n++
 			if !set[a.ID] {
-				set[a.ID] = true
+				set[a.ID], grew = true, true
 			}
 			for _, al := range a.Aliases {
 				if strings.Contains(al, "-") && !set[al] {
-					set[al] = true
+					set[al], grew = true, true
 				}
 			}
 		}
