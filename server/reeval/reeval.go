@@ -220,7 +220,7 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 	}
 	e.reindex(ent, ent.pkgs, newPkgs)
 	ent.pkgs, ent.memo = newPkgs, newMemo
-	res, err := e.evaluate(ent, func(*Need) ([]model.Finding, []model.SuppressionRule, error) { return s.Prev, s.Rules, nil }, now, dirty, true)
+	res, err := e.evaluate(ent, func(*Need) ([]model.Finding, []model.SuppressionRule, error) { return s.Prev, s.Rules, nil }, now, dirty, true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -465,6 +465,7 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 	}
 	out := make([]Outcome, len(handles))
 	errs := make([]error, len(handles))
+	gc := newGroupCache()
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < e.cfg.Workers; w++ {
@@ -477,7 +478,7 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 				if !rematch[h] {
 					keys = nil
 				}
-				out[i], errs[i] = e.redo(ctx, e.entries[h], keys, d.Vulns, load, now)
+				out[i], errs[i] = e.redo(ctx, e.entries[h], keys, d.Vulns, load, now, gc)
 			}
 		}()
 	}
@@ -552,7 +553,7 @@ func changedRec(r rec, changed []bool) bool {
 
 // redo re-evaluates one resource of a feed delta. It touches only its own entry; the string table
 // and index are read-only while a feed delta runs.
-func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []string, load Loader, now time.Time) (Outcome, error) {
+func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []string, load Loader, now time.Time, gc *groupCache) (Outcome, error) {
 	ref := Ref{ent.resource.Account, ent.resource.ID}
 	dirty := map[string]bool{}
 	for _, v := range vulns {
@@ -582,7 +583,7 @@ func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []s
 		}
 		return prev, rules, nil
 	}
-	res, err := e.evaluate(ent, get, now, dirty, false)
+	res, err := e.evaluate(ent, get, now, dirty, false, gc)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -597,7 +598,11 @@ func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []s
 //
 // get returns the stored findings and rules; with a dirty set it is told which findings the pass
 // examines, once the hits are regrouped.
-func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []model.SuppressionRule, error), now time.Time, dirty map[string]bool, observe bool) (findings.Result, error) {
+//
+// gc, during a feed delta, shares the findings of identical groups across resources; current
+// then comes in group order rather than sorted, which nothing below depends on (findings are
+// reconciled by ID and results come in ID order).
+func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []model.SuppressionRule, error), now time.Time, dirty map[string]bool, observe bool, gc *groupCache) (findings.Result, error) {
 	// Hits are rebuilt for the pass from the shared memo; packages are expanded from the compact
 	// records only for the hits selected, so nothing per package outlives the call.
 	n := 0
@@ -614,17 +619,23 @@ func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []m
 	if dirty != nil {
 		lite, vulns = closure(lite, dirty)
 	}
-	hits := make([]match.Hit, len(lite))
-	var p *model.Package
-	last := -1
-	for k, h := range lite {
-		if h.pkg != last {
-			p, last = e.expand(ent.pkgs[h.pkg]), h.pkg
-		}
-		hits[k] = match.NewHit(p, h.adv, h.fixed)
-	}
 	opts := match.Options{Account: ent.resource.Account, Resource: ent.resource.ID, Exposure: ent.exposure}
-	current, err := e.matcher.Findings(hits, opts)
+	var current []model.Finding
+	var err error
+	if gc != nil {
+		current, err = e.groupFindings(ent, lite, opts, gc)
+	} else {
+		hits := make([]match.Hit, len(lite))
+		var p *model.Package
+		last := -1
+		for k, h := range lite {
+			if h.pkg != last {
+				p, last = e.expand(ent.pkgs[h.pkg]), h.pkg
+			}
+			hits[k] = match.NewHit(p, h.adv, h.fixed)
+		}
+		current, err = e.matcher.Findings(hits, opts)
+	}
 	if err != nil {
 		return findings.Result{}, fmt.Errorf("reeval: %s/%s: %w", ent.resource.Account, ent.resource.ID, err)
 	}
