@@ -24,7 +24,6 @@ package findings
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"math"
 	"reflect"
 	"sort"
@@ -297,7 +296,7 @@ func (b *builder) result() Result {
 // same ID, so the outbox's unique key and webhook consumers deduplicate redeliveries, while two
 // different changes of one finding never collide, even at the same clock reading.
 func FindingEvent(typ string, f model.Finding, now time.Time) model.OutboxEvent {
-	data, err := json.Marshal(f)
+	data, err := marshalFinding(&f)
 	if err != nil {
 		data = []byte("null") // a Finding holds only plain data; Marshal cannot fail on it
 	}
