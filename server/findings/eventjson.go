@@ -296,7 +296,7 @@ var layoutOK = sync.OnceValue(func() bool {
 			{"BaseVector", str, "baseVector,omitempty"}, {"Adjustments", reflect.TypeFor[[]model.Adjustment](), "adjustments,omitempty"},
 		},
 		reflect.TypeFor[model.Adjustment](): {{"Factor", str, "factor"}, {"Delta", f64, "delta"}, {"Reason", str, "reason"}},
-		reflect.TypeFor[model.CVSS](): {{"Source", str, "source"}, {"Version", str, "version"}, {"Vector", str, "vector"}, {"Score", f64, "score"}},
+		reflect.TypeFor[model.CVSS]():       {{"Source", str, "source"}, {"Version", str, "version"}, {"Vector", str, "vector"}, {"Score", f64, "score"}},
 		reflect.TypeFor[model.VulnerablePackage](): {
 			{"Name", str, "name"}, {"Version", str, "version"}, {"Ecosystem", str, "ecosystem"}, {"PURL", str, "purl,omitempty"},
 			{"SourceName", str, "sourceName,omitempty"}, {"SourceVersion", str, "sourceVersion,omitempty"}, {"Arch", str, "arch,omitempty"},
