@@ -22,12 +22,31 @@ func marshalFinding(f *model.Finding) ([]byte, error) {
 	if !layoutOK() {
 		return json.Marshal(f)
 	}
-	b, ok := appendFinding(make([]byte, 0, 2048), f)
+	buf := scratch.Get().(*[]byte)
+	b, ok := appendFinding((*buf)[:0], f)
 	if !ok {
+		scratch.Put(buf)
 		return json.Marshal(f)
 	}
-	return b, nil
+	out := make([]byte, len(b)) // exactly sized: events wait in memory until they are written
+	copy(out, b)
+	if cap(b) <= 1<<20 {
+		*buf = b
+		scratch.Put(buf)
+	}
+	return out, nil
 }
+
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// plain marks the bytes encoding/json copies into a string unescaped (printable ASCII but for
+// the quote, the backslash and the HTML-sensitive <, > and &).
+var plain = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 func appendFinding(b []byte, f *model.Finding) ([]byte, bool) {
 	ok := true
@@ -214,8 +233,7 @@ func appendFinding(b []byte, f *model.Finding) ([]byte, bool) {
 // without quotes, backslashes or <, >, & is copied; anything else is left to encoding/json.
 func appendStr(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !plain[s[i]] {
 			q, _ := json.Marshal(s) // a string always encodes
 			return append(b, q...)
 		}
