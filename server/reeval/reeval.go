@@ -709,12 +709,12 @@ func diffIDs(dirty map[string]bool, old, new *memoVal) {
 	}
 	for i, a := range old.advs {
 		if !in(new, a, old.fixed[i]) {
-			addIDs(dirty, []*model.Advisory{a})
+			addAdvIDs(dirty, a)
 		}
 	}
 	for i, a := range new.advs {
 		if !in(old, a, new.fixed[i]) {
-			addIDs(dirty, []*model.Advisory{a})
+			addAdvIDs(dirty, a)
 		}
 	}
 }
@@ -808,13 +808,17 @@ func addIDs(dirty map[string]bool, advs []*model.Advisory) {
 		return
 	}
 	for _, a := range advs {
-		dirty[a.ID] = true
-		for _, id := range a.Aliases {
-			dirty[id] = true
-		}
-		for _, id := range a.Related {
-			dirty[id] = true
-		}
+		addAdvIDs(dirty, a)
+	}
+}
+
+func addAdvIDs(dirty map[string]bool, a *model.Advisory) {
+	dirty[a.ID] = true
+	for _, id := range a.Aliases {
+		dirty[id] = true
+	}
+	for _, id := range a.Related {
+		dirty[id] = true
 	}
 }
 
