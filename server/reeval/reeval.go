@@ -762,8 +762,8 @@ func closure(hits []liteHit, dirty map[string]bool) ([]liteHit, map[string]bool)
 	in := make([]bool, len(hits))
 	n := 0
 	// Another pass is needed only when the set grew: a hit that joins without naming a new ID
-	// cannot make any other hit join. Hits of one advisory are adjacent or share its pointer, so
-	// an advisory already judged in this pass is not looked up again.
+	// cannot make any other hit join. Consecutive hits of one advisory (the binary packages of a
+	// Debian source package) are judged once.
 	for grew := true; grew; {
 		grew = false
 		var lastAdv *model.Advisory
