@@ -24,7 +24,6 @@ package findings
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"math"
 	"reflect"
 	"sort"
@@ -98,7 +97,7 @@ type Result struct {
 // into the stored findings of the same resource (prev, any status). See the package comment for
 // the rules.
 func Reconcile(prev, current []model.Finding, now time.Time, cfg Config) Result {
-	b := newBuilder(now)
+	b := newBuilderFor(now, len(prev)+len(current))
 	reconcile(b, prev, current, now, cfg)
 	return b.result()
 }
@@ -225,61 +224,90 @@ func sameContent(a, b model.Finding) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// builder accumulates one pass's changes, keeping one event per finding.
+// builder accumulates one pass's changes, keeping one event per finding. Findings live in one
+// slice with their flags, found by ID through one map: a feed delta runs a pass per resource, and
+// four maps per pass cost more than the pass's own work.
 type builder struct {
-	now      time.Time
-	all      map[string]model.Finding
-	upsert   map[string]bool
-	observed map[string]bool
-	event    map[string]string // finding ID → event type
+	now time.Time
+	idx map[string]int
+	ent []bent
 }
 
-func newBuilder(now time.Time) *builder {
-	return &builder{now: now, all: make(map[string]model.Finding, 64), upsert: map[string]bool{},
-		observed: map[string]bool{}, event: map[string]string{}}
+type bent struct {
+	f                model.Finding
+	upsert, observed bool
+	event            string // event type, "" for none
 }
 
-func (b *builder) keep(f model.Finding) { b.all[f.ID] = f }
-
-func (b *builder) observe(f model.Finding) {
-	b.all[f.ID] = f
-	b.observed[f.ID] = true
+// newBuilderFor sizes a builder for about n findings.
+func newBuilderFor(now time.Time, n int) *builder {
+	return &builder{now: now, idx: make(map[string]int, n), ent: make([]bent, 0, n)}
 }
+
+// at returns the entry of a finding, creating it.
+func (b *builder) at(f *model.Finding) *bent {
+	i, ok := b.idx[f.ID]
+	if !ok {
+		i = len(b.ent)
+		b.idx[f.ID] = i
+		b.ent = append(b.ent, bent{})
+	}
+	e := &b.ent[i]
+	e.f = *f
+	return e
+}
+
+func (b *builder) keep(f model.Finding) { b.at(&f) }
+
+func (b *builder) observe(f model.Finding) { b.at(&f).observed = true }
 
 func (b *builder) quiet(f model.Finding) {
-	b.all[f.ID] = f
-	b.upsert[f.ID] = true
-	delete(b.observed, f.ID)
+	e := b.at(&f)
+	e.upsert, e.observed = true, false
 }
 
 // change records a visible change. A later change of the same finding in the same pass keeps the
 // first event's type (created stays created; closed stays closed) and the final data.
 func (b *builder) change(f model.Finding, typ string) {
-	b.quiet(f)
-	if _, ok := b.event[f.ID]; !ok {
-		b.event[f.ID] = typ
+	e := b.at(&f)
+	e.upsert, e.observed = true, false
+	if e.event == "" {
+		e.event = typ
 	}
 }
 
 func (b *builder) result() Result {
-	ids := make([]string, 0, len(b.all))
-	for id := range b.all {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	var r Result
-	r.Findings = make([]model.Finding, 0, len(ids))
-	for _, id := range ids {
-		f := b.all[id]
-		r.Findings = append(r.Findings, f)
-		switch {
-		case b.upsert[id]:
-			r.Upserts = append(r.Upserts, f)
-		case b.observed[id]:
-			r.Observed = append(r.Observed, id)
+	order := make([]int, len(b.ent))
+	upserts, events := 0, 0
+	for i := range order {
+		order[i] = i
+		if b.ent[i].upsert {
+			upserts++
 		}
-		if typ, ok := b.event[id]; ok {
-			r.Events = append(r.Events, FindingEvent(typ, f, b.now))
+		if b.ent[i].event != "" {
+			events++
+		}
+	}
+	sort.Slice(order, func(i, j int) bool { return b.ent[order[i]].f.ID < b.ent[order[j]].f.ID })
+	var r Result
+	r.Findings = make([]model.Finding, 0, len(order))
+	if upserts > 0 {
+		r.Upserts = make([]model.Finding, 0, upserts)
+	}
+	if events > 0 {
+		r.Events = make([]model.OutboxEvent, 0, events)
+	}
+	for _, i := range order {
+		e := &b.ent[i]
+		r.Findings = append(r.Findings, e.f)
+		switch {
+		case e.upsert:
+			r.Upserts = append(r.Upserts, e.f)
+		case e.observed:
+			r.Observed = append(r.Observed, e.f.ID)
+		}
+		if e.event != "" {
+			r.Events = append(r.Events, FindingEvent(e.event, e.f, b.now))
 		}
 	}
 	return r
@@ -291,12 +319,12 @@ func (b *builder) result() Result {
 // same ID, so the outbox's unique key and webhook consumers deduplicate redeliveries, while two
 // different changes of one finding never collide, even at the same clock reading.
 func FindingEvent(typ string, f model.Finding, now time.Time) model.OutboxEvent {
-	data, err := json.Marshal(f)
+	data, err := marshalFinding(&f)
 	if err != nil {
 		data = []byte("null") // a Finding holds only plain data; Marshal cannot fail on it
 	}
 	return model.OutboxEvent{
-		ID:      EventID(typ, f.ID+"\x00"+string(data), now),
+		ID:      eventID(typ, f.ID, data, now),
 		Type:    typ,
 		Account: f.Account,
 		Subject: f.ID,
@@ -307,6 +335,27 @@ func FindingEvent(typ string, f model.Finding, now time.Time) model.OutboxEvent 
 
 // EventID derives a deterministic event ID ("ev-" and 32 hex digits).
 func EventID(typ, subject string, now time.Time) string {
-	h := sha256.Sum256([]byte(typ + "\x00" + subject + "\x00" + strconv.FormatInt(now.UnixNano(), 10)))
-	return "ev-" + hex.EncodeToString(h[:16])
+	return eventID(typ, subject, nil, now)
+}
+
+// eventID is EventID(typ, subject+"\x00"+string(data), now) when data is not nil, hashed piece by
+// piece: a finding event's data is kilobytes, and concatenating it twice cost more than the hash.
+func eventID(typ, subject string, data []byte, now time.Time) string {
+	h := sha256.New()
+	var buf [24]byte
+	h.Write([]byte(typ))
+	h.Write([]byte{0})
+	h.Write([]byte(subject))
+	if data != nil {
+		h.Write([]byte{0})
+		h.Write(data)
+	}
+	h.Write([]byte{0})
+	h.Write(strconv.AppendInt(buf[:0], now.UnixNano(), 10))
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	var out [3 + 32]byte
+	copy(out[:], "ev-")
+	hex.Encode(out[3:], sum[:16])
+	return string(out[:])
 }

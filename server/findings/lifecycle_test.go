@@ -1,6 +1,8 @@
 package findings
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"testing"
 	"time"
@@ -227,5 +229,21 @@ func TestFindingEventIDsAtOneInstant(t *testing.T) {
 	}
 	if again := FindingEvent(model.EventFindingUpdated, f, now); again.ID != a.ID {
 		t.Fatalf("the same change recomputed got %s, then %s", a.ID, again.ID)
+	}
+}
+
+// A finding event's ID is pinned: stored outboxes and webhook consumers deduplicate on it, so the
+// way it is hashed must never change (type, finding ID, data, pass time in nanoseconds).
+func TestFindingEventIDPinned(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 123456789, time.UTC)
+	f := model.Finding{ID: "vf-0123456789abcdef01234567", Type: model.FindingPackageVulnerability, Account: "111122223333",
+		VulnerabilityID: "CVE-2024-3094", Severity: model.SeverityCritical, Status: model.FindingActive}
+	ev := FindingEvent(model.EventFindingCreated, f, now)
+	if want := EventID(model.EventFindingCreated, f.ID+"\x00"+string(ev.Data), now); ev.ID != want {
+		t.Errorf("event ID %s, want EventID over type, ID and data: %s", ev.ID, want)
+	}
+	sum := sha256.Sum256([]byte(model.EventFindingCreated + "\x00" + f.ID + "\x00" + string(ev.Data) + "\x00" + "1796558400123456789"))
+	if want := "ev-" + hex.EncodeToString(sum[:16]); ev.ID != want {
+		t.Errorf("event ID %s, want %s", ev.ID, want)
 	}
 }

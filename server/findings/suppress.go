@@ -120,7 +120,7 @@ func RuleActive(rule model.SuppressionRule, now time.Time) bool {
 // The caller passes the rules that govern the resource's account: its own and those of its
 // organization's delegated administrator.
 func ApplyRules(fs []model.Finding, rules []model.SuppressionRule, r *model.Resource, now time.Time) Result {
-	b := newBuilder(now)
+	b := newBuilderFor(now, len(fs))
 	for _, f := range fs {
 		b.keep(f)
 	}
@@ -141,14 +141,11 @@ func applyRules(b *builder, rules []model.SuppressionRule, r *model.Resource, no
 		}
 		return inForce[i].ID < inForce[j].ID
 	})
-	ids := make([]string, 0, len(b.all))
-	for id := range b.all {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		f := b.all[id]
-		if f.Status == model.FindingClosed {
+	// Each finding's decision is its own, so any order will do; b.change only rewrites entries
+	// that already exist.
+	for i := range b.ent {
+		f := b.ent[i].f
+		if f.Status == model.FindingClosed || (len(inForce) == 0 && f.Status != model.FindingSuppressed) {
 			continue
 		}
 		view := f
@@ -188,7 +185,7 @@ func sameEvidence(a, b *model.SuppressionEvidence) bool {
 // Process is one full pass for a resource: Reconcile, then ApplyRules, with one event per finding
 // (a finding created already suppressed emits only vigil.finding.created, with its final state).
 func Process(prev, current []model.Finding, rules []model.SuppressionRule, r *model.Resource, now time.Time, cfg Config) Result {
-	b := newBuilder(now)
+	b := newBuilderFor(now, len(prev)+len(current))
 	reconcile(b, prev, current, now, cfg)
 	applyRules(b, rules, r, now)
 	return b.result()
@@ -198,7 +195,7 @@ func Process(prev, current []model.Finding, rules []model.SuppressionRule, r *mo
 // resubmitted unchanged and no advisory changed since): every open finding is observed again
 // (lastObservedAt = now, listed in Observed) and the rules are applied, so expired rules still lapse.
 func Observe(prev []model.Finding, rules []model.SuppressionRule, r *model.Resource, now time.Time) Result {
-	b := newBuilder(now)
+	b := newBuilderFor(now, len(prev))
 	for _, f := range prev {
 		if f.Status != model.FindingClosed {
 			f.LastObservedAt = now

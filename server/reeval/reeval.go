@@ -220,7 +220,7 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 	}
 	e.reindex(ent, ent.pkgs, newPkgs)
 	ent.pkgs, ent.memo = newPkgs, newMemo
-	res, err := e.evaluate(ent, func(*Need) ([]model.Finding, []model.SuppressionRule, error) { return s.Prev, s.Rules, nil }, now, dirty, true)
+	res, err := e.evaluate(ent, func(*Need) ([]model.Finding, []model.SuppressionRule, error) { return s.Prev, s.Rules, nil }, now, dirty, true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -465,6 +465,7 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 	}
 	out := make([]Outcome, len(handles))
 	errs := make([]error, len(handles))
+	gc := newGroupCache()
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < e.cfg.Workers; w++ {
@@ -477,7 +478,7 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 				if !rematch[h] {
 					keys = nil
 				}
-				out[i], errs[i] = e.redo(ctx, e.entries[h], keys, d.Vulns, load, now)
+				out[i], errs[i] = e.redo(ctx, e.entries[h], keys, d.Vulns, load, now, gc)
 			}
 		}()
 	}
@@ -552,7 +553,7 @@ func changedRec(r rec, changed []bool) bool {
 
 // redo re-evaluates one resource of a feed delta. It touches only its own entry; the string table
 // and index are read-only while a feed delta runs.
-func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []string, load Loader, now time.Time) (Outcome, error) {
+func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []string, load Loader, now time.Time, gc *groupCache) (Outcome, error) {
 	ref := Ref{ent.resource.Account, ent.resource.ID}
 	dirty := map[string]bool{}
 	for _, v := range vulns {
@@ -582,7 +583,7 @@ func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []s
 		}
 		return prev, rules, nil
 	}
-	res, err := e.evaluate(ent, get, now, dirty, false)
+	res, err := e.evaluate(ent, get, now, dirty, false, gc)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -597,7 +598,11 @@ func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []s
 //
 // get returns the stored findings and rules; with a dirty set it is told which findings the pass
 // examines, once the hits are regrouped.
-func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []model.SuppressionRule, error), now time.Time, dirty map[string]bool, observe bool) (findings.Result, error) {
+//
+// gc, during a feed delta, shares the findings of identical groups across resources; current
+// then comes in group order rather than sorted, which nothing below depends on (findings are
+// reconciled by ID and results come in ID order).
+func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []model.SuppressionRule, error), now time.Time, dirty map[string]bool, observe bool, gc *groupCache) (findings.Result, error) {
 	// Hits are rebuilt for the pass from the shared memo; packages are expanded from the compact
 	// records only for the hits selected, so nothing per package outlives the call.
 	n := 0
@@ -614,17 +619,23 @@ func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []m
 	if dirty != nil {
 		lite, vulns = closure(lite, dirty)
 	}
-	hits := make([]match.Hit, len(lite))
-	var p *model.Package
-	last := -1
-	for k, h := range lite {
-		if h.pkg != last {
-			p, last = e.expand(ent.pkgs[h.pkg]), h.pkg
-		}
-		hits[k] = match.NewHit(p, h.adv, h.fixed)
-	}
 	opts := match.Options{Account: ent.resource.Account, Resource: ent.resource.ID, Exposure: ent.exposure}
-	current, err := e.matcher.Findings(hits, opts)
+	var current []model.Finding
+	var err error
+	if gc != nil {
+		current, err = e.groupFindings(ent, lite, opts, gc)
+	} else {
+		hits := make([]match.Hit, len(lite))
+		var p *model.Package
+		last := -1
+		for k, h := range lite {
+			if h.pkg != last {
+				p, last = e.expand(ent.pkgs[h.pkg]), h.pkg
+			}
+			hits[k] = match.NewHit(p, h.adv, h.fixed)
+		}
+		current, err = e.matcher.Findings(hits, opts)
+	}
 	if err != nil {
 		return findings.Result{}, fmt.Errorf("reeval: %s/%s: %w", ent.resource.Account, ent.resource.ID, err)
 	}
@@ -653,23 +664,22 @@ func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []m
 	if err != nil {
 		return findings.Result{}, err
 	}
-	touched, rest := make([]model.Finding, 0, len(current)), make([]model.Finding, 0, len(prev))
-	for _, f := range prev {
+	// The others are only named (observe), never copied: a resource holds hundreds of findings.
+	touched := make([]model.Finding, 0, len(current))
+	var observed []string
+	for i := range prev {
+		f := &prev[i]
 		if ids[f.ID] || dirty[f.VulnerabilityID] || slices.ContainsFunc(f.RelatedVulnerabilities, func(id string) bool { return dirty[id] }) {
-			touched = append(touched, f)
-		} else {
-			rest = append(rest, f)
+			touched = append(touched, *f)
+		} else if observe && f.Status != model.FindingClosed {
+			observed = append(observed, f.ID)
 		}
 	}
 	// Only the re-examined findings are returned: copying the resource's whole state on every pass
 	// would cost more than the pass itself.
 	res := findings.Process(touched, current, rules, &ent.resource, now, e.cfg.Findings)
-	if observe {
-		for i := range rest {
-			if rest[i].Status != model.FindingClosed {
-				res.Observed = append(res.Observed, rest[i].ID)
-			}
-		}
+	if len(observed) > 0 {
+		res.Observed = append(res.Observed, observed...)
 		sort.Strings(res.Observed)
 	}
 	return res, nil
@@ -699,12 +709,12 @@ func diffIDs(dirty map[string]bool, old, new *memoVal) {
 	}
 	for i, a := range old.advs {
 		if !in(new, a, old.fixed[i]) {
-			addIDs(dirty, []*model.Advisory{a})
+			addAdvIDs(dirty, a)
 		}
 	}
 	for i, a := range new.advs {
 		if !in(old, a, new.fixed[i]) {
-			addIDs(dirty, []*model.Advisory{a})
+			addAdvIDs(dirty, a)
 		}
 	}
 }
@@ -751,25 +761,34 @@ func closure(hits []liteHit, dirty map[string]bool) ([]liteHit, map[string]bool)
 	}
 	in := make([]bool, len(hits))
 	n := 0
+	// Another pass is needed only when the set grew: a hit that joins without naming a new ID
+	// cannot make any other hit join. Consecutive hits of one advisory (the binary packages of a
+	// Debian source package) are judged once.
 	for grew := true; grew; {
 		grew = false
+		var lastAdv *model.Advisory
+		lastIn := false
 		for i, h := range hits {
 			if in[i] {
 				continue
 			}
 			a := h.adv
+			if a == lastAdv && !lastIn {
+				continue // judged a moment ago against the same set
+			}
+			lastAdv, lastIn = a, false
 			if !set[a.ID] && !slices.ContainsFunc(a.Aliases, func(id string) bool { return set[id] }) &&
 				!slices.ContainsFunc(a.Related, func(id string) bool { return set[id] }) {
 				continue
 			}
-			in[i], grew = true, true
+			in[i], lastIn = true, true
 			n++
 			if !set[a.ID] {
-				set[a.ID] = true
+				set[a.ID], grew = true, true
 			}
 			for _, al := range a.Aliases {
 				if strings.Contains(al, "-") && !set[al] {
-					set[al] = true
+					set[al], grew = true, true
 				}
 			}
 		}
@@ -789,13 +808,17 @@ func addIDs(dirty map[string]bool, advs []*model.Advisory) {
 		return
 	}
 	for _, a := range advs {
-		dirty[a.ID] = true
-		for _, id := range a.Aliases {
-			dirty[id] = true
-		}
-		for _, id := range a.Related {
-			dirty[id] = true
-		}
+		addAdvIDs(dirty, a)
+	}
+}
+
+func addAdvIDs(dirty map[string]bool, a *model.Advisory) {
+	dirty[a.ID] = true
+	for _, id := range a.Aliases {
+		dirty[id] = true
+	}
+	for _, id := range a.Related {
+		dirty[id] = true
 	}
 }
 
