@@ -1,14 +1,13 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
+	"github.com/vigil-sec/vigil/bench/fleet"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -55,41 +54,6 @@ func writeBenchFinding(acc, res string, k int, at time.Time) model.Finding {
 		Advisories:      []model.AdvisoryRef{{Source: "debian", ID: vuln}},
 		FirstObservedAt: at, LastObservedAt: at, UpdatedAt: at,
 	}
-}
-
-// cpuSince returns this process's CPU time plus that of the PostgreSQL cluster whose postmaster
-// is pgPid (0: none).
-func benchCPU(pgPid int) time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	if pgPid == 0 {
-		return d
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		ppid, _ := strconv.Atoi(f[1])
-		if pid != pgPid && ppid != pgPid {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		d += time.Duration(ut+st) * 10 * time.Millisecond
-	}
-	return d
 }
 
 func openWriteBench(b *testing.B) (*Store, int) {
@@ -156,7 +120,7 @@ func BenchmarkWrite(b *testing.B) {
 			next = make(chan int)
 			errs = make(chan error, clients)
 		)
-		c0, g0 := benchCPU(pgPid), benchCPU(0)
+		c0, g0 := fleet.CPUTime(pgPid), fleet.CPUTime(0)
 		for range clients {
 			wg.Add(1)
 			go func() {
@@ -178,7 +142,7 @@ func BenchmarkWrite(b *testing.B) {
 		for err := range errs {
 			b.Fatal(err)
 		}
-		wall, cpu, gcpu := time.Since(t0), benchCPU(pgPid)-c0, benchCPU(0)-g0
+		wall, cpu, gcpu := time.Since(t0), fleet.CPUTime(pgPid)-c0, fleet.CPUTime(0)-g0
 		b.ReportMetric(float64(hosts)/wall.Seconds(), "load-hosts/s")
 		b.ReportMetric(float64(cpu.Microseconds())/1000/float64(hosts), "load-cpu-ms/host")
 		b.ReportMetric(float64(gcpu.Microseconds())/1000/float64(hosts), "load-go-cpu-ms/host")
@@ -195,7 +159,7 @@ func BenchmarkWrite(b *testing.B) {
 				all = append(all, f)
 			}
 		}
-		t1, c1, g1 := time.Now(), benchCPU(pgPid), benchCPU(0)
+		t1, c1, g1 := time.Now(), fleet.CPUTime(pgPid), fleet.CPUTime(0)
 		var batch Changes
 		for i, f := range all {
 			batch.Account, batch.ObservedAt = acc, at2
@@ -207,7 +171,7 @@ func BenchmarkWrite(b *testing.B) {
 				batch = Changes{}
 			}
 		}
-		wall, cpu, gcpu = time.Since(t1), benchCPU(pgPid)-c1, benchCPU(0)-g1
+		wall, cpu, gcpu = time.Since(t1), fleet.CPUTime(pgPid)-c1, fleet.CPUTime(0)-g1
 		b.ReportMetric(wall.Seconds(), "delta-s")
 		b.ReportMetric(cpu.Seconds(), "delta-cpu-s")
 		b.ReportMetric(gcpu.Seconds(), "delta-go-cpu-s")

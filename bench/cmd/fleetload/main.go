@@ -40,7 +40,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/vigil-sec/vigil/bench/fleet"
@@ -110,41 +109,7 @@ var pgPid int
 
 // cpuTime is this process's user + system CPU time, plus that of the PostgreSQL cluster's
 // processes (the postmaster and its children) when -postmaster-pid is given.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	if pgPid == 0 {
-		return d
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ... utime(14) stime(15), in clock ticks (100 per second on Linux).
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		ppid, _ := strconv.Atoi(f[1])
-		if pid != pgPid && ppid != pgPid {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		d += time.Duration(ut+st) * 10 * time.Millisecond
-	}
-	return d
-}
+func cpuTime() time.Duration { return fleet.CPUTime(pgPid) }
 
 // timer records server time per request kind: the handler's wall time, from the request's
 // headers read to the response written.
