@@ -55,9 +55,12 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 	// the delta (it would re-evaluate what the engine holds, not what is stored) and evaluated
 	// afresh from the store after it, when the engine's advisories are those of the new version,
 	// like the stored findings another process may already have written for them.
-	stale, err := s.staleResources(ctx)
-	if err != nil {
-		return FeedResult{}, fmt.Errorf("catching up with stored inventories: %w", err)
+	var stale []reeval.Ref
+	if !s.engineSynced || s.Store.Dialect() == store.Postgres {
+		var err error
+		if stale, err = s.staleResources(ctx); err != nil {
+			return FeedResult{}, fmt.Errorf("catching up with stored inventories: %w", err)
+		}
 	}
 	changes, to, err := s.VulnDB.Changes(ctx, s.dbVersion)
 	if err != nil {
@@ -74,6 +77,7 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("catching up with stored inventories: %w", err)
 	}
+	s.engineSynced = true
 	s.dbVersion = to
 	if err := s.Store.RaiseState(ctx, stateFindingsVersion, int64(to)); err != nil {
 		return res, err
