@@ -136,15 +136,21 @@ func runJobs(t *testing.T, srv *Server, worker string) []string {
 // submitted to A is re-evaluated by a feed update job that B runs: B first catches up with the
 // inventory A stored, then writes the new finding and its event — once. A, following the same
 // database version later, writes nothing more. Inventories crossing between the two stay right.
-func TestTwoServersFeedUpdateOnOther(t *testing.T) {
+// twoServers starts two servers sharing a throwaway PostgreSQL database and a vulnerability
+// database seeded with lodash's advisory from mirror (feed updates import mirror).
+func twoServers(t *testing.T) (a, b *Server, mirror string) {
 	dsn := pgDSN(t)
-	ctx := context.Background()
 	shared, mirror := filepath.Join(t.TempDir(), "vulndb.sqlite"), t.TempDir()
 	osvZip(t, mirror, "npm", lodashGHSA)
 	seedVulnDB(t, shared, mirror)
+	a = newTestServer(t, Config{Postgres: dsn, VulnDB: shared, FeedMirror: mirror})
+	b = newTestServer(t, Config{Postgres: dsn, VulnDB: shared, FeedMirror: mirror})
+	return a, b, mirror
+}
 
-	a := newTestServer(t, Config{Postgres: dsn, VulnDB: shared, FeedMirror: mirror})
-	b := newTestServer(t, Config{Postgres: dsn, VulnDB: shared, FeedMirror: mirror})
+func TestTwoServersFeedUpdateOnOther(t *testing.T) {
+	ctx := context.Background()
+	a, b, mirror := twoServers(t)
 	ca := apiClient(t, a, a.AdminKey())
 	cb := apiClient(t, b, a.AdminKey()) // one key store: A's key works on B
 
@@ -588,13 +594,8 @@ func mustJobs(t *testing.T, srv *Server) []store.Job {
 // A process keeps the fleet lock shared across submissions, but lets it go as soon as another
 // process waits for it exclusively: well before the hold's idle timeout.
 func TestSharedHoldYieldsToWaiter(t *testing.T) {
-	dsn := pgDSN(t)
 	ctx := context.Background()
-	shared, mirror := filepath.Join(t.TempDir(), "vulndb.sqlite"), t.TempDir()
-	osvZip(t, mirror, "npm", lodashGHSA)
-	seedVulnDB(t, shared, mirror)
-	a := newTestServer(t, Config{Postgres: dsn, VulnDB: shared, FeedMirror: mirror})
-	b := newTestServer(t, Config{Postgres: dsn, VulnDB: shared, FeedMirror: mirror})
+	a, b, _ := twoServers(t)
 	ca := apiClient(t, a, a.AdminKey())
 	var sub SubmissionResult
 	if st := ca.do("PUT", "/v1/resources/host/web-1/inventory", InventorySubmission{Inventory: inventory("4.17.15", "1.2.0")}, &sub); st != 200 {
