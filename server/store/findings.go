@@ -922,12 +922,11 @@ type Changes struct {
 	// Account owns every row below; a row of another account fails the whole call with ErrForeign.
 	Account string
 	Upsert  []model.Finding
-	// Observed are findings seen again at ObservedAt, and ObservedResources resources every open
-	// (not closed) finding of which was: only their lastObservedAt moves, no document is rewritten.
-	// Upserts are written first, so an upserted finding that is also observed ends at ObservedAt.
-	Observed          []string
-	ObservedResources []string
-	ObservedAt        time.Time
+	// Observed are findings seen again at ObservedAt: only their lastObservedAt moves, no document
+	// is rewritten. Upserts are written first, so an upserted finding that is also observed ends at
+	// ObservedAt. (A resource all of whose open findings were seen again is observed with Observe.)
+	Observed   []string
+	ObservedAt time.Time
 	// ObservedBefore, when set, limits observing to findings last observed at or before it: the
 	// server moves lastObservedAt at a granularity, so an unchanged resubmission rewrites no row.
 	ObservedBefore time.Time
@@ -959,7 +958,7 @@ func (c *Changes) validate() error {
 			return err
 		}
 	}
-	if (len(c.Observed) > 0 || len(c.ObservedResources) > 0) && c.ObservedAt.IsZero() {
+	if len(c.Observed) > 0 && c.ObservedAt.IsZero() {
 		return fmt.Errorf("%w: observed findings without a time", ErrInvalid)
 	}
 	for _, e := range c.Events {
@@ -1000,12 +999,6 @@ func (s *Store) ApplyChanges(ctx context.Context, c Changes) error {
 			args := append([]any{at, c.Account, before}, anys(chunk)...)
 			if _, err := s.exec(ctx, tx, `UPDATE findings SET last_observed = ? WHERE account = ? AND last_observed <= ? AND id IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
 				return fmt.Errorf("store: observe findings: %w", err)
-			}
-		}
-		for _, r := range c.ObservedResources {
-			if _, err := s.exec(ctx, tx, `UPDATE findings SET last_observed = ? WHERE account = ? AND resource_id = ? AND status <> ? AND last_observed <= ?`,
-				at, c.Account, r, model.FindingClosed, before); err != nil {
-				return fmt.Errorf("store: observe findings of %s: %w", r, err)
 			}
 		}
 		for chunk := range slices.Chunk(c.Delete, 500) {

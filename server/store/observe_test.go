@@ -25,7 +25,7 @@ func TestObserveAndNamedReads(t *testing.T) {
 		t1 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 		must(t, s.ApplyChanges(ctx, Changes{Account: acctA, Observed: []string{b.ID}, ObservedAt: t1}))
 		t2 := t1.Add(time.Hour)
-		must(t, s.ApplyChanges(ctx, Changes{Account: acctA, ObservedResources: []string{"i-1"}, ObservedAt: t2}))
+		must(t, s.Observe(ctx, []Observation{{Account: acctA, ResourceID: "i-1", ScanType: model.ScanPackage, At: t2, FindingsBefore: t2}}))
 		if err := s.ApplyChanges(ctx, Changes{Account: acctA, Observed: []string{b.ID}}); err == nil {
 			t.Error("observing without a time succeeded")
 		}
