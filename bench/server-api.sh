@@ -19,11 +19,12 @@
 # stays on.
 #
 #   HOSTS=10000 CLIENTS=16 PHASE_SECONDS=30 STORES="sqlite postgres" bench/server-api.sh
+# FLEETLOAD_ARGS go to bench/cmd/fleetload, e.g. "-cpuprofile /tmp/one.prof -profile-phase one".
 # A 10,000-host load writes ~2.3 M findings (~9 GB of SQLite); it takes tens of minutes per store.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-HOSTS=${HOSTS:-10000}; CLIENTS=${CLIENTS:-16}; PHASE_SECONDS=${PHASE_SECONDS:-30}; STORES=${STORES:-"sqlite postgres"}
+HOSTS=${HOSTS:-10000}; CLIENTS=${CLIENTS:-16}; FLEETLOAD_ARGS=${FLEETLOAD_ARGS:-}; PHASE_SECONDS=${PHASE_SECONDS:-30}; STORES=${STORES:-"sqlite postgres"}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vigil-server-api.XXXXXX")
 PGDATA=""
 cleanup() {
@@ -39,7 +40,7 @@ for store in $STORES; do
   echo "## $store"
   case $store in
   sqlite)
-    "$WORK/fleetload" -dir "$WORK/sqlite" -hosts "$HOSTS" -clients "$CLIENTS" -seconds "$PHASE_SECONDS"
+    "$WORK/fleetload" -dir "$WORK/sqlite" -hosts "$HOSTS" -clients "$CLIENTS" -seconds "$PHASE_SECONDS" $FLEETLOAD_ARGS
     rm -rf "$WORK/sqlite" ;;
   postgres)
     PGBIN=${VIGIL_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
@@ -50,7 +51,7 @@ for store in $STORES; do
       -c shared_buffers=1GB -c synchronous_commit=off -c max_wal_size=8GB -c checkpoint_timeout=15min \
       -c jit=off" start >/dev/null
     pg "$PGBIN/createdb" -h "$WORK/pg" -U vigil vigil
-    "$WORK/fleetload" -dir "$WORK/pgdir" -postgres "postgres://vigil@/vigil?host=$WORK/pg" -postmaster-pid "$PGDATA/postmaster.pid" -hosts "$HOSTS" -clients "$CLIENTS" -seconds "$PHASE_SECONDS"
+    "$WORK/fleetload" -dir "$WORK/pgdir" -postgres "postgres://vigil@/vigil?host=$WORK/pg" -postmaster-pid "$PGDATA/postmaster.pid" -hosts "$HOSTS" -clients "$CLIENTS" -seconds "$PHASE_SECONDS" $FLEETLOAD_ARGS
     pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null; PGDATA=""
     rm -rf "$WORK/pg" "$WORK/pgdir" ;;
   *) echo "unknown store $store" >&2; exit 2 ;;
