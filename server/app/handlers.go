@@ -258,7 +258,7 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 		s.noteObserved(o)
 		return &SubmissionResult{ResourceID: res.ID, Unchanged: true, Findings: state.ActiveFindings}, nil
 	}
-	prev, err := s.resourceFindings(ctx, res.Account, res.ID)
+	prev, err := s.Store.ResourceFindings(ctx, res.Account, res.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -370,11 +370,6 @@ func InventoryHash(inv *model.Inventory) string {
 		h.Write([]byte{'\n'})
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// resourceFindings loads every stored finding of one resource, closed ones included.
-func (s *Server) resourceFindings(ctx context.Context, account, id string) ([]model.Finding, error) {
-	return s.Store.ResourceFindings(ctx, account, id)
 }
 
 // allAccounts lists every account: a system-wide read, used only at start-up to load the fleet.
@@ -646,7 +641,7 @@ func (s *Server) reapplyRules(ctx context.Context, acct string) error {
 			return err
 		}
 		for _, res := range page.Resources {
-			fs, err := s.resourceFindings(ctx, acct, res.ID)
+			fs, err := s.Store.ResourceFindings(ctx, acct, res.ID)
 			if err != nil {
 				return err
 			}

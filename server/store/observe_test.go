@@ -92,9 +92,8 @@ func TestSaveResourceChanged(t *testing.T) {
 		if tag != "dev" {
 			t.Errorf("resource_tags holds env=%s", tag)
 		}
-		h, err := s.InventoryHash(ctx, acctA, "i-1")
-		if err != nil || h != "" {
-			t.Errorf("inventory hash before any inventory: %q %v", h, err)
+		if r, err := s.GetResource(ctx, acctA, "i-1"); err != nil || r.InventoryHash != "" {
+			t.Errorf("inventory hash before any inventory: %q %v", r.InventoryHash, err)
 		}
 	})
 }

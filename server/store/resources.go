@@ -349,19 +349,6 @@ func (s *Store) PutInventory(ctx context.Context, account, resourceID, hash stri
 	return diff, err
 }
 
-// InventoryHash returns the hash of the resource's stored inventory ("" before the first).
-func (s *Store) InventoryHash(ctx context.Context, account, resourceID string) (string, error) {
-	var h string
-	err := s.queryRow(ctx, s.db, `SELECT inventory_hash FROM resources WHERE account = ? AND id = ?`, account, resourceID).Scan(&h)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", notFound("resource", resourceID)
-	}
-	if err != nil {
-		return "", fmt.Errorf("store: inventory hash %s: %w", resourceID, err)
-	}
-	return h, nil
-}
-
 func comparePackages(a, b model.Package) int {
 	return strings.Compare(a.Ecosystem+"\x00"+a.Name+"\x00"+a.Version, b.Ecosystem+"\x00"+b.Name+"\x00"+b.Version)
 }
