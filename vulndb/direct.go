@@ -2,6 +2,7 @@ package vulndb
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 
@@ -18,7 +19,14 @@ func (d *DB) LookupDirect(ctx context.Context, ecosystem, name string) ([]model.
 		return nil, err
 	}
 	defer release()
-	rows, err := db.QueryContext(ctx, `SELECT r.source, r.id, r.summary, a.package, a.body
+	return lookupRows(ctx, db, ecosystem, name)
+}
+
+// lookupRows reads one package's non-withdrawn advisories, in the order the index holds them.
+func lookupRows(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, ecosystem, name string) ([]model.Advisory, error) {
+	rows, err := q.QueryContext(ctx, `SELECT r.source, r.id, r.summary, a.package, a.body
 		FROM vdb_advisories a JOIN vdb_records r ON r.rowid = a.record
 		WHERE a.ecosystem = ? AND a.name_key = ? AND r.withdrawn = 0 ORDER BY a.rowid`,
 		ecosystem, NormalizeName(ecosystem, name))

@@ -306,7 +306,7 @@ func (d *DB) importSource(ctx context.Context, source string, meta SourceMeta, f
 		return res, err
 	}
 	if len(im.changes) > 0 {
-		d.invalidate()
+		d.markStale()
 	}
 	return res, nil
 }

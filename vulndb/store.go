@@ -136,8 +136,10 @@ type DB struct {
 
 	writeMu sync.Mutex // one import at a time per process
 
-	idxMu sync.Mutex
-	idx   *index // nil until the first Lookup after open or after a change
+	idxMu    sync.Mutex
+	idx      *index // nil until the first Lookup after open or after a bundle swap
+	idxStale bool   // the database moved past idx.version: patch it at the next Lookup
+	builds   int    // full index builds (tests tell a patch from a rebuild)
 
 	// Now is the clock (tests replace it).
 	Now func() time.Time

@@ -63,6 +63,8 @@ func main() {
 	flag.StringVar(&cfg.pgPidFile, "postmaster-pid", "", "PostgreSQL's postmaster.pid: CPU figures then include the cluster's processes")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write a CPU profile here (of the -profile-phase phase, or of the whole run)")
 	flag.StringVar(&cfg.profilePhase, "profile-phase", "", "profile only this phase: load, settle, unchanged, sustained, mix, delta, one, list, restart")
+	flag.StringVar(&cfg.phases, "phases", "", "run only these phases, comma-separated (default all); with -dir holding an earlier run's data\n"+
+		"(its vulnerability database is then used as it is), e.g. -phases load,settle once, copy the directory, then -phases delta,one")
 	flag.Parse()
 	if cfg.dir == "" {
 		fmt.Fprintln(os.Stderr, "fleetload: -dir is required")
@@ -102,6 +104,7 @@ type config struct {
 	seconds               float64
 	profile, profilePhase string
 	pgPidFile             string
+	phases                string
 }
 
 // pgPid is the postmaster whose processes' CPU time counts with ours (0: none).
@@ -203,6 +206,9 @@ func run(ctx context.Context, cfg config) error {
 		{"restart", b.restart},
 	}
 	for _, p := range phases {
+		if cfg.phases != "" && !slices.Contains(strings.Split(cfg.phases, ","), p.name) {
+			continue
+		}
 		if p.name == cfg.profilePhase {
 			f, err := os.Create(cfg.profile)
 			if err != nil {
@@ -223,11 +229,17 @@ func run(ctx context.Context, cfg config) error {
 	return nil
 }
 
-// buildVulnDB imports the corpus's advisories as two sources, osv (PyPI and npm) and debian.
+// buildVulnDB imports the corpus's advisories as two sources, osv (PyPI and npm) and debian,
+// unless the directory holds an earlier run's database.
 func (b *bench) buildVulnDB(ctx context.Context) error {
+	path := filepath.Join(b.cfg.dir, "vulndb.sqlite")
+	_, statErr := os.Stat(path)
 	var err error
-	if b.db, err = vulndb.Open(ctx, filepath.Join(b.cfg.dir, "vulndb.sqlite")); err != nil {
+	if b.db, err = vulndb.Open(ctx, path); err != nil {
 		return err
+	}
+	if statErr == nil {
+		return nil
 	}
 	bySource := map[string][]model.Advisory{}
 	for _, a := range b.corpus.Advisories {
@@ -261,8 +273,8 @@ func (b *bench) start(ctx context.Context) error {
 	}
 	wall, cpu := time.Since(t0), cpuTime()-c0
 	b.srv = srv
-	if k := srv.AdminKey(); k != "" {
-		b.key = k
+	b.key = srv.AdminKey() // empty on a reused directory
+	{
 		// The API limits each key to 50 requests per second: a fleet's hosts submit with their own
 		// credentials, here 100 keys shared by the hosts.
 		for i := 0; i < 100; i++ {
