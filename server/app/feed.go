@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/vigil-sec/vigil/model"
@@ -90,39 +89,11 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 }
 
 // applyDelta re-evaluates the resources the engine holds against the change-log entries and writes
-// what changed. The engine calls load from several goroutines, only for resources whose hits
-// changed, and says which stored findings it examines; rules are read once per account.
+// what changed. The engine asks for the stored findings of resources whose hits changed, a batch
+// at a time, naming the ones it examines; rules are read once per account.
 func (s *Server) applyDelta(ctx context.Context, changes []vulndb.Change, res *FeedResult) error {
 	now := s.now().UTC().Truncate(time.Microsecond)
-	var (
-		rulesMu sync.Mutex
-		rulesOf = map[string][]model.SuppressionRule{}
-	)
-	load := func(ctx context.Context, ref reeval.Ref, need *reeval.Need) ([]model.Finding, []model.SuppressionRule, error) {
-		var (
-			prev []model.Finding
-			err  error
-		)
-		if need == nil {
-			prev, err = s.Store.ResourceFindings(ctx, ref.Account, ref.ResourceID)
-		} else {
-			prev, err = s.Store.ResourceFindingsNamed(ctx, ref.Account, ref.ResourceID, need.IDs, need.Vulns)
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		rulesMu.Lock()
-		defer rulesMu.Unlock()
-		rules, ok := rulesOf[ref.Account]
-		if !ok {
-			if rules, err = s.Store.ListSuppressionRules(ctx, []string{ref.Account}); err != nil {
-				return nil, nil, err
-			}
-			rulesOf[ref.Account] = rules
-		}
-		return prev, rules, nil
-	}
-	outs, err := s.engine.FeedDelta(ctx, reeval.DeltaFromChanges(changes), load, now)
+	outs, err := s.engine.FeedDelta(ctx, reeval.DeltaFromChanges(changes), &deltaLoader{st: s.Store, rules: map[string][]model.SuppressionRule{}}, now)
 	if err != nil {
 		return fmt.Errorf("re-evaluating after a feed update: %w", err)
 	}
@@ -155,6 +126,45 @@ func (s *Server) applyDelta(ctx context.Context, changes []vulndb.Change, res *F
 		batch.Events = append(batch.Events, o.Result.Events...)
 	}
 	return flush()
+}
+
+// deltaLoader answers a feed delta's batches: one read per account of the batch, by (resource,
+// vulnerability ID) pairs.
+type deltaLoader struct {
+	st    *store.Store
+	rules map[string][]model.SuppressionRule // by account
+}
+
+func (l *deltaLoader) Load(ctx context.Context, refs []reeval.Ref, needs []*reeval.Need) ([][]model.Finding, [][]model.SuppressionRule, error) {
+	byAccount := map[string]map[string][]string{}
+	for i, ref := range refs {
+		m := byAccount[ref.Account]
+		if m == nil {
+			m = map[string][]string{}
+			byAccount[ref.Account] = m
+		}
+		m[ref.ResourceID] = needs[i].Vulns
+	}
+	found := map[string]map[string][]model.Finding{}
+	for acct, vulns := range byAccount {
+		fs, err := l.st.FindingsByVulnerability(ctx, acct, vulns)
+		if err != nil {
+			return nil, nil, err
+		}
+		found[acct] = fs
+		if _, ok := l.rules[acct]; !ok {
+			rules, err := l.st.ListSuppressionRules(ctx, []string{acct})
+			if err != nil {
+				return nil, nil, err
+			}
+			l.rules[acct] = rules
+		}
+	}
+	prev, rules := make([][]model.Finding, len(refs)), make([][]model.SuppressionRule, len(refs))
+	for i, ref := range refs {
+		prev[i], rules[i] = found[ref.Account][ref.ResourceID], l.rules[ref.Account]
+	}
+	return prev, rules, nil
 }
 
 // staleResources compares the inventory hash the engine holds for each resource with the stored

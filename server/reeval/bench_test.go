@@ -169,7 +169,7 @@ func BenchmarkAdvisoryOnePercent(b *testing.B) {
 		now := bf.tick()
 		cpu0 := cpuTime()
 		b.StartTimer()
-		outs, err := bf.engine.FeedDelta(ctx, Delta{Packages: []Key{k}}, bf.fl.load, now)
+		outs, err := bf.engine.FeedDelta(ctx, Delta{Packages: []Key{k}}, LoadFunc(bf.fl.load), now)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -270,7 +270,7 @@ func BenchmarkFeedDelta1000(b *testing.B) {
 			now := bf.tick()
 			cpu0 := cpuTime()
 			b.StartTimer()
-			outs, err := bf.engine.FeedDelta(ctx, d, bf.fl.load, now)
+			outs, err := bf.engine.FeedDelta(ctx, d, LoadFunc(bf.fl.load), now)
 			if err != nil {
 				b.Fatal(err)
 			}

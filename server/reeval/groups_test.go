@@ -62,7 +62,7 @@ func TestFeedDeltaSharedGroupsEqualFullMatch(t *testing.T) {
 	store.mu.Unlock()
 	keys = append(keys, Key{"Debian:12", "openssl"})
 	now = now.Add(time.Hour)
-	outs, err := e.FeedDelta(context.Background(), Delta{Packages: keys}, fl.load, now)
+	outs, err := e.FeedDelta(context.Background(), Delta{Packages: keys}, LoadFunc(fl.load), now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -379,15 +379,36 @@ func DeltaFromChanges(changes []vulndb.Change) Delta {
 	return d
 }
 
-// Loader returns a resource's stored findings and the suppression rules that govern it. FeedDelta
-// calls it from several goroutines at once, and only for resources whose hits changed, after it
-// has regrouped them: need says which stored findings the pass examines (a resource's other
-// findings are not touched by a feed delta). A loader may return more, or all of them.
-type Loader func(ctx context.Context, ref Ref, need *Need) (prev []model.Finding, rules []model.SuppressionRule, err error)
+// Loader gives a feed delta the stored state it reconciles against: for each resource, the
+// stored findings its pass examines (need: a resource's other findings are not touched by a feed
+// delta; returning more, or all of them, is harmless) and the suppression rules that govern it.
+// FeedDelta calls it from one goroutine with a batch of resources at a time, once they are
+// regrouped, and only for resources whose hits changed: a store answers a batch with a few
+// queries instead of one per resource.
+type Loader interface {
+	Load(ctx context.Context, refs []Ref, needs []*Need) (prev [][]model.Finding, rules [][]model.SuppressionRule, err error)
+}
+
+// LoadFunc is a Loader answering one resource at a time.
+type LoadFunc func(ctx context.Context, ref Ref, need *Need) (prev []model.Finding, rules []model.SuppressionRule, err error)
+
+// Load implements Loader.
+func (f LoadFunc) Load(ctx context.Context, refs []Ref, needs []*Need) ([][]model.Finding, [][]model.SuppressionRule, error) {
+	prev, rules := make([][]model.Finding, len(refs)), make([][]model.SuppressionRule, len(refs))
+	for i, ref := range refs {
+		var err error
+		if prev[i], rules[i], err = f(ctx, ref, needs[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return prev, rules, nil
+}
 
 // Need names the stored findings a feed-delta pass of one resource examines: those with one of
 // IDs (the findings it recomputed) or whose vulnerability ID is one of Vulns (the changed IDs and
-// every ID and alias of the hits regrouped with them).
+// every ID and alias of the hits regrouped with them). Vulns holds the vulnerability ID of every
+// finding in IDs too, and a finding's ID derives from its resource and vulnerability ID, so a
+// loader may select by (resource, vulnerability ID) alone.
 type Need struct {
 	IDs, Vulns []string
 }
@@ -464,41 +485,92 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 		return nil, err
 	}
 	out := make([]Outcome, len(handles))
-	errs := make([]error, len(handles))
 	gc := newGroupCache()
+	for lo := 0; lo < len(handles); lo += loadBatch {
+		hi := min(lo+loadBatch, len(handles))
+		if err := e.deltaBatch(ctx, handles[lo:hi], out[lo:hi], rematch, changed, d.Vulns, load, now, gc); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// loadBatch is how many resources a feed delta regroups before loading their stored findings
+// with one Loader call.
+const loadBatch = 1000
+
+// deltaBatch re-evaluates a batch of a feed delta's resources: regrouped on the workers, their
+// stored findings loaded in one call, reconciled on the workers.
+func (e *Engine) deltaBatch(ctx context.Context, handles []uint32, out []Outcome, rematch, changed []bool, vulns []string, load Loader, now time.Time, gc *groupCache) error {
+	passes := make([]*pass, len(handles))
+	err := e.fanOut(ctx, len(handles), func(i int) error {
+		h := handles[i]
+		keys := changed
+		if !rematch[h] {
+			keys = nil
+		}
+		var err error
+		out[i], passes[i], err = e.redo(e.entries[h], keys, vulns, now, gc)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var (
+		refs  []Ref
+		needs []*Need
+		at    []int
+	)
+	for i, p := range passes {
+		if p != nil {
+			refs, needs, at = append(refs, out[i].Ref), append(needs, p.need), append(at, i)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	prev, rules, err := load.Load(ctx, refs, needs)
+	if err != nil {
+		return fmt.Errorf("reeval: loading the stored findings of %d resources: %w", len(refs), err)
+	}
+	if len(prev) != len(refs) || len(rules) != len(refs) {
+		return fmt.Errorf("reeval: the loader answered %d of %d resources", len(prev), len(refs))
+	}
+	return e.fanOut(ctx, len(at), func(j int) error {
+		i := at[j]
+		out[i].Result = e.finish(passes[i], prev[j], rules[j], now)
+		return nil
+	})
+}
+
+// fanOut runs fn(0..n-1) on the workers and returns the first error.
+func (e *Engine) fanOut(ctx context.Context, n int, fn func(i int) error) error {
+	errs := make([]error, n)
 	work := make(chan int)
 	var wg sync.WaitGroup
-	for w := 0; w < e.cfg.Workers; w++ {
+	for w := 0; w < min(e.cfg.Workers, n); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				h := handles[i]
-				keys := changed
-				if !rematch[h] {
-					keys = nil
-				}
-				out[i], errs[i] = e.redo(ctx, e.entries[h], keys, d.Vulns, load, now, gc)
+				errs[i] = fn(i)
 			}
 		}()
 	}
-	for i := range handles {
-		if ctx.Err() != nil {
-			break
-		}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
 		work <- i
 	}
 	close(work)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // prematch fills the memo for every distinct package version the delta re-matches, spread over the
@@ -551,9 +623,10 @@ func changedRec(r rec, changed []bool) bool {
 	return changed != nil && ((r.key1 != 0 && changed[r.key1-1]) || (r.key2 != 0 && changed[r.key2-1]))
 }
 
-// redo re-evaluates one resource of a feed delta. It touches only its own entry; the string table
-// and index are read-only while a feed delta runs.
-func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []string, load Loader, now time.Time, gc *groupCache) (Outcome, error) {
+// redo regroups one resource of a feed delta: an Outcome with Unchanged set when its hits did not
+// change, else the pass to reconcile once its stored findings are loaded. It touches only its own
+// entry; the string table and index are read-only while a feed delta runs.
+func (e *Engine) redo(ent *entry, changed []bool, vulns []string, now time.Time, gc *groupCache) (Outcome, *pass, error) {
 	ref := Ref{ent.resource.Account, ent.resource.ID}
 	dirty := map[string]bool{}
 	for _, v := range vulns {
@@ -566,7 +639,7 @@ func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []s
 				n++
 				mv, err := e.memoFor(r, nil)
 				if err != nil {
-					return Outcome{}, fmt.Errorf("reeval: %s/%s: %w", ref.Account, ref.ResourceID, err)
+					return Outcome{}, nil, fmt.Errorf("reeval: %s/%s: %w", ref.Account, ref.ResourceID, err)
 				}
 				diffIDs(dirty, ent.memo[i], mv)
 				ent.memo[i] = mv
@@ -574,20 +647,24 @@ func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []s
 		}
 	}
 	if len(dirty) == 0 {
-		return Outcome{Ref: ref, At: now, Matched: n, Unchanged: true}, nil
+		return Outcome{Ref: ref, At: now, Matched: n, Unchanged: true}, nil, nil
 	}
-	get := func(need *Need) ([]model.Finding, []model.SuppressionRule, error) {
-		prev, rules, err := load(ctx, ref, need)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reeval: loading %s/%s: %w", ref.Account, ref.ResourceID, err)
-		}
-		return prev, rules, nil
-	}
-	res, err := e.evaluate(ent, get, now, dirty, false, gc)
+	p, err := e.prepare(ent, dirty, false, gc)
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{}, nil, err
 	}
-	return Outcome{Ref: ref, At: now, Result: res, Matched: n, Warnings: ent.warningList()}, nil
+	return Outcome{Ref: ref, At: now, Matched: n, Warnings: ent.warningList()}, p, nil
+}
+
+// pass is one resource's evaluation between regrouping and reconciling: its fresh findings, and
+// which stored findings it examines.
+type pass struct {
+	ent     *entry
+	current []model.Finding
+	need    *Need // nil: all of them
+	ids     map[string]bool
+	dirty   map[string]bool
+	observe bool
 }
 
 // evaluate regroups the entry's hits, in inventory order as a full match would, and reconciles.
@@ -598,11 +675,24 @@ func (e *Engine) redo(ctx context.Context, ent *entry, changed []bool, vulns []s
 //
 // get returns the stored findings and rules; with a dirty set it is told which findings the pass
 // examines, once the hits are regrouped.
+func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []model.SuppressionRule, error), now time.Time, dirty map[string]bool, observe bool, gc *groupCache) (findings.Result, error) {
+	p, err := e.prepare(ent, dirty, observe, gc)
+	if err != nil {
+		return findings.Result{}, err
+	}
+	prev, rules, err := get(p.need)
+	if err != nil {
+		return findings.Result{}, err
+	}
+	return e.finish(p, prev, rules, now), nil
+}
+
+// prepare regroups the entry's hits (those a dirty ID reaches, with a dirty set) into fresh findings.
 //
 // gc, during a feed delta, shares the findings of identical groups across resources; current
 // then comes in group order rather than sorted, which nothing below depends on (findings are
 // reconciled by ID and results come in ID order).
-func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []model.SuppressionRule, error), now time.Time, dirty map[string]bool, observe bool, gc *groupCache) (findings.Result, error) {
+func (e *Engine) prepare(ent *entry, dirty map[string]bool, observe bool, gc *groupCache) (*pass, error) {
 	// Hits are rebuilt for the pass from the shared memo; packages are expanded from the compact
 	// records only for the hits selected, so nothing per package outlives the call.
 	n := 0
@@ -637,52 +727,55 @@ func (e *Engine) evaluate(ent *entry, get func(need *Need) ([]model.Finding, []m
 		current, err = e.matcher.Findings(hits, opts)
 	}
 	if err != nil {
-		return findings.Result{}, fmt.Errorf("reeval: %s/%s: %w", ent.resource.Account, ent.resource.ID, err)
+		return nil, fmt.Errorf("reeval: %s/%s: %w", ent.resource.Account, ent.resource.ID, err)
 	}
 	for i := range current {
 		current[i].Account, current[i].ResourceID, current[i].ResourceType = ent.resource.Account, ent.resource.ID, ent.resource.Type
 	}
+	p := &pass{ent: ent, current: current, dirty: dirty, observe: observe}
 	if dirty == nil {
-		prev, rules, err := get(nil)
-		if err != nil {
-			return findings.Result{}, err
-		}
-		return findings.Process(prev, current, rules, &ent.resource, now, e.cfg.Findings), nil
+		return p, nil
 	}
-	ids := make(map[string]bool, len(current))
-	need := &Need{IDs: make([]string, 0, len(current)), Vulns: make([]string, 0, len(vulns))}
+	p.ids = make(map[string]bool, len(current))
+	p.need = &Need{IDs: make([]string, 0, len(current)), Vulns: make([]string, 0, len(vulns))}
 	for _, f := range current {
-		ids[f.ID] = true
-		need.IDs = append(need.IDs, f.ID)
+		p.ids[f.ID] = true
+		p.need.IDs = append(p.need.IDs, f.ID)
+		vulns[f.VulnerabilityID] = true
 	}
 	for id := range vulns {
-		need.Vulns = append(need.Vulns, id)
+		p.need.Vulns = append(p.need.Vulns, id)
 	}
-	sort.Strings(need.IDs)
-	sort.Strings(need.Vulns)
-	prev, rules, err := get(need)
-	if err != nil {
-		return findings.Result{}, err
+	sort.Strings(p.need.IDs)
+	sort.Strings(p.need.Vulns)
+	return p, nil
+}
+
+// finish reconciles a pass's fresh findings with the stored ones (prev: at least those its need
+// names; others are left alone).
+func (e *Engine) finish(p *pass, prev []model.Finding, rules []model.SuppressionRule, now time.Time) findings.Result {
+	if p.need == nil {
+		return findings.Process(prev, p.current, rules, &p.ent.resource, now, e.cfg.Findings)
 	}
 	// The others are only named (observe), never copied: a resource holds hundreds of findings.
-	touched := make([]model.Finding, 0, len(current))
+	touched := make([]model.Finding, 0, len(p.current))
 	var observed []string
 	for i := range prev {
 		f := &prev[i]
-		if ids[f.ID] || dirty[f.VulnerabilityID] || slices.ContainsFunc(f.RelatedVulnerabilities, func(id string) bool { return dirty[id] }) {
+		if p.ids[f.ID] || p.dirty[f.VulnerabilityID] || slices.ContainsFunc(f.RelatedVulnerabilities, func(id string) bool { return p.dirty[id] }) {
 			touched = append(touched, *f)
-		} else if observe && f.Status != model.FindingClosed {
+		} else if p.observe && f.Status != model.FindingClosed {
 			observed = append(observed, f.ID)
 		}
 	}
 	// Only the re-examined findings are returned: copying the resource's whole state on every pass
 	// would cost more than the pass itself.
-	res := findings.Process(touched, current, rules, &ent.resource, now, e.cfg.Findings)
+	res := findings.Process(touched, p.current, rules, &p.ent.resource, now, e.cfg.Findings)
 	if len(observed) > 0 {
 		res.Observed = append(res.Observed, observed...)
 		sort.Strings(res.Observed)
 	}
-	return res, nil
+	return res
 }
 
 // liteHit is a hit before its package is expanded: the package's position in the entry.

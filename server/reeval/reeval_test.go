@@ -308,7 +308,7 @@ func TestFeedDeltaTouchesOnlyAffected(t *testing.T) {
 	// A feed update adds the lodash template-injection advisory.
 	store.reset()
 	k := store.add(lodashTemplate)
-	outs, err := e.FeedDelta(context.Background(), Delta{Packages: []Key{k}}, fl.load, now0.Add(time.Hour))
+	outs, err := e.FeedDelta(context.Background(), Delta{Packages: []Key{k}}, LoadFunc(fl.load), now0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,7 @@ func TestFeedDeltaTouchesOnlyAffected(t *testing.T) {
 	store.advs[k][0].Withdrawn = &w
 	store.mu.Unlock()
 	outs, err = e.FeedDelta(context.Background(), DeltaFromChanges([]vulndb.Change{{Kind: vulndb.ChangeWithdrawn,
-		AdvisoryKey: vulndb.AdvisoryKey{Source: "osv", ID: "GHSA-35jh-r3h4-6jhm", Ecosystem: "npm", Package: "lodash"}}}), fl.load, now0.Add(2*time.Hour))
+		AdvisoryKey: vulndb.AdvisoryKey{Source: "osv", ID: "GHSA-35jh-r3h4-6jhm", Ecosystem: "npm", Package: "lodash"}}}), LoadFunc(fl.load), now0.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +355,7 @@ func TestFeedDeltaTouchesOnlyAffected(t *testing.T) {
 
 	// A key nobody holds costs nothing.
 	store.reset()
-	outs, err = e.FeedDelta(context.Background(), Delta{Packages: []Key{{"PyPI", "django"}}}, fl.load, now0.Add(3*time.Hour))
+	outs, err = e.FeedDelta(context.Background(), Delta{Packages: []Key{{"PyPI", "django"}}}, LoadFunc(fl.load), now0.Add(3*time.Hour))
 	if err != nil || len(outs) != 0 || store.total() != 0 {
 		t.Errorf("unheld key: %d outcomes, %d lookups, %v", len(outs), store.total(), err)
 	}
@@ -367,7 +367,7 @@ func TestFeedDeltaTouchesOnlyAffected(t *testing.T) {
 	store.vulns["CVE-2024-45590"] = &model.Vulnerability{ID: "CVE-2024-45590", EPSS: &model.EPSS{Score: 0.42, Percentile: 0.97}}
 	store.mu.Unlock()
 	outs, err = e.FeedDelta(context.Background(), DeltaFromChanges([]vulndb.Change{{Kind: vulndb.ChangeEnrichment,
-		AdvisoryKey: vulndb.AdvisoryKey{Source: "epss", VulnID: "CVE-2024-45590"}}}), fl.load, now0.Add(4*time.Hour))
+		AdvisoryKey: vulndb.AdvisoryKey{Source: "epss", VulnID: "CVE-2024-45590"}}}), LoadFunc(fl.load), now0.Add(4*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +408,7 @@ func TestIncrementalEqualsFullMatch(t *testing.T) {
 	for _, a := range []model.Advisory{lodashTemplate, bodyParser, requests} {
 		keys = append(keys, store.add(a))
 	}
-	outs, err := e.FeedDelta(context.Background(), Delta{Packages: keys}, fl.load, now0.Add(2*time.Hour))
+	outs, err := e.FeedDelta(context.Background(), Delta{Packages: keys}, LoadFunc(fl.load), now0.Add(2*time.Hour))
 	if err != nil || len(outs) != 1 {
 		t.Fatalf("%v %d", err, len(outs))
 	}
@@ -457,7 +457,7 @@ func TestRestoreThenFeedDeltaEqualsFullMatch(t *testing.T) {
 	for _, a := range []model.Advisory{lodashTemplate, bodyParser, requests} {
 		keys = append(keys, store.add(a))
 	}
-	outs, err := e.FeedDelta(context.Background(), Delta{Packages: keys}, fl.load, now0.Add(time.Hour))
+	outs, err := e.FeedDelta(context.Background(), Delta{Packages: keys}, LoadFunc(fl.load), now0.Add(time.Hour))
 	if err != nil || len(outs) != 1 {
 		t.Fatalf("%v %d", err, len(outs))
 	}
@@ -583,7 +583,7 @@ func TestFeedDeltaModifiedAdvisories(t *testing.T) {
 	store.mu.Lock()
 	store.advs[k][0].Modified = now0.Add(time.Hour) // republished, nothing else changed
 	store.mu.Unlock()
-	outs, err := e.FeedDelta(context.Background(), Delta{Packages: []Key{k}}, load, now0.Add(time.Hour))
+	outs, err := e.FeedDelta(context.Background(), Delta{Packages: []Key{k}}, LoadFunc(load), now0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,7 +594,7 @@ func TestFeedDeltaModifiedAdvisories(t *testing.T) {
 	store.mu.Lock()
 	store.advs[k][1].Severity = model.SeverityMedium
 	store.mu.Unlock()
-	outs, err = e.FeedDelta(context.Background(), Delta{Packages: []Key{k}}, load, now0.Add(2*time.Hour))
+	outs, err = e.FeedDelta(context.Background(), Delta{Packages: []Key{k}}, LoadFunc(load), now0.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -633,7 +633,7 @@ func TestFeedDeltaAliasMerge(t *testing.T) {
 	// The CVE record names both as aliases.
 	k := store.add(model.Advisory{Source: "osv", ID: "CVE-2023-32681", Aliases: []string{"GHSA-j8r2-6x86-q33q", "PYSEC-2023-74"},
 		Ecosystem: "PyPI", Package: "requests", Ranges: rng("2.3.0", "2.31.0")})
-	outs, err := e.FeedDelta(context.Background(), Delta{Packages: []Key{k}}, fl.load, now0.Add(time.Hour))
+	outs, err := e.FeedDelta(context.Background(), Delta{Packages: []Key{k}}, LoadFunc(fl.load), now0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

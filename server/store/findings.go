@@ -672,26 +672,76 @@ func (s *Store) resourceFindings(ctx context.Context, resourceID, cond string, a
 	return out, rows.Err()
 }
 
-// ResourceFindingsNamed returns the findings of one of the account's resources that have one of
-// ids or whose vulnerability ID is one of vulns (any status), ordered by ID: what a feed delta's
-// re-evaluation of the resource examines, without reading its other findings.
-func (s *Store) ResourceFindingsNamed(ctx context.Context, account, resourceID string, ids, vulns []string) ([]model.Finding, error) {
-	var conds []string
-	args := []any{account, resourceID}
-	if len(ids) > 0 {
-		conds = append(conds, `f.id IN (`+placeholders(len(ids))+`)`)
-		args = append(args, anys(ids)...)
+// FindingsByVulnerability returns, grouped by resource ID and ordered by finding ID, the stored
+// findings (any status) of the account's resources whose vulnerability ID is one of those listed
+// for their resource: what a feed delta re-examines for a batch of resources, read with one
+// statement per few thousand (resource, vulnerability) pairs instead of one query per resource.
+func (s *Store) FindingsByVulnerability(ctx context.Context, account string, vulns map[string][]string) (map[string][]model.Finding, error) {
+	var rids, vids []string
+	for rid, vs := range vulns {
+		for _, v := range vs {
+			rids, vids = append(rids, rid), append(vids, v)
+		}
 	}
-	if len(vulns) > 0 {
-		conds = append(conds, `f.vulnerability_id IN (`+placeholders(len(vulns))+`)`)
-		args = append(args, anys(vulns)...)
+	// The pairs arrive as two arrays (PostgreSQL) or one JSON array of pairs (SQLite): one
+	// statement text whatever their number, each pair an index probe.
+	pairs := `unnest(?::text[], ?::text[]) AS q (rid, vid)`
+	if s.dialect == SQLite {
+		pairs = `(SELECT value ->> 0 AS rid, value ->> 1 AS vid FROM json_each(?)) AS q`
 	}
-	if len(conds) == 0 {
-		return nil, nil
+	query := `SELECT f.resource_id, d.data, f.last_observed FROM ` + pairs + `
+		JOIN findings f ON f.account = ? AND f.resource_id = q.rid AND f.vulnerability_id = q.vid
+		JOIN finding_data d ON d.account = f.account AND d.id = f.id`
+	out := map[string][]model.Finding{}
+	const chunk = 5000
+	for lo := 0; lo < len(rids); lo += chunk {
+		hi := min(lo+chunk, len(rids))
+		var args []any
+		if s.dialect == SQLite {
+			js := make([][2]string, hi-lo)
+			for i := lo; i < hi; i++ {
+				js[i-lo] = [2]string{rids[i], vids[i]}
+			}
+			b, err := json.Marshal(js)
+			if err != nil {
+				return nil, err
+			}
+			args = []any{string(b), account}
+		} else {
+			args = []any{rids[lo:hi], vids[lo:hi], account}
+		}
+		if err := s.scanFindings(ctx, query, args, func(rid string, f model.Finding) { out[rid] = append(out[rid], f) }); err != nil {
+			return nil, fmt.Errorf("store: findings by vulnerability: %w", err)
+		}
 	}
-	// The resource's few hundred findings are the rows to test: SQLite would rather probe the
-	// vulnerability index for each ID across the whole fleet (resourceFindings names its index).
-	return s.resourceFindings(ctx, resourceID, strings.Join(conds, " OR "), args...)
+	for _, fs := range out {
+		slices.SortFunc(fs, func(a, b model.Finding) int { return strings.Compare(a.ID, b.ID) })
+	}
+	return out, nil
+}
+
+// scanFindings runs a query selecting (resource ID, document, last_observed) and hands each finding on.
+func (s *Store) scanFindings(ctx context.Context, query string, args []any, fn func(resourceID string, f model.Finding)) error {
+	rows, err := s.query(ctx, s.db, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			rid, data string
+			lo        int64
+		)
+		if err := rows.Scan(&rid, &data, &lo); err != nil {
+			return err
+		}
+		var f model.Finding
+		if err := decodeFinding(data, lo, &f); err != nil {
+			return err
+		}
+		fn(rid, f)
+	}
+	return rows.Err()
 }
 
 // GroupBy names an aggregation.

@@ -10,7 +10,7 @@ import (
 
 // Observing moves lastObservedAt (column and every read of the document) and nothing else; a
 // resource's closed findings are not observed; the batched upsert keeps the last version of a
-// finding named twice; ResourceFindingsNamed reads only the findings named.
+// finding named twice; FindingsByVulnerability reads only the findings named, per resource.
 func TestObserveAndNamedReads(t *testing.T) {
 	each(t, func(t *testing.T, e env, s *Store) {
 		seedAccounts(t, s, acctA)
@@ -56,12 +56,26 @@ func TestObserveAndNamedReads(t *testing.T) {
 			t.Errorf("ListFindings by lastObserved: %+v", page.Findings)
 		}
 
-		named, err := s.ResourceFindingsNamed(ctx, acctA, "i-1", []string{a.ID}, []string{"CVE-2024-0003", "CVE-2099-9999"})
+		// A second resource holding CVE-2024-0001 too: only the pairs asked for are read.
+		seedResource(t, s, model.Resource{Account: acctA, ID: "i-2", Type: model.ResourceHost})
+		d := finding(acctA, "i-2", "CVE-2024-0001", "HIGH")
+		e2 := finding(acctA, "i-2", "CVE-2024-0002", "HIGH")
+		must(t, s.ApplyChanges(ctx, Changes{Account: acctA, Upsert: []model.Finding{d, e2}}))
+		named, err := s.FindingsByVulnerability(ctx, acctA, map[string][]string{
+			"i-1": {"CVE-2024-0003", "CVE-2024-0001", "CVE-2099-9999"}, "i-2": {"CVE-2024-0002"}, "i-9": {"CVE-2024-0001"}})
 		must(t, err)
-		if got := ids(named); !slices.Equal(got, []string{a.ID, c.ID}) {
-			t.Errorf("named: %v", got)
+		want := []string{a.ID, c.ID}
+		slices.Sort(want)
+		if got := ids(named["i-1"]); !slices.Equal(got, want) || len(named) != 2 || !slices.Equal(ids(named["i-2"]), []string{e2.ID}) {
+			t.Errorf("named: %v", named)
 		}
-		if none, err := s.ResourceFindingsNamed(ctx, acctA, "i-1", nil, nil); err != nil || len(none) != 0 {
+		if f := named["i-1"]; len(f) == 2 && (f[0].Title == "" || f[0].LastObservedAt.IsZero()) {
+			t.Errorf("named findings are not whole: %+v", f[0])
+		}
+		if other, err := s.FindingsByVulnerability(ctx, acctB, map[string][]string{"i-1": {"CVE-2024-0001"}}); err != nil || len(other) != 0 {
+			t.Errorf("another account's findings were read: %v %v", other, err)
+		}
+		if none, err := s.FindingsByVulnerability(ctx, acctA, nil); err != nil || len(none) != 0 {
 			t.Errorf("nothing named: %v %v", none, err)
 		}
 	})

@@ -80,8 +80,9 @@ func TestUpsertFindingPackages(t *testing.T) {
 			if got := rows(id); !slices.Equal(got, st.want) {
 				t.Fatalf("step %d: package rows %q, want %q", i, got, st.want)
 			}
-			got, err := s.ResourceFindingsNamed(ctx, acctA, "i-1", []string{id}, nil)
+			byRes, err := s.FindingsByVulnerability(ctx, acctA, map[string][]string{"i-1": {"CVE-2024-0727"}})
 			must(t, err)
+			got := byRes["i-1"]
 			if len(got) != 1 || got[0].Severity != "CRITICAL" || len(got[0].Packages) != len(st.want) {
 				t.Fatalf("step %d: stored finding %+v", i, got)
 			}
