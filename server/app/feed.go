@@ -121,6 +121,7 @@ func (s *Server) applyDelta(ctx context.Context, changes []vulndb.Change, res *F
 			batch = store.Changes{Account: o.Ref.Account, ObservedAt: o.At}
 		}
 		batch.Upsert = append(batch.Upsert, o.Result.Upserts...)
+		batch.KeptPackages = append(batch.KeptPackages, o.Result.KeptPackages...)
 		batch.Observed = append(batch.Observed, o.Result.Observed...)
 		batch.Delete = append(batch.Delete, o.Result.Deletes...)
 		batch.Events = append(batch.Events, o.Result.Events...)
@@ -234,7 +235,7 @@ func (s *Server) evaluateStored(ctx context.Context, refs []reeval.Ref) (n, even
 		n++
 		// Only real differences: re-reading an inventory is not observing the resource again.
 		if rr := out.Result; len(rr.Upserts) > 0 || len(rr.Deletes) > 0 || len(rr.Events) > 0 {
-			if err := s.Store.ApplyChanges(ctx, store.Changes{Account: ref.Account, Upsert: rr.Upserts, Delete: rr.Deletes, Events: rr.Events}); err != nil {
+			if err := s.Store.ApplyChanges(ctx, store.Changes{Account: ref.Account, Upsert: rr.Upserts, KeptPackages: rr.KeptPackages, Delete: rr.Deletes, Events: rr.Events}); err != nil {
 				return n, events, err
 			}
 			events += len(rr.Events)

@@ -271,7 +271,7 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 		return nil, err
 	}
 	r := out.Result
-	changes := store.Changes{Account: res.Account, Upsert: r.Upserts, Observed: r.Observed, ObservedAt: out.At,
+	changes := store.Changes{Account: res.Account, Upsert: r.Upserts, KeptPackages: r.KeptPackages, Observed: r.Observed, ObservedAt: out.At,
 		ObservedBefore: out.At.Add(-s.observeEvery()), Delete: r.Deletes, Events: r.Events, Coverage: []model.Coverage{cov}}
 	if covEvent != nil {
 		changes.Events = append(changes.Events, *covEvent)

@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -86,6 +87,9 @@ type Result struct {
 	// Observed are IDs of findings seen again with no other change: the store only sets their
 	// lastObservedAt to the pass's time (one UPDATE … WHERE id IN (…)).
 	Observed []string
+	// KeptPackages are IDs among Upserts whose vulnerable packages (name, version, ecosystem,
+	// layer) are those of the stored finding: the store need not read or rewrite their package rows.
+	KeptPackages []string
 	// Deletes are IDs of findings to delete. Reconcile never deletes (closed findings stay for
 	// ClosedRetention); Expired computes what retention deletes.
 	Deletes []string
@@ -143,6 +147,9 @@ func reconcile(b *builder, prev, current []model.Finding, now time.Time, cfg Con
 				}
 			}
 		}
+		if p != nil && samePackageRows(p.Packages, n.Packages) {
+			b.keptPackages(n.ID)
+		}
 	}
 	for _, p := range prev {
 		if seen[p.ID] {
@@ -155,7 +162,36 @@ func reconcile(b *builder, prev, current []model.Finding, now time.Time, cfg Con
 		p.Status = model.FindingClosed
 		p.UpdatedAt = now
 		b.change(p, model.EventFindingClosed)
+		b.keptPackages(p.ID)
 	}
+}
+
+// samePackageRows reports whether two findings have the same vulnerable packages as the store
+// indexes them (name, version, ecosystem, layer), in any order.
+func samePackageRows(a, b []model.VulnerablePackage) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	key := func(p model.VulnerablePackage) string {
+		return p.Name + "\x00" + p.Version + "\x00" + p.Ecosystem + "\x00" + p.LayerDigest
+	}
+	inOrder := true
+	for i := range a {
+		if key(a[i]) != key(b[i]) {
+			inOrder = false
+			break
+		}
+	}
+	if inOrder {
+		return true
+	}
+	ka, kb := make([]string, len(a)), make([]string, len(b))
+	for i := range a {
+		ka[i], kb[i] = key(a[i]), key(b[i])
+	}
+	sort.Strings(ka)
+	sort.Strings(kb)
+	return slices.Equal(ka, kb)
 }
 
 // Material reports whether a finding changed in a way its owner must hear about: severity, risk
@@ -236,6 +272,7 @@ type builder struct {
 type bent struct {
 	f                model.Finding
 	upsert, observed bool
+	kept             bool   // package rows as stored
 	event            string // event type, "" for none
 }
 
@@ -258,6 +295,8 @@ func (b *builder) at(f *model.Finding) *bent {
 }
 
 func (b *builder) keep(f model.Finding) { b.at(&f) }
+
+func (b *builder) keptPackages(id string) { b.ent[b.idx[id]].kept = true }
 
 func (b *builder) observe(f model.Finding) { b.at(&f).observed = true }
 
@@ -303,6 +342,9 @@ func (b *builder) result() Result {
 		switch {
 		case e.upsert:
 			r.Upserts = append(r.Upserts, e.f)
+			if e.kept {
+				r.KeptPackages = append(r.KeptPackages, e.f.ID)
+			}
 		case e.observed:
 			r.Observed = append(r.Observed, e.f.ID)
 		}

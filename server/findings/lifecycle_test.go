@@ -247,3 +247,25 @@ func TestFindingEventIDPinned(t *testing.T) {
 		t.Errorf("event ID %s, want %s", ev.ID, want)
 	}
 }
+
+// KeptPackages names the upserted findings whose package rows are those stored: re-rated, closed,
+// in another order; not a new finding, nor one whose package version moved.
+func TestReconcileKeptPackages(t *testing.T) {
+	now := t0.Add(10 * day)
+	prev := []model.Finding{stored(openssl(), model.FindingActive, t0, t0, t0), stored(libwebp(), model.FindingActive, t0, t0, t0)}
+	rerated := openssl()
+	rerated.Severity, rerated.RiskScore.Score = model.SeverityCritical, 9.8
+	rerated.Packages[0], rerated.Packages[1] = rerated.Packages[1], rerated.Packages[0]
+	r := Reconcile(prev, []model.Finding{rerated}, now, Config{})
+	if len(r.Upserts) != 2 || len(r.KeptPackages) != 2 {
+		t.Fatalf("re-rated and closed: upserts %d, kept %v", len(r.Upserts), r.KeptPackages)
+	}
+	upgraded := openssl()
+	upgraded.Packages = upgraded.Packages[:1]
+	upgraded.Packages[0].Version = "3.0.13-1~deb12u1"
+	fresh := libwebp()
+	r = Reconcile(prev[:1], []model.Finding{upgraded, fresh}, now, Config{})
+	if len(r.Upserts) != 2 || len(r.KeptPackages) != 0 {
+		t.Fatalf("changed packages and a new finding: upserts %d, kept %v", len(r.Upserts), r.KeptPackages)
+	}
+}

@@ -980,10 +980,14 @@ type Changes struct {
 	// ObservedBefore, when set, limits observing to findings last observed at or before it: the
 	// server moves lastObservedAt at a granularity, so an unchanged resubmission rewrites no row.
 	ObservedBefore time.Time
-	Delete         []string // finding IDs
-	Events         []model.OutboxEvent
-	Coverage       []model.Coverage
-	Audit          []AuditEntry
+	// KeptPackages are IDs among Upsert whose package rows (name, version, ecosystem, layer) the
+	// store already holds as given (findings.Result.KeptPackages): they are neither read nor
+	// rewritten. A caller that cannot vouch for that leaves it empty.
+	KeptPackages []string
+	Delete       []string // finding IDs
+	Events       []model.OutboxEvent
+	Coverage     []model.Coverage
+	Audit        []AuditEntry
 }
 
 func (c *Changes) validate() error {
@@ -1038,7 +1042,7 @@ func (s *Store) ApplyChanges(ctx context.Context, c Changes) error {
 		return err
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.upsertFindings(ctx, tx, c.Account, c.Upsert); err != nil {
+		if err := s.upsertFindings(ctx, tx, c.Account, c.Upsert, c.KeptPackages); err != nil {
 			return err
 		}
 		at, before := micros(c.ObservedAt), micros(c.ObservedAt)
@@ -1119,9 +1123,13 @@ func comparePkgKeys(a, b pkgKey) int {
 // writes hundreds at once. The findings' lastObservedAt goes to its column; reads take it from
 // there (ObservedAt moves it without rewriting the document). A finding's package rows are
 // rewritten only when its packages changed: a re-rated or re-observed finding keeps them.
-func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, fs []model.Finding) error {
+func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, fs []model.Finding, kept []string) error {
 	if len(fs) == 0 {
 		return nil
+	}
+	keptSet := make(map[string]bool, len(kept))
+	for _, id := range kept {
+		keptSet[id] = true
 	}
 	// A statement may not touch a row twice (PostgreSQL): the last version of a finding wins.
 	if len(fs) > 1 {
@@ -1180,7 +1188,7 @@ func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, 
 			[]colType{colText, colText, colText, colText, colText, colText}, "", 500)
 	)
 	for chunk := range slices.Chunk(fs, writeChunk) {
-		ids := make([]string, len(chunk))
+		ids := make([]string, 0, len(chunk))
 		for i := range chunk {
 			f := &chunk[i]
 			data, err := json.Marshal(f)
@@ -1195,13 +1203,18 @@ func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, 
 				int64(severityRank[f.Severity]), f.Status, f.FixAvailable, f.ExploitAvailable, epss, f.RiskScore.Score,
 				micros(f.FirstObservedAt), micros(f.LastObservedAt), micros(f.UpdatedAt), repos[f.ResourceID])
 			db.add(f.Account, f.ID, string(data))
-			ids[i] = f.ID
+			if !keptSet[f.ID] {
+				ids = append(ids, f.ID)
+			}
 		}
 		if err := fb.flush(ctx, s, tx); err != nil {
 			return fmt.Errorf("store: upsert findings: %w", err)
 		}
 		if err := db.flush(ctx, s, tx); err != nil {
 			return fmt.Errorf("store: upsert findings: %w", err)
+		}
+		if len(ids) == 0 {
+			continue
 		}
 		// The package rows the findings have now, to rewrite only those that differ.
 		stored := map[string][]pkgKey{}
@@ -1229,6 +1242,9 @@ func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, 
 		var stale []string
 		for i := range chunk {
 			f := &chunk[i]
+			if keptSet[f.ID] {
+				continue
+			}
 			want := make([]pkgKey, len(f.Packages))
 			for j, p := range f.Packages {
 				want[j] = pkgKey{p.Name, p.Version, p.Ecosystem, p.LayerDigest}

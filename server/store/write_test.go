@@ -90,6 +90,17 @@ func TestUpsertFindingPackages(t *testing.T) {
 		if n := count(model.FindingFilter{PackageNames: []string{"libssl3"}}); n != 1099 {
 			t.Fatalf("libssl3 findings at the end = %d, want 1099", n)
 		}
+		// A caller vouching that the package rows are kept (findings.Result.KeptPackages): the
+		// document is rewritten, the rows are not even compared (here the caller is wrong, to
+		// show it: the rows keep the stored version).
+		kept := finding(acctA, "i-1", "CVE-2024-0727", "LOW", pkgs("openssl", "3.0.15-1"))
+		must(t, s.ApplyChanges(ctx, Changes{Account: acctA, Upsert: []model.Finding{kept}, KeptPackages: []string{kept.ID}}))
+		if got := rows(id); !slices.Equal(got, []string{"openssl@3.0.14-1"}) {
+			t.Fatalf("kept package rows: %q", got)
+		}
+		if n := count(model.FindingFilter{Severities: []string{"LOW"}, PackageNames: []string{"openssl"}}); n != 1 {
+			t.Fatalf("the kept finding's new severity with its package rows: %d findings", n)
+		}
 	})
 }
 
