@@ -251,22 +251,25 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 	if diff.NoOp && covEvent == nil && rulesSettled(rules, changed, now) && (inv == nil || s.engine.Resubmitted(res, score.Context{})) {
 		// Observing changes nothing but observation times (the rules give what they gave last
 		// time): they are written with other submissions' shortly (observations).
-		o := store.Observation{Account: res.Account, ResourceID: res.ID, ScanType: model.ScanPackage, At: now}
-		if before := now.Add(-s.observeEvery()); !state.OldestObserved.IsZero() && !state.OldestObserved.After(before) {
-			o.FindingsBefore = before
-		}
-		s.noteObserved(o)
+		s.observeResource(res, now, state)
 		return &SubmissionResult{ResourceID: res.ID, Unchanged: true, Findings: state.ActiveFindings}, nil
-	}
-	prev, err := s.Store.ResourceFindings(ctx, res.Account, res.ID)
-	if err != nil {
-		return nil, err
 	}
 	if inv == nil {
 		inv = &model.Inventory{} // the engine knows it by its hash (Resubmitted above)
 	}
-	// The engine recognises an unchanged inventory itself and only observes the findings again.
-	out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: inv, Prev: prev, Rules: rules}, now)
+	// The engine recognises an unchanged inventory itself and only observes the findings again. A
+	// changed inventory reads only the stored findings its changed packages touch (a resource has
+	// hundreds); the others are observed below, as an unchanged resubmission's are.
+	partial := false
+	load := func(need *reeval.Need) ([]model.Finding, error) {
+		if need == nil {
+			return s.Store.ResourceFindings(ctx, res.Account, res.ID)
+		}
+		partial = true
+		m, err := s.Store.FindingsByVulnerability(ctx, res.Account, map[string][]string{res.ID: need.Vulns})
+		return m[res.ID], err
+	}
+	out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: inv, Rules: rules, Load: load}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +281,9 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 	}
 	if err := s.Store.ApplyChanges(ctx, changes); err != nil {
 		return nil, err
+	}
+	if partial {
+		s.observeResource(res, now, state)
 	}
 	after, err := s.Store.ResourceState(ctx, res.Account, res.ID, model.ScanPackage)
 	if err != nil {
@@ -293,6 +299,16 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 		}
 	}
 	return sr, nil
+}
+
+// observeResource notes that a resource and its open findings were seen at now (findings only
+// once lastObservedAt is due, observeEvery); the note is written with others' shortly.
+func (s *Server) observeResource(res model.Resource, now time.Time, state store.ResourceState) {
+	o := store.Observation{Account: res.Account, ResourceID: res.ID, ScanType: model.ScanPackage, At: now}
+	if before := now.Add(-s.observeEvery()); !state.OldestObserved.IsZero() && !state.OldestObserved.After(before) {
+		o.FindingsBefore = before
+	}
+	s.noteObserved(o)
 }
 
 // sameResource reports whether a submission leaves the stored resource's own fields as they are

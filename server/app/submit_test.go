@@ -106,6 +106,16 @@ func TestResubmittedBodies(t *testing.T) {
 	if f.Status != model.FindingActive {
 		t.Errorf("the finding should be open again: %+v", f)
 	}
+	// A changed inventory that leaves lodash alone reads only the findings its changed package
+	// touches; the lodash finding, seen again, is observed all the same.
+	t3 := tick()
+	if st := c.do("PUT", "/v1/resources/host/web-1/inventory", InventorySubmission{Tags: body.Tags, Inventory: inventory("4.17.15", "1.3.0")}, &sub); st != 200 || sub.Unchanged || sub.Findings != 1 {
+		t.Fatalf("another package upgraded: %d %+v", st, sub)
+	}
+	c.do("GET", "/v1/findings/"+id, nil, &f)
+	if !f.LastObservedAt.Equal(t3) || f.Status != model.FindingActive {
+		t.Errorf("after another package changed: lastObserved %v status %s, want %v", f.LastObservedAt, f.Status, t3)
+	}
 	// A body that is not JSON is still refused after an identical-body hit path exists.
 	if st := c.do("PUT", "/v1/resources/host/web-1/inventory", "not an object", nil); st != 400 {
 		t.Errorf("bad body: %d", st)

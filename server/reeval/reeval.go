@@ -117,6 +117,29 @@ type Submission struct {
 	// Prev are the resource's stored findings (every status); Rules the suppression rules that govern it.
 	Prev  []model.Finding
 	Rules []model.SuppressionRule
+	// Load, when set, replaces Prev: the engine asks for the stored findings it examines (need nil:
+	// all of them). A changed inventory then reads only the findings its changed packages touch,
+	// and the others, seen again, are not listed in Result.Observed: the caller observes the
+	// resource's open findings itself.
+	Load func(need *Need) ([]model.Finding, error)
+}
+
+// stored returns the findings a submission's pass examines.
+func (s *Submission) stored(need *Need) ([]model.Finding, []model.SuppressionRule, error) {
+	if s.Load == nil {
+		return s.Prev, s.Rules, nil
+	}
+	prev, err := s.Load(need)
+	return prev, s.Rules, err
+}
+
+// observe returns the result of seeing a resource's findings again, unchanged.
+func (s *Submission) observe(r *model.Resource, now time.Time) (findings.Result, error) {
+	prev, rules, err := s.stored(nil)
+	if err != nil {
+		return findings.Result{}, err
+	}
+	return findings.Observe(prev, rules, r, now), nil
 }
 
 // Outcome is the re-evaluation of one resource.
@@ -146,10 +169,16 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 	sameExposure := existed && sameContext(ent.exposure, s.Exposure)
 	sameHash := existed && s.Resource.InventoryHash != "" && s.Resource.InventoryHash == ent.resource.InventoryHash
 	ent.resource, ent.exposure = s.Resource, s.Exposure
+	unchanged := func() (*Outcome, error) {
+		res, err := s.observe(&ent.resource, now)
+		if err != nil {
+			return nil, err
+		}
+		return &Outcome{Ref: ref, At: now, Unchanged: true, Warnings: ent.warningList(), Result: res}, nil
+	}
 	if sameHash && sameExposure {
 		// The caller vouches that the content is identical (model.Resource.InventoryHash).
-		return &Outcome{Ref: ref, At: now, Unchanged: true, Warnings: ent.warningList(),
-			Result: findings.Observe(s.Prev, s.Rules, &ent.resource, now)}, nil
+		return unchanged()
 	}
 
 	// Fast path: the same packages in the same order (the common resubmission), compared record by
@@ -163,8 +192,7 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 			}
 		}
 		if same {
-			return &Outcome{Ref: ref, At: now, Unchanged: true, Warnings: ent.warningList(),
-				Result: findings.Observe(s.Prev, s.Rules, &ent.resource, now)}, nil
+			return unchanged()
 		}
 	}
 	// Compact the new inventory; remember the source package of each new record for matching.
@@ -195,8 +223,7 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 	}
 	removed := oldMemo // what is left of the old packages
 	if sameExposure && len(added) == 0 && len(removed) == 0 && sameOrder(ent.pkgs, newPkgs) {
-		return &Outcome{Ref: ref, At: now, Unchanged: true, Warnings: ent.warningList(),
-			Result: findings.Observe(s.Prev, s.Rules, &ent.resource, now)}, nil
+		return unchanged()
 	}
 	// Full regrouping for a new resource or a new exposure (every score may move); otherwise only the
 	// findings whose IDs the removed and added packages' hits name.
@@ -220,7 +247,7 @@ func (e *Engine) Submit(ctx context.Context, s Submission, now time.Time) (*Outc
 	}
 	e.reindex(ent, ent.pkgs, newPkgs)
 	ent.pkgs, ent.memo = newPkgs, newMemo
-	res, err := e.evaluate(ent, func(*Need) ([]model.Finding, []model.SuppressionRule, error) { return s.Prev, s.Rules, nil }, now, dirty, true, nil)
+	res, err := e.evaluate(ent, s.stored, now, dirty, s.Load == nil, nil)
 	if err != nil {
 		return nil, err
 	}

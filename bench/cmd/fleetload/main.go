@@ -63,6 +63,8 @@ func main() {
 	flag.StringVar(&cfg.pgPidFile, "postmaster-pid", "", "PostgreSQL's postmaster.pid: CPU figures then include the cluster's processes")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write a CPU profile here (of the -profile-phase phase, or of the whole run)")
 	flag.StringVar(&cfg.profilePhase, "profile-phase", "", "profile only this phase: load, settle, unchanged, sustained, mix, delta, one, list, restart")
+	flag.IntVar(&cfg.rerate, "rerate-shift", 0, "shifts the severities the feed delta gives its re-rated advisories, and the ID of the one new\n"+
+		"advisory (a reused directory's delta re-rates them again, and adds another, with a new shift)")
 	flag.StringVar(&cfg.phases, "phases", "", "run only these phases, comma-separated (default all); with -dir holding an earlier run's data\n"+
 		"(its vulnerability database is then used as it is), e.g. -phases load,settle once, copy the directory, then -phases delta,one")
 	flag.Parse()
@@ -105,6 +107,7 @@ type config struct {
 	profile, profilePhase string
 	pgPidFile             string
 	phases                string
+	rerate                int
 }
 
 // pgPid is the postmaster whose processes' CPU time counts with ours (0: none).
@@ -521,7 +524,7 @@ func (b *bench) feedDelta(ctx context.Context) error {
 		a := advs[i]
 		a.Modified = now
 		if j%10 == 0 {
-			a.Severity = []string{model.SeverityLow, model.SeverityMedium, model.SeverityHigh, model.SeverityCritical}[j%4]
+			a.Severity = []string{model.SeverityLow, model.SeverityMedium, model.SeverityHigh, model.SeverityCritical}[(j+b.cfg.rerate)%4]
 			advs[i] = a
 		}
 		bySource[a.Source] = append(bySource[a.Source], a)
@@ -569,7 +572,7 @@ func (b *bench) onePercent(ctx context.Context) error {
 			best, bestD = k, d
 		}
 	}
-	a := model.Advisory{Source: "osv", ID: "VIGIL-BENCH-ONE-000001", Ecosystem: "PyPI", Package: best.name, Severity: model.SeverityCritical,
+	a := model.Advisory{Source: "osv", ID: fmt.Sprintf("VIGIL-BENCH-ONE-%06d", 1+b.cfg.rerate), Ecosystem: "PyPI", Package: best.name, Severity: model.SeverityCritical,
 		Summary: "synthetic benchmark advisory", Versions: []string{best.ver}, Modified: time.Now().UTC().Truncate(time.Second)}
 	if _, err := b.importAdvisories(ctx, "osv", []model.Advisory{a}, true); err != nil {
 		return err
