@@ -90,15 +90,42 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 
 // applyDelta re-evaluates the resources the engine holds against the change-log entries and writes
 // what changed. The engine asks for the stored findings of resources whose hits changed, a batch
-// at a time, naming the ones it examines; rules are read once per account.
+// at a time, naming the ones it examines; rules are read once per account. Each batch's results
+// are written while the engine works on the next one.
 func (s *Server) applyDelta(ctx context.Context, changes []vulndb.Change, res *FeedResult) error {
 	now := s.now().UTC().Truncate(time.Microsecond)
-	outs, err := s.engine.FeedDelta(ctx, reeval.DeltaFromChanges(changes), &deltaLoader{st: s.Store, rules: map[string][]model.SuppressionRule{}}, now)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []reeval.Outcome, 1)
+	written := make(chan error, 1)
+	go func() {
+		err := s.writeDelta(ctx, batches, res)
+		if err != nil {
+			cancel() // the engine stops at its next batch
+		}
+		for range batches { // the engine never blocks on a writer that gave up
+		}
+		written <- err
+	}()
+	err := s.engine.FeedDeltaEach(ctx, reeval.DeltaFromChanges(changes), &deltaLoader{st: s.Store, rules: map[string][]model.SuppressionRule{}}, now,
+		func(b []reeval.Outcome) error {
+			batches <- b
+			return nil
+		})
+	close(batches)
+	if werr := <-written; werr != nil {
+		return werr
+	}
 	if err != nil {
 		return fmt.Errorf("re-evaluating after a feed update: %w", err)
 	}
-	// Resources of one account are written a few thousand rows per transaction: one transaction
-	// per resource would cost a commit each (10,000 of them for a Debian advisory).
+	return nil
+}
+
+// writeDelta writes a feed delta's outcomes as they come. Resources of one account are written a
+// few thousand rows per transaction: one transaction per resource would cost a commit each (10,000
+// of them for a Debian advisory).
+func (s *Server) writeDelta(ctx context.Context, batches <-chan []reeval.Outcome, res *FeedResult) error {
 	var batch store.Changes
 	flush := func() error {
 		if batch.Account == "" {
@@ -108,23 +135,25 @@ func (s *Server) applyDelta(ctx context.Context, changes []vulndb.Change, res *F
 		batch = store.Changes{}
 		return err
 	}
-	for _, o := range outs {
-		if o.Unchanged {
-			continue
-		}
-		res.Resources++
-		res.Events += len(o.Result.Events)
-		if batch.Account != o.Ref.Account || len(batch.Upsert)+len(batch.Events) > 4000 {
-			if err := flush(); err != nil {
-				return err
+	for outs := range batches {
+		for _, o := range outs {
+			if o.Unchanged {
+				continue
 			}
-			batch = store.Changes{Account: o.Ref.Account, ObservedAt: o.At}
+			res.Resources++
+			res.Events += len(o.Result.Events)
+			if batch.Account != o.Ref.Account || len(batch.Upsert)+len(batch.Events) > 4000 {
+				if err := flush(); err != nil {
+					return err
+				}
+				batch = store.Changes{Account: o.Ref.Account, ObservedAt: o.At}
+			}
+			batch.Upsert = append(batch.Upsert, o.Result.Upserts...)
+			batch.KeptPackages = append(batch.KeptPackages, o.Result.KeptPackages...)
+			batch.Observed = append(batch.Observed, o.Result.Observed...)
+			batch.Delete = append(batch.Delete, o.Result.Deletes...)
+			batch.Events = append(batch.Events, o.Result.Events...)
 		}
-		batch.Upsert = append(batch.Upsert, o.Result.Upserts...)
-		batch.KeptPackages = append(batch.KeptPackages, o.Result.KeptPackages...)
-		batch.Observed = append(batch.Observed, o.Result.Observed...)
-		batch.Delete = append(batch.Delete, o.Result.Deletes...)
-		batch.Events = append(batch.Events, o.Result.Events...)
 	}
 	return flush()
 }

@@ -447,6 +447,22 @@ type Need struct {
 // show, or one that does not affect the versions it holds) is neither loaded nor reconciled: its
 // outcome has Unchanged set and an empty Result. Findings the delta did not touch are left alone.
 func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.Time) ([]Outcome, error) {
+	var all []Outcome
+	err := e.FeedDeltaEach(ctx, d, load, now, func(batch []Outcome) error {
+		all = append(all, batch...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return all, nil
+}
+
+// FeedDeltaEach is FeedDelta handing the outcomes to each a batch at a time, in resource order, as
+// they are ready: a caller writing them meanwhile (each may hand a batch to another goroutine and
+// return) overlaps its writes with the engine's work on the next batch. A batch is the caller's
+// once handed over. An error from each ends the pass with that error.
+func (e *Engine) FeedDeltaEach(ctx context.Context, d Delta, load Loader, now time.Time, each func([]Outcome) error) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.cache.forgetKeys(d.Packages)
@@ -498,7 +514,7 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 	for _, k := range d.Packages {
 		if id, ok := e.idx.lookup(k); ok && len(e.idx.holders(id)) > 0 {
 			if _, err := e.cache.Advisories(k.Ecosystem, k.Name); err != nil {
-				return nil, fmt.Errorf("reeval: looking up %s %s: %w", k.Ecosystem, k.Name, err)
+				return fmt.Errorf("reeval: looking up %s %s: %w", k.Ecosystem, k.Name, err)
 			}
 		}
 	}
@@ -509,17 +525,20 @@ func (e *Engine) FeedDelta(ctx context.Context, d Delta, load Loader, now time.T
 		}
 	}
 	if err := e.prematch(ctx, handles, rematch, changed); err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]Outcome, len(handles))
 	gc := newGroupCache()
 	for lo := 0; lo < len(handles); lo += loadBatch {
 		hi := min(lo+loadBatch, len(handles))
-		if err := e.deltaBatch(ctx, handles[lo:hi], out[lo:hi], rematch, changed, d.Vulns, load, now, gc); err != nil {
-			return nil, err
+		out := make([]Outcome, hi-lo)
+		if err := e.deltaBatch(ctx, handles[lo:hi], out, rematch, changed, d.Vulns, load, now, gc); err != nil {
+			return err
+		}
+		if err := each(out); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // loadBatch is how many resources a feed delta regroups before loading their stored findings
