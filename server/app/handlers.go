@@ -452,6 +452,12 @@ func (s *Server) listFindings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Every resource is a host, an image or a function (submissions are refused otherwise): naming
+	// them all lets a filter on the finding type alone seek through the (resource type, type)
+	// index instead of reading every finding of the account when the type is rare.
+	if len(f.Types) > 0 && len(f.ResourceTypes) == 0 {
+		f.ResourceTypes = []string{model.ResourceHost, model.ResourceImage, model.ResourceFunction}
+	}
 	size, token, err := api.PageParams(r)
 	if err != nil {
 		return err
