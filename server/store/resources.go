@@ -372,57 +372,6 @@ func (s *Store) Inventory(ctx context.Context, account, resourceID string) ([]mo
 	return out, rows.Err()
 }
 
-// ResourceRef names one resource of one account.
-type ResourceRef struct {
-	Account    string
-	ResourceID string
-}
-
-// ResourcesHolding returns every resource, across all accounts, whose inventory holds a package of the
-// ecosystem named one of names, either as the binary package name or as its source package name (OS
-// advisories are keyed on source packages). It is the re-evaluation index for advisory changes and is
-// therefore system-wide: callers must not expose its result to a tenant unfiltered.
-func (s *Store) ResourcesHolding(ctx context.Context, ecosystem string, names ...string) ([]ResourceRef, error) {
-	if len(names) == 0 {
-		return nil, nil
-	}
-	var out []ResourceRef
-	seen := map[ResourceRef]bool{}
-	for chunk := range slices.Chunk(names, 500) {
-		ph := placeholders(len(chunk))
-		args := append([]any{ecosystem}, anys(chunk)...)
-		args = append(args, ecosystem)
-		args = append(args, anys(chunk)...)
-		rows, err := s.query(ctx, s.db, `SELECT account, resource_id FROM packages WHERE ecosystem = ? AND name IN (`+ph+`)
-			UNION SELECT account, resource_id FROM packages WHERE ecosystem = ? AND source_name IN (`+ph+`) AND source_name <> ''`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("store: resources holding %s packages: %w", ecosystem, err)
-		}
-		for rows.Next() {
-			var r ResourceRef
-			if err := rows.Scan(&r.Account, &r.ResourceID); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			if !seen[r] {
-				seen[r] = true
-				out = append(out, r)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	slices.SortFunc(out, func(a, b ResourceRef) int {
-		if c := strings.Compare(a.Account, b.Account); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ResourceID, b.ResourceID)
-	})
-	return out, nil
-}
-
 // Page tokens are opaque to clients: base64url of a small JSON value holding the last row's key.
 
 func encodeToken(v any) string {

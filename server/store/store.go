@@ -9,7 +9,8 @@
 // Tenant isolation is enforced here, not only in the API layer: every method that reads or writes
 // tenant rows takes the account, or the set of accounts, it may touch, and never returns or changes a
 // row of another account. The few system-wide methods (API key lookup by ID before authentication,
-// ResourcesHolding for re-evaluation, the job queue and outbox claims) say so in their documentation.
+// the stored inventory hashes a feed pass compares, the job queue and outbox claims) say so in their
+// documentation.
 //
 // Times are stored as Unix microseconds; values read back are UTC with microsecond precision.
 package store
