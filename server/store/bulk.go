@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"strconv"
 	"strings"
 )
@@ -22,20 +24,19 @@ const (
 // whatever the row count, so pgx prepares it once per connection, and the server parses and plans
 // a dozen parameters instead of thousands. (Multi-row VALUES lists of varying length are each a new
 // statement to prepare, parse and plan, and their plans are deep copies of every row.) SQLite gets
-// multi-row VALUES lists of at most rowsPerStmt rows.
+// one prepared one-row statement (flushRows).
 type bulkInsert struct {
-	head        string // "INSERT INTO t (a, b)"
-	types       []colType
-	tail        string
-	rowsPerStmt int
-	args        []any // row-major
+	head  string // "INSERT INTO t (a, b)"
+	types []colType
+	tail  string
+	args  []any // row-major
 }
 
-func newBulk(table string, cols []string, types []colType, tail string, rowsPerStmt int) *bulkInsert {
+func newBulk(table string, cols []string, types []colType, tail string) *bulkInsert {
 	if len(cols) != len(types) {
 		panic("store: bulk insert with mismatched columns and types")
 	}
-	return &bulkInsert{head: `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `)`, types: types, tail: tail, rowsPerStmt: rowsPerStmt}
+	return &bulkInsert{head: `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `)`, types: types, tail: tail}
 }
 
 // add appends one row: values in column order, strings for text, int64 for integers, float64 for
@@ -86,23 +87,31 @@ func (b *bulkInsert) flush(ctx context.Context, s *Store, q querier) error {
 			`) WITH ORDINALITY AS u (`+strings.Join(names, ", ")+`, n) ORDER BY n `+b.tail, cols...)
 		return err
 	}
-	row := "(" + placeholders(len(b.types)) + ")"
-	for start := 0; start < n; start += b.rowsPerStmt {
-		m := min(b.rowsPerStmt, n-start)
-		var sb strings.Builder
-		sb.Grow(len(b.head) + len(b.tail) + m*(len(row)+2) + 8)
-		sb.WriteString(b.head)
-		sb.WriteString(" VALUES ")
-		for i := 0; i < m; i++ {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString(row)
-		}
-		sb.WriteString(" ")
-		sb.WriteString(b.tail)
-		w := len(b.types)
-		if _, err := s.exec(ctx, q, sb.String(), b.args[start*w:(start+m)*w]...); err != nil {
+	return b.flushRows(ctx, q)
+}
+
+// flushRows writes the rows one statement each, through one prepared statement (SQLite). A statement
+// that writes several rows must be undoable on its own when a later row fails, so SQLite keeps a
+// statement journal: a copy of every page it is the first to modify, thousands of pages of
+// scattered indexes for a few hundred findings (a third of a feed delta's time at 2.3 M findings).
+// A one-row INSERT fails before it writes anything and needs none; any failure rolls the whole
+// transaction back here anyway. (BenchmarkWrite, 300 hosts: 23% less CPU for a feed delta, 14% for
+// a new host, against 250-row VALUES lists.)
+func (b *bulkInsert) flushRows(ctx context.Context, q querier) error {
+	p, ok := q.(interface {
+		PrepareContext(context.Context, string) (*sql.Stmt, error)
+	})
+	if !ok {
+		return errors.New("store: bulk insert outside a transaction")
+	}
+	stmt, err := p.PrepareContext(ctx, b.head+" VALUES ("+placeholders(len(b.types))+") "+b.tail)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	w := len(b.types)
+	for r := 0; r < b.rows(); r++ {
+		if _, err := stmt.ExecContext(ctx, b.args[r*w:(r+1)*w]...); err != nil {
 			return err
 		}
 	}

@@ -1078,12 +1078,8 @@ func (s *Store) ApplyChanges(ctx context.Context, c Changes) error {
 	})
 }
 
-// Rows per multi-row statement on SQLite: few statements, well under its parameter limit.
-// PostgreSQL takes a whole chunk as one array per column.
-const (
-	upsertChunk = 250
-	writeChunk  = 1000
-)
+// Rows per bulk write: PostgreSQL takes a chunk as one array per column.
+const writeChunk = 1000
 
 var (
 	findingCols = []string{"account", "id", "resource_id", "resource_type", "type", "vulnerability_id", "severity",
@@ -1181,11 +1177,11 @@ func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, 
 		}
 	}
 	var (
-		fb = newBulk("findings", findingCols, findingTypes, findingUpsert, upsertChunk)
+		fb = newBulk("findings", findingCols, findingTypes, findingUpsert)
 		db = newBulk("finding_data", []string{"account", "id", "data"}, []colType{colText, colText, colText},
-			`ON CONFLICT (account, id) DO UPDATE SET data = excluded.data`, upsertChunk)
+			`ON CONFLICT (account, id) DO UPDATE SET data = excluded.data`)
 		pb = newBulk("finding_packages", []string{"account", "finding_id", "name", "version", "ecosystem", "layer"},
-			[]colType{colText, colText, colText, colText, colText, colText}, "", 500)
+			[]colType{colText, colText, colText, colText, colText, colText}, "")
 	)
 	for chunk := range slices.Chunk(fs, writeChunk) {
 		ids := make([]string, 0, len(chunk))
@@ -1282,7 +1278,7 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []model.Out
 	}
 	now := micros(s.now())
 	b := newBulk("outbox", []string{"event_id", "type", "account", "subject", "event_time", "data", "state", "next_attempt_at"},
-		[]colType{colText, colText, colText, colText, colInt, colText, colText, colInt}, "", upsertChunk)
+		[]colType{colText, colText, colText, colText, colInt, colText, colText, colInt}, "")
 	for chunk := range slices.Chunk(events, writeChunk) {
 		for _, e := range chunk {
 			at := e.Time

@@ -332,7 +332,7 @@ func (s *Store) PutInventory(ctx context.Context, account, resourceID, hash stri
 			}
 		}
 		b := newBulk("packages", []string{"account", "resource_id", "ecosystem", "name", "version", "source_name", "source_version", "purl", "location", "layer", "arch", "extractor"},
-			[]colType{colText, colText, colText, colText, colText, colText, colText, colText, colText, colText, colText, colText}, "", 200)
+			[]colType{colText, colText, colText, colText, colText, colText, colText, colText, colText, colText, colText, colText}, "")
 		for _, r := range added {
 			b.add(account, resourceID, r.Ecosystem, r.Name, r.Version, r.SourceName, r.SourceVersion, r.PURL, r.Location, r.Layer, r.Arch, r.Extractor)
 		}
