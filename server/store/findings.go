@@ -683,35 +683,37 @@ func (s *Store) FindingsByVulnerability(ctx context.Context, account string, vul
 			rids, vids = append(rids, rid), append(vids, v)
 		}
 	}
-	// The pairs arrive as two arrays (PostgreSQL) or one JSON array of pairs (SQLite): one
-	// statement text whatever their number, each pair an index probe.
-	pairs := `unnest(?::text[], ?::text[]) AS q (rid, vid)`
-	if s.dialect == SQLite {
-		pairs = `(SELECT value ->> 0 AS rid, value ->> 1 AS vid FROM json_each(?)) AS q`
-	}
-	query := `SELECT f.resource_id, d.data, f.last_observed FROM ` + pairs + `
-		JOIN findings f ON f.account = ? AND f.resource_id = q.rid AND f.vulnerability_id = q.vid
-		JOIN finding_data d ON d.account = f.account AND d.id = f.id`
 	out := map[string][]model.Finding{}
-	const chunk = 5000
-	for lo := 0; lo < len(rids); lo += chunk {
-		hi := min(lo+chunk, len(rids))
-		var args []any
-		if s.dialect == SQLite {
-			js := make([][2]string, hi-lo)
-			for i := lo; i < hi; i++ {
-				js[i-lo] = [2]string{rids[i], vids[i]}
-			}
-			b, err := json.Marshal(js)
-			if err != nil {
-				return nil, err
-			}
-			args = []any{string(b), account}
-		} else {
-			args = []any{rids[lo:hi], vids[lo:hi], account}
-		}
-		if err := s.scanFindings(ctx, query, args, func(rid string, f model.Finding) { out[rid] = append(out[rid], f) }); err != nil {
+	add := func(rid string, f model.Finding) { out[rid] = append(out[rid], f) }
+	if s.dialect == SQLite {
+		// One prepared probe per pair: in process, a probe costs microseconds, and its plan (the
+		// whole index key bound) cannot go wrong the way a join with the pairs can when SQLite's
+		// sampled statistics (Optimize) make the account look selective.
+		stmt, err := s.db.PrepareContext(ctx, s.byVulnerabilityQuery())
+		if err != nil {
 			return nil, fmt.Errorf("store: findings by vulnerability: %w", err)
+		}
+		defer stmt.Close()
+		for i := range rids {
+			rows, err := stmt.QueryContext(ctx, account, rids[i], vids[i])
+			if err == nil {
+				err = scanFindingRows(rows, add)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("store: findings by vulnerability: %w", err)
+			}
+		}
+	} else {
+		const chunk = 5000
+		for lo := 0; lo < len(rids); lo += chunk {
+			hi := min(lo+chunk, len(rids))
+			rows, err := s.query(ctx, s.db, s.byVulnerabilityQuery(), rids[lo:hi], vids[lo:hi], account)
+			if err == nil {
+				err = scanFindingRows(rows, add)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("store: findings by vulnerability: %w", err)
+			}
 		}
 	}
 	for _, fs := range out {
@@ -720,12 +722,21 @@ func (s *Store) FindingsByVulnerability(ctx context.Context, account string, vul
 	return out, nil
 }
 
-// scanFindings runs a query selecting (resource ID, document, last_observed) and hands each finding on.
-func (s *Store) scanFindings(ctx context.Context, query string, args []any, fn func(resourceID string, f model.Finding)) error {
-	rows, err := s.query(ctx, s.db, query, args...)
-	if err != nil {
-		return err
+// byVulnerabilityQuery reads findings by (resource, vulnerability ID) pairs, each one probe of the
+// resource index: on SQLite one pair per execution, on PostgreSQL the pairs as two arrays (one
+// statement text whatever their number).
+func (s *Store) byVulnerabilityQuery() string {
+	if s.dialect == SQLite {
+		return `SELECT f.resource_id, d.data, f.last_observed FROM findings f INDEXED BY findings_resource CROSS JOIN finding_data d
+		WHERE f.account = ? AND f.resource_id = ? AND f.vulnerability_id = ? AND d.account = f.account AND d.id = f.id`
 	}
+	return `SELECT f.resource_id, d.data, f.last_observed FROM unnest(?::text[], ?::text[]) AS q (rid, vid)
+		JOIN findings f ON f.account = ? AND f.resource_id = q.rid AND f.vulnerability_id = q.vid
+		JOIN finding_data d ON d.account = f.account AND d.id = f.id`
+}
+
+// scanFindingRows reads rows of (resource ID, document, last_observed), closing them.
+func scanFindingRows(rows *sql.Rows, fn func(resourceID string, f model.Finding)) error {
 	defer rows.Close()
 	for rows.Next() {
 		var (
