@@ -168,7 +168,6 @@ type bench struct {
 	hs     *http.Server
 	base   string
 	client *http.Client
-	key    string
 	keys   []string // hosts submit with one of these, as agents hold their own credentials
 	tm     *timer
 	gen    []int // per host: upgrades sent
@@ -276,21 +275,18 @@ func (b *bench) start(ctx context.Context) error {
 	}
 	wall, cpu := time.Since(t0), cpuTime()-c0
 	b.srv = srv
-	b.key = srv.AdminKey() // empty on a reused directory
-	{
-		// The API limits each key to 50 requests per second: a fleet's hosts submit with their own
-		// credentials, here 100 keys shared by the hosts.
-		for i := 0; i < 100; i++ {
-			pk, err := auth.NewKey()
-			if err != nil {
-				return err
-			}
-			if err := srv.Store.CreateAPIKey(ctx, store.APIKey{ID: pk.ID, Account: app.DefaultAccount, Name: fmt.Sprintf("fleetload-%d", i),
-				Role: string(auth.RoleAdmin), SecretHash: auth.Hasher{}.Hash(pk), CreatedAt: time.Now()}); err != nil {
-				return err
-			}
-			b.keys = append(b.keys, pk.String())
+	// The API limits each key to 50 requests per second: a fleet's hosts submit with their own
+	// credentials, here 100 keys shared by the hosts (created on a reused directory too).
+	for i := 0; i < 100; i++ {
+		pk, err := auth.NewKey()
+		if err != nil {
+			return err
 		}
+		if err := srv.Store.CreateAPIKey(ctx, store.APIKey{ID: pk.ID, Account: app.DefaultAccount, Name: fmt.Sprintf("fleetload-%d", i),
+			Role: string(auth.RoleAdmin), SecretHash: auth.Hasher{}.Hash(pk), CreatedAt: time.Now()}); err != nil {
+			return err
+		}
+		b.keys = append(b.keys, pk.String())
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
