@@ -638,30 +638,10 @@ func (e *Engine) prematch(ctx context.Context, handles []uint32, rematch, change
 			}
 		}
 	}
-	errs := make([]error, e.cfg.Workers)
-	var wg sync.WaitGroup
-	for w := 0; w < e.cfg.Workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < len(todo) && ctx.Err() == nil; i += e.cfg.Workers {
-				if _, err := e.memoFor(todo[i], nil); err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	return e.fanOut(ctx, len(todo), func(i int) error {
+		_, err := e.memoFor(todo[i], nil)
 		return err
-	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // changedRec reports whether a package falls under a changed key (changed nil: none does).
