@@ -1,9 +1,11 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/vigil-sec/vigil/model"
@@ -68,12 +70,14 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 	res := FeedResult{From: s.dbVersion, To: to, Changes: len(changes)}
 	if len(changes) > 0 {
 		if err := s.applyDelta(ctx, changes, &res); err != nil {
+			s.forgetFleet()
 			return res, err
 		}
 	}
 	synced, events, err := s.evaluateStored(ctx, stale)
 	res.Synced, res.Events = synced, res.Events+events
 	if err != nil {
+		s.forgetFleet()
 		return res, fmt.Errorf("catching up with stored inventories: %w", err)
 	}
 	s.engineSynced = true
@@ -86,6 +90,16 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 			"resources", res.Resources, "events", res.Events, "synced", synced)
 	}
 	return res, nil
+}
+
+// forgetFleet empties the engine after a pass that failed part way. The engine had already taken
+// the new advisories into what it holds for every resource, written or not, so the next pass
+// would find nothing to change on the resources whose writes were lost. Empty, and unsynced, it
+// finds every stored resource unknown on the next pass and evaluates each afresh from the store,
+// writing only what differs, as after a restart that finds the database moved.
+func (s *Server) forgetFleet() {
+	s.engine.Reset()
+	s.engineSynced = false
 }
 
 // applyDelta re-evaluates the resources the engine holds against the change-log entries and writes
@@ -122,30 +136,65 @@ func (s *Server) applyDelta(ctx context.Context, changes []vulndb.Change, res *F
 	return nil
 }
 
+// deltaWriteRows is about how many rows (findings and events) one transaction of a feed delta
+// writes; tests lower it.
+var deltaWriteRows = 4000
+
 // writeDelta writes a feed delta's outcomes as they come. Resources of one account are written a
 // few thousand rows per transaction: one transaction per resource would cost a commit each (10,000
-// of them for a Debian advisory).
+// of them for a Debian advisory). On PostgreSQL two transactions are written at once: each
+// resource is in one batch only, and its findings and events are independent of the others', so
+// the order between batches does not matter; a single writer left a core idle while PostgreSQL
+// maintained the findings' indexes. SQLite has one writer.
 func (s *Server) writeDelta(ctx context.Context, batches <-chan []reeval.Outcome, res *FeedResult) error {
+	writers := 1
+	if s.Store.Dialect() == store.Postgres {
+		writers = 2
+	}
+	var (
+		work   = make(chan store.Changes)
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed error
+	)
+	fail := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return failed
+	}
+	for range writers {
+		wg.Go(func() {
+			for c := range work {
+				if fail() != nil {
+					continue
+				}
+				if err := s.Store.ApplyChanges(ctx, c); err != nil {
+					mu.Lock()
+					failed = cmp.Or(failed, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
 	var batch store.Changes
-	flush := func() error {
-		if batch.Account == "" {
-			return nil
+	flush := func() {
+		if batch.Account != "" {
+			work <- batch
 		}
-		err := s.Store.ApplyChanges(ctx, batch)
 		batch = store.Changes{}
-		return err
 	}
 	for outs := range batches {
+		if fail() != nil {
+			break
+		}
 		for _, o := range outs {
 			if o.Unchanged {
 				continue
 			}
 			res.Resources++
 			res.Events += len(o.Result.Events)
-			if batch.Account != o.Ref.Account || len(batch.Upsert)+len(batch.Events) > 4000 {
-				if err := flush(); err != nil {
-					return err
-				}
+			if batch.Account != o.Ref.Account || len(batch.Upsert)+len(batch.Events) > deltaWriteRows {
+				flush()
 				batch = store.Changes{Account: o.Ref.Account, ObservedAt: o.At}
 			}
 			batch.Upsert = append(batch.Upsert, o.Result.Upserts...)
@@ -155,7 +204,12 @@ func (s *Server) writeDelta(ctx context.Context, batches <-chan []reeval.Outcome
 			batch.Events = append(batch.Events, o.Result.Events...)
 		}
 	}
-	return flush()
+	if fail() == nil {
+		flush()
+	}
+	close(work)
+	wg.Wait()
+	return failed
 }
 
 // deltaLoader answers a feed delta's batches: one read per account of the batch, by (resource,

@@ -621,3 +621,69 @@ func TestSharedHoldYieldsToWaiter(t *testing.T) {
 		t.Fatalf("A after B's exclusive hold: %d %+v", st, sub)
 	}
 }
+
+// A feed delta written a few rows per transaction (two transactions at a time on PostgreSQL), one
+// of which fails (a trigger refuses one host's finding): the pass reports the error and does not
+// record the version, and the next pass writes what is missing, every finding and event exactly
+// once.
+func TestDeltaWriteFailureRetriedSQLite(t *testing.T) { deltaWriteFailure(t, "") }
+
+func TestDeltaWriteFailureRetriedPostgres(t *testing.T) { deltaWriteFailure(t, pgDSN(t)) }
+
+func deltaWriteFailure(t *testing.T, dsn string) {
+	ctx := context.Background()
+	defer func(n int) { deltaWriteRows = n }(deltaWriteRows)
+	deltaWriteRows = 3 // a batch of one or two hosts: many transactions
+	shared, mirror := filepath.Join(t.TempDir(), "vulndb.sqlite"), t.TempDir()
+	osvZip(t, mirror, "npm", lodashGHSA)
+	seedVulnDB(t, shared, mirror)
+	srv := newTestServer(t, Config{Postgres: dsn, DataDir: t.TempDir(), VulnDB: shared})
+	const hosts = 40
+	for i := 0; i < hosts; i++ {
+		inv := inventory("4.17.15", "1.2.0")
+		if _, err := srv.Submit(ctx, model.Resource{Account: DefaultAccount, ID: fmt.Sprintf("web-%d", i), Type: model.ResourceHost}, &inv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := srv.Store.DB()
+	refuse := []string{`CREATE TRIGGER refuse_web_17 BEFORE INSERT ON findings WHEN NEW.resource_id = 'web-17'
+		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`}
+	if dsn != "" {
+		refuse = []string{`CREATE FUNCTION refuse_web_17() RETURNS trigger LANGUAGE plpgsql AS $$
+		 BEGIN
+		   IF NEW.resource_id = 'web-17' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+		   RETURN NEW;
+		 END $$`,
+			`CREATE TRIGGER refuse_web_17 BEFORE INSERT ON findings FOR EACH ROW EXECUTE FUNCTION refuse_web_17()`}
+	}
+	for _, stmt := range refuse {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	osvZip(t, mirror, "npm", lodashGHSA, minimistGHSA)
+	if _, err := srv.VulnDB.ImportMirror(ctx, mirror, vulndb.MirrorOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.ApplyFeedUpdate(ctx); err == nil || !strings.Contains(err.Error(), "refused by the test") {
+		t.Fatalf("the pass with a failing write: %v", err)
+	}
+	drop := `DROP TRIGGER refuse_web_17`
+	if dsn != "" {
+		drop += ` ON findings`
+	}
+	if _, err := db.ExecContext(ctx, drop); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.ApplyFeedUpdate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := countPrefix(outbox(t, srv.Store), model.EventFindingCreated+" "); n != 2*hosts {
+		t.Errorf("%d created events, want %d (lodash and minimist on each host, once)", n, 2*hosts)
+	}
+	for i := 0; i < hosts; i++ {
+		if got := findingStates(t, srv.Store, fmt.Sprintf("web-%d", i)); len(got) != 2 || got["CVE-2021-44906"] != model.FindingActive {
+			t.Errorf("web-%d: %v", i, got)
+		}
+	}
+}
