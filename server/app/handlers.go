@@ -271,6 +271,7 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 	}
 	out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: inv, Rules: rules, Load: load}, now)
 	if err != nil {
+		s.engine.Remove(reeval.Ref{Account: res.Account, ResourceID: res.ID})
 		return nil, err
 	}
 	r := out.Result
@@ -280,6 +281,10 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 		changes.Events = append(changes.Events, *covEvent)
 	}
 	if err := s.Store.ApplyChanges(ctx, changes); err != nil {
+		// The engine holds the new inventory, the store its findings as they were (its inventory
+		// rows are already new): a resubmission would be found unchanged and write nothing.
+		// Unknown to the engine, the resource is evaluated afresh against its stored findings.
+		s.engine.Remove(reeval.Ref{Account: res.Account, ResourceID: res.ID})
 		return nil, err
 	}
 	if partial {

@@ -645,22 +645,7 @@ func deltaWriteFailure(t *testing.T, dsn string) {
 			t.Fatal(err)
 		}
 	}
-	db := srv.Store.DB()
-	refuse := []string{`CREATE TRIGGER refuse_web_17 BEFORE INSERT ON findings WHEN NEW.resource_id = 'web-17'
-		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`}
-	if dsn != "" {
-		refuse = []string{`CREATE FUNCTION refuse_web_17() RETURNS trigger LANGUAGE plpgsql AS $$
-		 BEGIN
-		   IF NEW.resource_id = 'web-17' THEN RAISE EXCEPTION 'refused by the test'; END IF;
-		   RETURN NEW;
-		 END $$`,
-			`CREATE TRIGGER refuse_web_17 BEFORE INSERT ON findings FOR EACH ROW EXECUTE FUNCTION refuse_web_17()`}
-	}
-	for _, stmt := range refuse {
-		if _, err := db.ExecContext(ctx, stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
+	allow := refuseFindings(t, srv, dsn, "web-17")
 	osvZip(t, mirror, "npm", lodashGHSA, minimistGHSA)
 	if _, err := srv.VulnDB.ImportMirror(ctx, mirror, vulndb.MirrorOptions{}, nil); err != nil {
 		t.Fatal(err)
@@ -668,13 +653,7 @@ func deltaWriteFailure(t *testing.T, dsn string) {
 	if _, err := srv.ApplyFeedUpdate(ctx); err == nil || !strings.Contains(err.Error(), "refused by the test") {
 		t.Fatalf("the pass with a failing write: %v", err)
 	}
-	drop := `DROP TRIGGER refuse_web_17`
-	if dsn != "" {
-		drop += ` ON findings`
-	}
-	if _, err := db.ExecContext(ctx, drop); err != nil {
-		t.Fatal(err)
-	}
+	allow()
 	if _, err := srv.ApplyFeedUpdate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -685,5 +664,67 @@ func deltaWriteFailure(t *testing.T, dsn string) {
 		if got := findingStates(t, srv.Store, fmt.Sprintf("web-%d", i)); len(got) != 2 || got["CVE-2021-44906"] != model.FindingActive {
 			t.Errorf("web-%d: %v", i, got)
 		}
+	}
+}
+
+// refuseFindings makes the store refuse, with a trigger, every finding written for a resource
+// (a real failure in the middle of a write); allow lifts it.
+func refuseFindings(t *testing.T, srv *Server, dsn, resource string) (allow func()) {
+	t.Helper()
+	ctx := context.Background()
+	db := srv.Store.DB()
+	refuse := []string{`CREATE TRIGGER refuse_findings BEFORE INSERT ON findings WHEN NEW.resource_id = '` + resource + `'
+		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`}
+	drop := `DROP TRIGGER refuse_findings`
+	if dsn != "" {
+		refuse = []string{`CREATE OR REPLACE FUNCTION refuse_findings() RETURNS trigger LANGUAGE plpgsql AS $$
+		 BEGIN
+		   IF NEW.resource_id = '` + resource + `' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+		   RETURN NEW;
+		 END $$`,
+			`CREATE TRIGGER refuse_findings BEFORE INSERT ON findings FOR EACH ROW EXECUTE FUNCTION refuse_findings()`}
+		drop += ` ON findings`
+	}
+	for _, stmt := range refuse {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return func() {
+		if _, err := db.ExecContext(ctx, drop); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A submission whose findings cannot be written fails, and the same inventory submitted again
+// writes them: the engine must not take the failed submission for the stored state.
+func TestSubmissionWriteFailureRetriedSQLite(t *testing.T) { submissionWriteFailure(t, "") }
+
+func TestSubmissionWriteFailureRetriedPostgres(t *testing.T) { submissionWriteFailure(t, pgDSN(t)) }
+
+func submissionWriteFailure(t *testing.T, dsn string) {
+	ctx := context.Background()
+	shared, mirror := filepath.Join(t.TempDir(), "vulndb.sqlite"), t.TempDir()
+	osvZip(t, mirror, "npm", lodashGHSA, minimistGHSA)
+	seedVulnDB(t, shared, mirror)
+	srv := newTestServer(t, Config{Postgres: dsn, DataDir: t.TempDir(), VulnDB: shared})
+	res := model.Resource{Account: DefaultAccount, ID: "web-1", Type: model.ResourceHost}
+	fixed := inventory("4.17.21", "1.2.6")
+	if sub, err := srv.Submit(ctx, res, &fixed); err != nil || sub.Findings != 0 {
+		t.Fatalf("the fixed inventory: %+v, %v", sub, err)
+	}
+	allow := refuseFindings(t, srv, dsn, "web-1")
+	vulnerable := inventory("4.17.15", "1.2.0")
+	if _, err := srv.Submit(ctx, res, &vulnerable); err == nil || !strings.Contains(err.Error(), "refused by the test") {
+		t.Fatalf("the submission with a failing write: %v", err)
+	}
+	allow()
+	if sub, err := srv.Submit(ctx, res, &vulnerable); err != nil || sub.Created != 2 {
+		t.Fatalf("the same inventory again: %+v, %v; want 2 findings created", sub, err)
+	}
+	got := findingStates(t, srv.Store, "web-1")
+	if got["CVE-2021-44906"] != model.FindingActive || got["CVE-2021-23337"] != model.FindingActive {
+		t.Errorf("findings after the resubmission: %v", got)
 	}
 }
