@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,11 +113,11 @@ type Server struct {
 	holdMu         sync.Mutex
 	versionChecked time.Time
 	hold           fleetHold
-	// engineSynced (guarded by submitMu) says the engine holds every stored inventory. With one
-	// process (SQLite) every later inventory goes through it, so feed passes need not compare the
-	// stored inventory hashes with the engine's (a read of every resource); several processes
-	// sharing PostgreSQL always compare.
-	engineSynced bool
+	// engineSynced says the engine holds every stored inventory. With one process (SQLite) every
+	// later inventory goes through it, so feed passes need not compare the stored inventory hashes
+	// with the engine's (a read of every resource); several processes sharing PostgreSQL always
+	// compare. A failed write clears it (forgetFleet, forgetResource).
+	engineSynced atomic.Bool
 	// obs holds unchanged resubmissions' observation times until they are written together.
 	obs observations
 	// worker names this process in job rows; wake pokes its idle workers.
@@ -222,7 +223,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.engineSynced = true
+	s.engineSynced.Store(true)
 	return s, nil
 }
 

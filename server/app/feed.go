@@ -1,11 +1,9 @@
 package app
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/vigil-sec/vigil/model"
@@ -13,6 +11,7 @@ import (
 	"github.com/vigil-sec/vigil/server/reeval"
 	"github.com/vigil-sec/vigil/server/store"
 	"github.com/vigil-sec/vigil/vulndb"
+	"golang.org/x/sync/errgroup"
 )
 
 // FeedResult says what one pass over the vulnerability database's change log did.
@@ -57,7 +56,7 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 	// afresh from the store after it, when the engine's advisories are those of the new version,
 	// like the stored findings another process may already have written for them.
 	var stale []reeval.Ref
-	if !s.engineSynced || s.Store.Dialect() == store.Postgres {
+	if !s.engineSynced.Load() || s.Store.Dialect() == store.Postgres {
 		var err error
 		if stale, err = s.staleResources(ctx); err != nil {
 			return FeedResult{}, fmt.Errorf("catching up with stored inventories: %w", err)
@@ -80,7 +79,7 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 		s.forgetFleet()
 		return res, fmt.Errorf("catching up with stored inventories: %w", err)
 	}
-	s.engineSynced = true
+	s.engineSynced.Store(true)
 	s.dbVersion = to
 	if err := s.Store.RaiseState(ctx, stateFindingsVersion, int64(to)); err != nil {
 		return res, err
@@ -99,7 +98,7 @@ func (s *Server) applyFeedLocked(ctx context.Context) (FeedResult, error) {
 // writing only what differs, as after a restart that finds the database moved.
 func (s *Server) forgetFleet() {
 	s.engine.Reset()
-	s.engineSynced = false
+	s.engineSynced.Store(false)
 }
 
 // applyDelta re-evaluates the resources the engine holds against the change-log entries and writes
@@ -151,40 +150,17 @@ func (s *Server) writeDelta(ctx context.Context, batches <-chan []reeval.Outcome
 	if s.Store.Dialect() == store.Postgres {
 		writers = 2
 	}
-	var (
-		work   = make(chan store.Changes)
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		failed error
-	)
-	fail := func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		return failed
-	}
-	for range writers {
-		wg.Go(func() {
-			for c := range work {
-				if fail() != nil {
-					continue
-				}
-				if err := s.Store.ApplyChanges(ctx, c); err != nil {
-					mu.Lock()
-					failed = cmp.Or(failed, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
+	g, gctx := errgroup.WithContext(ctx) // the first failure cancels the other writer's transaction
+	g.SetLimit(writers)
 	var batch store.Changes
 	flush := func() {
-		if batch.Account != "" {
-			work <- batch
+		if c := batch; c.Account != "" {
+			g.Go(func() error { return s.Store.ApplyChanges(gctx, c) }) // waits for a free writer
 		}
 		batch = store.Changes{}
 	}
 	for outs := range batches {
-		if fail() != nil {
+		if gctx.Err() != nil {
 			break
 		}
 		for _, o := range outs {
@@ -204,12 +180,10 @@ func (s *Server) writeDelta(ctx context.Context, batches <-chan []reeval.Outcome
 			batch.Events = append(batch.Events, o.Result.Events...)
 		}
 	}
-	if fail() == nil {
+	if gctx.Err() == nil {
 		flush()
 	}
-	close(work)
-	wg.Wait()
-	return failed
+	return g.Wait()
 }
 
 // deltaLoader answers a feed delta's batches: one read per account of the batch, by (resource,

@@ -271,7 +271,7 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 	}
 	out, err := s.engine.Submit(ctx, reeval.Submission{Resource: res, Inventory: inv, Rules: rules, Load: load}, now)
 	if err != nil {
-		s.engine.Remove(reeval.Ref{Account: res.Account, ResourceID: res.ID})
+		s.forgetResource(res)
 		return nil, err
 	}
 	r := out.Result
@@ -281,10 +281,7 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 		changes.Events = append(changes.Events, *covEvent)
 	}
 	if err := s.Store.ApplyChanges(ctx, changes); err != nil {
-		// The engine holds the new inventory, the store its findings as they were (its inventory
-		// rows are already new): a resubmission would be found unchanged and write nothing.
-		// Unknown to the engine, the resource is evaluated afresh against its stored findings.
-		s.engine.Remove(reeval.Ref{Account: res.Account, ResourceID: res.ID})
+		s.forgetResource(res)
 		return nil, err
 	}
 	if partial {
@@ -304,6 +301,17 @@ func (s *Server) submit(ctx context.Context, res model.Resource, inv *model.Inve
 		}
 	}
 	return sr, nil
+}
+
+// forgetResource makes the engine forget a resource whose submission failed after the engine took
+// its inventory: the store has the new inventory rows but the findings as they were, and the
+// engine would take the same inventory sent again for unchanged and write nothing. Unknown to the
+// engine, the resource is evaluated afresh against its stored findings by its next submission, or
+// by the next feed pass, which looks for stored inventories the engine does not hold once it is no
+// longer sure to hold them all.
+func (s *Server) forgetResource(res model.Resource) {
+	s.engine.Remove(reeval.Ref{Account: res.Account, ResourceID: res.ID})
+	s.engineSynced.Store(false)
 }
 
 // observeResource notes that a resource and its open findings were seen at now (findings only

@@ -667,19 +667,20 @@ func deltaWriteFailure(t *testing.T, dsn string) {
 	}
 }
 
-// refuseFindings makes the store refuse, with a trigger, every finding written for a resource
+// refuseFindings makes the store refuse, with a trigger, every finding written for the resources
 // (a real failure in the middle of a write); allow lifts it.
-func refuseFindings(t *testing.T, srv *Server, dsn, resource string) (allow func()) {
+func refuseFindings(t *testing.T, srv *Server, dsn string, resources ...string) (allow func()) {
 	t.Helper()
 	ctx := context.Background()
 	db := srv.Store.DB()
-	refuse := []string{`CREATE TRIGGER refuse_findings BEFORE INSERT ON findings WHEN NEW.resource_id = '` + resource + `'
+	in := "('" + strings.Join(resources, "', '") + "')"
+	refuse := []string{`CREATE TRIGGER refuse_findings BEFORE INSERT ON findings WHEN NEW.resource_id IN ` + in + `
 		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`}
 	drop := `DROP TRIGGER refuse_findings`
 	if dsn != "" {
 		refuse = []string{`CREATE OR REPLACE FUNCTION refuse_findings() RETURNS trigger LANGUAGE plpgsql AS $$
 		 BEGIN
-		   IF NEW.resource_id = '` + resource + `' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+		   IF NEW.resource_id IN ` + in + ` THEN RAISE EXCEPTION 'refused by the test'; END IF;
 		   RETURN NEW;
 		 END $$`,
 			`CREATE TRIGGER refuse_findings BEFORE INSERT ON findings FOR EACH ROW EXECUTE FUNCTION refuse_findings()`}
@@ -697,8 +698,10 @@ func refuseFindings(t *testing.T, srv *Server, dsn, resource string) (allow func
 	}
 }
 
-// A submission whose findings cannot be written fails, and the same inventory submitted again
-// writes them: the engine must not take the failed submission for the stored state.
+// A submission whose findings cannot be written fails. The resource's findings are then written by
+// the same inventory submitted again (web-1), or by the next feed pass (web-2, on SQLite too, where
+// a pass otherwise trusts the engine to hold every stored inventory): the engine must not take the
+// failed submission for the stored state.
 func TestSubmissionWriteFailureRetriedSQLite(t *testing.T) { submissionWriteFailure(t, "") }
 
 func TestSubmissionWriteFailureRetriedPostgres(t *testing.T) { submissionWriteFailure(t, pgDSN(t)) }
@@ -709,22 +712,37 @@ func submissionWriteFailure(t *testing.T, dsn string) {
 	osvZip(t, mirror, "npm", lodashGHSA, minimistGHSA)
 	seedVulnDB(t, shared, mirror)
 	srv := newTestServer(t, Config{Postgres: dsn, DataDir: t.TempDir(), VulnDB: shared})
-	res := model.Resource{Account: DefaultAccount, ID: "web-1", Type: model.ResourceHost}
-	fixed := inventory("4.17.21", "1.2.6")
-	if sub, err := srv.Submit(ctx, res, &fixed); err != nil || sub.Findings != 0 {
-		t.Fatalf("the fixed inventory: %+v, %v", sub, err)
+	fixed, vulnerable := inventory("4.17.21", "1.2.6"), inventory("4.17.15", "1.2.0")
+	hosts := []model.Resource{{Account: DefaultAccount, ID: "web-1", Type: model.ResourceHost}, {Account: DefaultAccount, ID: "web-2", Type: model.ResourceHost}}
+	for _, res := range hosts {
+		if sub, err := srv.Submit(ctx, res, &fixed); err != nil || sub.Findings != 0 {
+			t.Fatalf("%s, the fixed inventory: %+v, %v", res.ID, sub, err)
+		}
 	}
-	allow := refuseFindings(t, srv, dsn, "web-1")
-	vulnerable := inventory("4.17.15", "1.2.0")
-	if _, err := srv.Submit(ctx, res, &vulnerable); err == nil || !strings.Contains(err.Error(), "refused by the test") {
-		t.Fatalf("the submission with a failing write: %v", err)
+	allow := refuseFindings(t, srv, dsn, "web-1", "web-2")
+	for _, res := range hosts {
+		if _, err := srv.Submit(ctx, res, &vulnerable); err == nil || !strings.Contains(err.Error(), "refused by the test") {
+			t.Fatalf("%s, the submission with a failing write: %v", res.ID, err)
+		}
 	}
 	allow()
-	if sub, err := srv.Submit(ctx, res, &vulnerable); err != nil || sub.Created != 2 {
-		t.Fatalf("the same inventory again: %+v, %v; want 2 findings created", sub, err)
+	if sub, err := srv.Submit(ctx, hosts[0], &vulnerable); err != nil || sub.Created != 2 {
+		t.Fatalf("web-1, the same inventory again: %+v, %v; want 2 findings created", sub, err)
 	}
-	got := findingStates(t, srv.Store, "web-1")
-	if got["CVE-2021-44906"] != model.FindingActive || got["CVE-2021-23337"] != model.FindingActive {
-		t.Errorf("findings after the resubmission: %v", got)
+	fr, err := srv.ApplyFeedUpdate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr.Synced != 1 || fr.Events != 2 {
+		t.Errorf("the feed pass: %+v, want web-2 evaluated from the store with 2 events", fr)
+	}
+	for _, res := range hosts {
+		got := findingStates(t, srv.Store, res.ID)
+		if got["CVE-2021-44906"] != model.FindingActive || got["CVE-2021-23337"] != model.FindingActive {
+			t.Errorf("%s: findings %v", res.ID, got)
+		}
+	}
+	if n := countPrefix(outbox(t, srv.Store), model.EventFindingCreated+" "); n != 4 {
+		t.Errorf("%d created events, want 4", n)
 	}
 }
