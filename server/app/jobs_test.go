@@ -746,3 +746,50 @@ func submissionWriteFailure(t *testing.T, dsn string) {
 		t.Errorf("%d created events, want 4", n)
 	}
 }
+
+// A resource removal whose closes cannot be written leaves the resource as it was, and removing it
+// again closes its findings: marked removed with findings left open, the retry would have found
+// nothing to do.
+func TestRemovalWriteFailureRetriedSQLite(t *testing.T) { removalWriteFailure(t, "") }
+
+func TestRemovalWriteFailureRetriedPostgres(t *testing.T) { removalWriteFailure(t, pgDSN(t)) }
+
+func removalWriteFailure(t *testing.T, dsn string) {
+	ctx := context.Background()
+	shared, mirror := filepath.Join(t.TempDir(), "vulndb.sqlite"), t.TempDir()
+	osvZip(t, mirror, "npm", lodashGHSA, minimistGHSA)
+	seedVulnDB(t, shared, mirror)
+	srv := newTestServer(t, Config{Postgres: dsn, DataDir: t.TempDir(), VulnDB: shared})
+	res := model.Resource{Account: DefaultAccount, ID: "web-1", Type: model.ResourceHost}
+	inv := inventory("4.17.15", "1.2.0")
+	if sub, err := srv.Submit(ctx, res, &inv); err != nil || sub.Created != 2 {
+		t.Fatalf("submit: %+v, %v", sub, err)
+	}
+	stored := func() model.Resource {
+		r, err := srv.Store.GetResource(ctx, DefaultAccount, "web-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	allow := refuseFindings(t, srv, dsn, "web-1")
+	if err := srv.RemoveResource(ctx, stored()); err == nil || !strings.Contains(err.Error(), "refused by the test") {
+		t.Fatalf("the removal with a failing write: %v", err)
+	}
+	if r := stored(); r.RemovedAt != nil {
+		t.Fatalf("the failed removal marked the resource removed at %v", r.RemovedAt)
+	}
+	allow()
+	if err := srv.RemoveResource(ctx, stored()); err != nil {
+		t.Fatal(err)
+	}
+	if r := stored(); r.RemovedAt == nil {
+		t.Error("the resource is not marked removed")
+	}
+	if got := findingStates(t, srv.Store, "web-1"); got["CVE-2021-44906"] != model.FindingClosed || got["CVE-2021-23337"] != model.FindingClosed {
+		t.Errorf("findings after the removal: %v", got)
+	}
+	if n := countPrefix(outbox(t, srv.Store), model.EventFindingClosed+" "); n != 2 {
+		t.Errorf("%d closed events, want 2", n)
+	}
+}

@@ -210,17 +210,15 @@ func (s *Server) RemoveResource(ctx context.Context, res model.Resource) error {
 		return nil
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	res.RemovedAt = &now
-	if err := s.Store.PutResource(ctx, res); err != nil {
-		return err
-	}
-	s.engine.Remove(reeval.Ref{Account: res.Account, ResourceID: res.ID})
 	fs, err := s.Store.ResourceFindings(ctx, res.Account, res.ID)
 	if err != nil {
 		return err
 	}
 	closed := findings.CloseRemoved(fs, now)
-	changes := store.Changes{Account: res.Account, Upsert: closed.Upserts, Events: closed.Events}
+	// The mark and the closes are one transaction: marked removed with findings left open, a
+	// retried removal would find the resource removed already and close nothing.
+	changes := store.Changes{Account: res.Account, Upsert: closed.Upserts, Events: closed.Events,
+		RemoveResources: []string{res.ID}, RemovedAt: now}
 	cov, err := s.Store.ListCoverage(ctx, []string{res.Account}, store.CoverageQuery{ResourceIDs: []string{res.ID}, PageSize: 1000})
 	if err != nil {
 		return err
@@ -234,7 +232,11 @@ func (s *Server) RemoveResource(ctx context.Context, res model.Resource) error {
 			changes.Events = append(changes.Events, *ev)
 		}
 	}
-	return s.Store.ApplyChanges(ctx, changes)
+	if err := s.Store.ApplyChanges(ctx, changes); err != nil {
+		return err
+	}
+	s.engine.Remove(reeval.Ref{Account: res.Account, ResourceID: res.ID})
+	return nil
 }
 
 // purgeRemoved deletes a resource removed longer ago than the removed-resource retention, with its

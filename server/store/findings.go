@@ -980,11 +980,18 @@ type Changes struct {
 	Events       []model.OutboxEvent
 	Coverage     []model.Coverage
 	Audit        []AuditEntry
+	// RemoveResources are resource IDs marked removed at RemovedAt (those not removed already), in
+	// the same transaction as the findings they close.
+	RemoveResources []string
+	RemovedAt       time.Time
 }
 
 func (c *Changes) validate() error {
 	if c.Account == "" {
 		return fmt.Errorf("%w: changes without an account", ErrInvalid)
+	}
+	if len(c.RemoveResources) > 0 && c.RemovedAt.IsZero() {
+		return fmt.Errorf("%w: resources removed without a time", ErrInvalid)
 	}
 	foreign := func(what, id, acc string) error {
 		if acc != c.Account {
@@ -1064,6 +1071,12 @@ func (s *Store) ApplyChanges(ctx context.Context, c Changes) error {
 		for _, a := range c.Audit {
 			if err := s.appendAudit(ctx, tx, a); err != nil {
 				return err
+			}
+		}
+		for _, id := range c.RemoveResources {
+			if _, err := s.exec(ctx, tx, `UPDATE resources SET removed_at = ? WHERE account = ? AND id = ? AND removed_at IS NULL`,
+				micros(c.RemovedAt), c.Account, id); err != nil {
+				return fmt.Errorf("store: remove resource %s: %w", id, err)
 			}
 		}
 		return nil
