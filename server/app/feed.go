@@ -159,8 +159,10 @@ func (s *Server) writeDelta(ctx context.Context, batches <-chan []reeval.Outcome
 		}
 		batch = store.Changes{}
 	}
+	stopped := false
 	for outs := range batches {
-		if gctx.Err() != nil {
+		if gctx.Err() != nil { // a writer failed, or the caller's context ended
+			stopped = true
 			break
 		}
 		for _, o := range outs {
@@ -180,10 +182,16 @@ func (s *Server) writeDelta(ctx context.Context, batches <-chan []reeval.Outcome
 			batch.Events = append(batch.Events, o.Result.Events...)
 		}
 	}
-	if gctx.Err() == nil {
-		flush()
+	if !stopped {
+		flush() // if the context ended meanwhile, the write fails and Wait says so
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if stopped {
+		return ctx.Err() // batches were left unwritten: the pass must not count as applied
+	}
+	return nil
 }
 
 // deltaLoader answers a feed delta's batches: one read per account of the batch, by (resource,
