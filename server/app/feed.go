@@ -1,9 +1,12 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigil-sec/vigil/model"
@@ -264,6 +267,9 @@ func (s *Server) staleResources(ctx context.Context) ([]reeval.Ref, error) {
 	for ref := range known { // deleted from the store by another process
 		s.engine.Remove(ref)
 	}
+	slices.SortFunc(out, func(a, b reeval.Ref) int { // evaluated in a stable order
+		return cmp.Or(strings.Compare(a.Account, b.Account), strings.Compare(a.ResourceID, b.ResourceID))
+	})
 	return out, nil
 }
 
