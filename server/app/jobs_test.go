@@ -667,6 +667,15 @@ func deltaWriteFailure(t *testing.T, dsn string) {
 	}
 }
 
+// lodashMinimistServer is a server on SQLite (dsn empty) or PostgreSQL whose vulnerability database
+// holds the lodash and minimist advisories.
+func lodashMinimistServer(t *testing.T, dsn string) *Server {
+	shared, mirror := filepath.Join(t.TempDir(), "vulndb.sqlite"), t.TempDir()
+	osvZip(t, mirror, "npm", lodashGHSA, minimistGHSA)
+	seedVulnDB(t, shared, mirror)
+	return newTestServer(t, Config{Postgres: dsn, DataDir: t.TempDir(), VulnDB: shared})
+}
+
 // refuseFindings makes the store refuse, with a trigger, every finding written for the resources
 // (a real failure in the middle of a write); allow lifts it.
 func refuseFindings(t *testing.T, srv *Server, dsn string, resources ...string) (allow func()) {
@@ -708,10 +717,7 @@ func TestSubmissionWriteFailureRetriedPostgres(t *testing.T) { submissionWriteFa
 
 func submissionWriteFailure(t *testing.T, dsn string) {
 	ctx := context.Background()
-	shared, mirror := filepath.Join(t.TempDir(), "vulndb.sqlite"), t.TempDir()
-	osvZip(t, mirror, "npm", lodashGHSA, minimistGHSA)
-	seedVulnDB(t, shared, mirror)
-	srv := newTestServer(t, Config{Postgres: dsn, DataDir: t.TempDir(), VulnDB: shared})
+	srv := lodashMinimistServer(t, dsn)
 	fixed, vulnerable := inventory("4.17.21", "1.2.6"), inventory("4.17.15", "1.2.0")
 	hosts := []model.Resource{{Account: DefaultAccount, ID: "web-1", Type: model.ResourceHost}, {Account: DefaultAccount, ID: "web-2", Type: model.ResourceHost}}
 	for _, res := range hosts {
@@ -756,10 +762,7 @@ func TestRemovalWriteFailureRetriedPostgres(t *testing.T) { removalWriteFailure(
 
 func removalWriteFailure(t *testing.T, dsn string) {
 	ctx := context.Background()
-	shared, mirror := filepath.Join(t.TempDir(), "vulndb.sqlite"), t.TempDir()
-	osvZip(t, mirror, "npm", lodashGHSA, minimistGHSA)
-	seedVulnDB(t, shared, mirror)
-	srv := newTestServer(t, Config{Postgres: dsn, DataDir: t.TempDir(), VulnDB: shared})
+	srv := lodashMinimistServer(t, dsn)
 	res := model.Resource{Account: DefaultAccount, ID: "web-1", Type: model.ResourceHost}
 	inv := inventory("4.17.15", "1.2.0")
 	if sub, err := srv.Submit(ctx, res, &inv); err != nil || sub.Created != 2 {

@@ -242,9 +242,10 @@ func TestSortIndexFiltersInIndex(t *testing.T) {
 				AND f.severity_rank IN (5) AND f.fix_available IN ('NO') AND f.status IN ('ACTIVE')
 				ORDER BY f.`+col+` DESC, f.id DESC LIMIT 50`)
 			must(t, err)
+			cols, err := rows.Columns()
+			must(t, err)
 			var plan []string
 			for rows.Next() {
-				cols, _ := rows.Columns()
 				vals := make([]any, len(cols))
 				for i := range vals {
 					vals[i] = new(any)
