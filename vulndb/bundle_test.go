@@ -41,6 +41,14 @@ func TestBundleRoundTrip(t *testing.T) {
 	if v, _ := dst.Version(ctx); v != 2 {
 		t.Errorf("version = %d", v)
 	}
+	// The bundle carries its database's lineage: the two files are now one database at one version.
+	srcLineage, _, err := src.Lineage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, v, err := dst.Lineage(ctx); err != nil || l != srcLineage || v != 2 {
+		t.Errorf("lineage after import = %q %d %v, want the exporter's %q at 2", l, v, err, srcLineage)
+	}
 	// The swapped-in database is writable as usual.
 	importOSV(t, dst, "osv/PyPI", fixture(t, "PYSEC-2021-59.json"))
 	if advs, _ := dst.Lookup(ctx, "PyPI", "urllib3"); len(advs) != 1 {
@@ -122,5 +130,42 @@ func TestBundleImportRefusedWhileInUse(t *testing.T) {
 	}
 	if advs, _ := a.Lookup(ctx, "Go", "stdlib"); len(advs) != 1 {
 		t.Fatal("bundle not imported once the file was free")
+	}
+}
+
+// A database gets its lineage when it is created and keeps it when reopened; two databases built
+// apart have different ones even with the same contents and version.
+func TestLineage(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v.sqlite")
+	a, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	importOSV(t, a, "osv/Go", fixture(t, "GO-2022-0969.json"))
+	la, va, err := a.Lineage(ctx)
+	if err != nil || len(la) != 32 || va != 1 {
+		t.Fatalf("lineage = %q %d %v", la, va, err)
+	}
+	a.Close()
+	a, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if l, _, _ := a.Lineage(ctx); l != la {
+		t.Errorf("lineage after reopening = %q, want %q", l, la)
+	}
+	b := newDB(t)
+	importOSV(t, b, "osv/Go", fixture(t, "GO-2022-0969.json"))
+	if lb, vb, _ := b.Lineage(ctx); lb == la || vb != va {
+		t.Errorf("a database built apart: lineage %q version %d (the first: %q %d)", lb, vb, la, va)
+	}
+	// A file whose lineage was never recorded (made before lineages existed) gets one on first read.
+	if _, err := a.db.ExecContext(ctx, `DELETE FROM vdb_meta WHERE key='lineage'`); err != nil {
+		t.Fatal(err)
+	}
+	if l, v, err := a.Lineage(ctx); err != nil || len(l) != 32 || l == la || v != va {
+		t.Errorf("lineage of a file without one = %q %d %v", l, v, err)
 	}
 }

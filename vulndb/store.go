@@ -13,7 +13,9 @@ package vulndb
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -209,7 +211,26 @@ func New(ctx context.Context, sdb *sql.DB) (*DB, error) {
 	case v != fmt.Sprint(SchemaVersion):
 		return nil, fmt.Errorf("vulndb: schema version %s, this build reads %d", v, SchemaVersion)
 	}
+	if err := ensureLineage(ctx, sdb); err != nil {
+		return nil, err
+	}
 	return &DB{db: sdb, Now: time.Now}, nil
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// ensureLineage gives a database without one (new, or made before lineages existed) its lineage.
+func ensureLineage(ctx context.Context, db execer) error {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Errorf("vulndb: lineage: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO vdb_meta(key,value) VALUES('lineage',?)`, hex.EncodeToString(b)); err != nil {
+		return fmt.Errorf("vulndb: lineage: %w", err)
+	}
+	return nil
 }
 
 // Close closes the database (only the handle Open made).
@@ -249,6 +270,35 @@ func (d *DB) Version(ctx context.Context) (Version, error) {
 	}
 	defer release()
 	return readVersion(ctx, db)
+}
+
+// Lineage returns the database's lineage with its version, read together. The lineage is a random
+// ID the database gets when it is created and keeps through imports; a bundle carries it to the
+// database it replaces. Versions compare only within one lineage: the same number in two lineages
+// names different contents (the server's processes on several hosts use this to tell whether
+// their copies are one database at different versions).
+func (d *DB) Lineage(ctx context.Context) (string, Version, error) {
+	db, release, err := d.handle()
+	if err != nil {
+		return "", 0, err
+	}
+	defer release()
+	for range 2 {
+		var lineage sql.NullString
+		var v int64
+		if err := db.QueryRowContext(ctx, `SELECT (SELECT value FROM vdb_meta WHERE key='lineage'),
+			(SELECT CAST(value AS INTEGER) FROM vdb_meta WHERE key='version')`).Scan(&lineage, &v); err != nil {
+			return "", 0, fmt.Errorf("vulndb: lineage: %w", err)
+		}
+		if lineage.Valid {
+			return lineage.String, Version(v), nil
+		}
+		// A bundle made before lineages existed replaced the file.
+		if err := ensureLineage(ctx, db); err != nil {
+			return "", 0, err
+		}
+	}
+	return "", 0, errors.New("vulndb: lineage: not recorded")
 }
 
 type queryer interface {

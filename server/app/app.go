@@ -113,6 +113,9 @@ type Server struct {
 	holdMu         sync.Mutex
 	versionChecked time.Time
 	hold           fleetHold
+	// shareMu orders this process's publications and adoptions of the shared vulnerability
+	// database (vulndbshare.go).
+	shareMu sync.Mutex
 	// engineSynced says the engine holds every stored inventory. With one process (SQLite) every
 	// later inventory goes through it, so feed passes need not compare the stored inventory hashes
 	// with the engine's (a read of every resource); several processes sharing PostgreSQL always
@@ -157,6 +160,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.VulnDB, err = vulndb.Open(ctx, cfg.VulnDB); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
+	}
+	// Processes on other hosts may have published a newer database (or this one is the first).
+	if _, err := s.syncVulnDB(ctx); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if err := s.ensureDefaultAccount(ctx); err != nil {
 		s.Close()

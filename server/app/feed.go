@@ -39,6 +39,10 @@ type FeedResult struct {
 // version first writes its findings and events; the others, following later, find the stored
 // findings already current and write nothing, so each change's events are written once.
 func (s *Server) ApplyFeedUpdate(ctx context.Context) (FeedResult, error) {
+	// The version another host's process imported and published, before any lock is taken.
+	if err := s.followPublished(ctx); err != nil {
+		return FeedResult{}, err
+	}
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
 	release, err := s.lockExclusive(ctx)

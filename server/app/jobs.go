@@ -243,6 +243,11 @@ func (s *Server) runFeedUpdate(ctx context.Context, req FeedUpdateRequest) error
 	if len(s.cfg.FeedSources) == 0 && s.cfg.FeedMirror == "" {
 		return store.Permanent(errors.New("no vulnerability feed sources configured (and no mirror directory)"))
 	}
+	// Import on top of the fleet's newest database, not behind it (another host's process may have
+	// published one since this process last looked).
+	if err := s.followPublished(ctx); err != nil {
+		return err
+	}
 	before, err := s.VulnDB.Version(ctx)
 	if err != nil {
 		return err
@@ -260,6 +265,10 @@ func (s *Server) runFeedUpdate(ctx context.Context, req FeedUpdateRequest) error
 		return err
 	}
 	if after != before {
+		// The other hosts' processes adopt it before they apply it.
+		if err := s.followPublished(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("publishing the updated vulnerability database: %w", err)
+		}
 		if _, err := s.enqueueReevaluation(context.WithoutCancel(ctx)); err != nil {
 			return fmt.Errorf("queueing the re-evaluation: %w", err)
 		}
@@ -376,6 +385,9 @@ func (s *Server) watchLoop(ctx context.Context) {
 }
 
 func (s *Server) followFeed(ctx context.Context) error {
+	if err := s.followPublished(ctx); err != nil {
+		return err
+	}
 	v, err := s.VulnDB.Version(ctx)
 	if err != nil {
 		return err
@@ -385,10 +397,10 @@ func (s *Server) followFeed(ctx context.Context) error {
 		return err
 	}
 	s.submitMu.Lock()
-	behind := v != s.dbVersion
+	behind := v != s.dbVersion || !s.engineSynced.Load() // an emptied engine waits for a pass too
 	s.submitMu.Unlock()
 	if int64(v) < applied {
-		s.log.Warn("this process's vulnerability database is behind the stored findings: do all server processes share one vulnerability database file?",
+		s.log.Warn("this process's vulnerability database is behind the stored findings (a process of another host applied a newer one it has not published, or processes of one host do not share their file)",
 			"version", v, "findingsVersion", applied, "file", s.VulnDB.Path())
 	}
 	switch {

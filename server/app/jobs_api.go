@@ -128,6 +128,10 @@ type FeedStatus struct {
 	LastReevaluationJob *JobView   `json:"lastReevaluationJob,omitempty"`
 	UpdateEverySeconds  int64      `json:"updateEverySeconds"`
 	NextScheduledUpdate *time.Time `json:"nextScheduledUpdate,omitempty"`
+	// Lineage names this process's vulnerability database (vulndb.DB.Lineage); Published is the
+	// one the server processes share on PostgreSQL, which processes on other hosts adopt.
+	Lineage   string              `json:"lineage"`
+	Published *store.VulnDBBundle `json:"published,omitempty"`
 }
 
 // FeedStatus reports the vulnerability database's sources and the feed jobs.
@@ -142,7 +146,7 @@ func (s *Server) FeedStatus(r *http.Request) (*FeedStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.VulnDB.Version(ctx)
+	lineage, v, err := s.VulnDB.Lineage(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +155,20 @@ func (s *Server) FeedStatus(r *http.Request) (*FeedStatus, error) {
 		return nil, err
 	}
 	out := &FeedStatus{Version: int64(v), FindingsVersion: applied, MaxAgeSeconds: int64(maxAge / time.Second),
-		Sources: []SourceView{}, UpdateEverySeconds: int64(s.cfg.UpdateEvery / time.Second)}
+		Sources: []SourceView{}, UpdateEverySeconds: int64(s.cfg.UpdateEvery / time.Second), Lineage: lineage}
+	if s.Store.Dialect() == store.Postgres {
+		pub, ok, err := s.Store.PublishedVulnDB(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out.Published = &pub
+			if pub.Lineage != lineage || pub.Version != int64(v) {
+				out.Warnings = append(out.Warnings, fmt.Sprintf("this server's vulnerability database (version %d) is not yet the published one "+
+					"(version %d, published by %s at %s); it adopts it at its next check", v, pub.Version, pub.Publisher, pub.PublishedAt.UTC().Format(time.RFC3339)))
+			}
+		}
+	}
 	opt := func(t time.Time) *time.Time {
 		if t.IsZero() {
 			return nil
@@ -193,7 +210,7 @@ func (s *Server) FeedStatus(r *http.Request) (*FeedStatus, error) {
 	}
 	if out.Version < out.FindingsVersion {
 		out.Warnings = append(out.Warnings, fmt.Sprintf("this server's vulnerability database (version %d) is behind the stored findings "+
-			"(version %d): every server process sharing the store must use the same vulnerability database file", out.Version, out.FindingsVersion))
+			"(version %d): it has not adopted the published database yet, or its file is not shared with the processes of its host", out.Version, out.FindingsVersion))
 	}
 	if j := out.LastUpdateJob; j != nil && j.LastError != "" && j.State != store.JobDone {
 		out.Warnings = append(out.Warnings, fmt.Sprintf("the last feed update (job %d, %s) failed: %s", j.ID, j.State, j.LastError))
