@@ -27,7 +27,14 @@ import (
 // a job on whichever process claims it; the new advisory's finding appears, and every finding's
 // "created" event is written once. Then the process that ran the jobs is killed (SIGKILL) and the
 // survivor serves on, running the next update alone.
-func TestTwoServerProcesses(t *testing.T) {
+func TestTwoServerProcesses(t *testing.T) { twoServerProcesses(t, false) }
+
+// TestTwoServerHosts is the same with a data directory each, as on two hosts: only the CA is
+// copied to the second; its vulnerability database starts empty and follows the one the first
+// published, and each update reaches the other process's file through PostgreSQL.
+func TestTwoServerHosts(t *testing.T) { twoServerProcesses(t, true) }
+
+func twoServerProcesses(t *testing.T, twoHosts bool) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binaries")
 	}
@@ -43,15 +50,36 @@ func TestTwoServerProcesses(t *testing.T) {
 	if out, err := exec.Command(vigil, "db", "import", "--db", filepath.Join(data, "vulndb.sqlite"), mirror).CombinedOutput(); err != nil {
 		t.Fatalf("db import: %v\n%s", err, out)
 	}
-	serve := func() (*proc, string) {
+	serve := func(data string) (*proc, string) {
 		addr := freePort(t)
 		p := start(t, vigil, "server", "--data-dir", data, "--postgres", dsn, "--listen", addr, "--update-every", "0",
 			"--feed-mirror", mirror, "--feed-poll", "500ms", "--workers", "2")
-		waitFor(t, 30*time.Second, "a server to listen", func() bool { return strings.Contains(p.output(), "serving https://") })
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(p.output(), "serving https://"); {
+			if time.Now().After(deadline) {
+				t.Fatalf("a server did not listen within 30 s:\n%s", tail(p.output(), 4000))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		return p, "https://" + addr
 	}
-	a, urlA := serve()
-	b, urlB := serve()
+	a, urlA := serve(data)
+	dataB := data
+	if twoHosts {
+		dataB = t.TempDir()
+		for _, f := range []string{"ca.pem", "ca-key.pem"} { // the agents' trust anchor, copied by hand
+			b, err := os.ReadFile(filepath.Join(data, "tls", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(dataB, "tls"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dataB, "tls", f), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b, urlB := serve(dataB)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server A:\n%s", tail(a.output(), 4000))

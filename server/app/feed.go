@@ -338,6 +338,12 @@ func (s *Server) catchUp(ctx context.Context) error {
 	if !due {
 		return nil
 	}
+	// A version another host's process published is adopted first (one small read when none is).
+	// Failing that, submissions go on with this process's database; the watcher and the next
+	// feed pass try again.
+	if err := s.followPublished(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("adopting the published vulnerability database", "error", err)
+	}
 	v, err := s.VulnDB.Version(ctx)
 	if err != nil {
 		return err
