@@ -53,6 +53,10 @@ func (s *Server) syncVulnDB(ctx context.Context) (newLineage bool, err error) {
 			// look again, and adopt it.
 			continue
 		}
+		if pub.Lineage != lineage && v > 0 {
+			s.log.Warn("this process's vulnerability database is not the fleet's (built apart); the published one replaces it",
+				"file", s.VulnDB.Path(), "version", v, "lineage", lineage, "published", pub.Version, "publishedLineage", pub.Lineage)
+		}
 		if err := s.adoptVulnDB(ctx, pub); err != nil {
 			return false, err
 		}
