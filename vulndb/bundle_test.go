@@ -1,6 +1,9 @@
 package vulndb
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
@@ -168,4 +171,57 @@ func TestLineage(t *testing.T) {
 	if l, v, err := a.Lineage(ctx); err != nil || len(l) != 32 || l == la || v != va {
 		t.Errorf("lineage of a file without one = %q %d %v", l, v, err)
 	}
+}
+
+// tarGz builds a gzipped tar of name/content pairs, for hand-made bundles.
+func tarGz(t testing.TB, members ...string) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for i := 0; i+1 < len(members); i += 2 {
+		if err := tw.WriteHeader(&tar.Header{Name: members[i], Mode: 0o644, Size: int64(len(members[i+1])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(members[i+1]))
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+// A bundle is untrusted input (a file handed to `vigil db import`, or the one a server process
+// fetches from the store): whatever it holds, Import either takes a whole valid database or
+// refuses it and keeps the current one, without a panic.
+func FuzzBundleImport(f *testing.F) {
+	ctx := context.Background()
+	src := newDB(f)
+	importOSV(f, src, "osv/Go", fixture(f, "GO-2022-0969.json"))
+	good := filepath.Join(f.TempDir(), "good")
+	if _, err := src.Export(ctx, good); err != nil {
+		f.Fatal(err)
+	}
+	b, _ := os.ReadFile(good)
+	f.Add(b)
+	f.Add(b[:len(b)-9])
+	f.Add(tarGz(f, "manifest.json", `{"format":"vigil-vulndb-bundle","schema":2,"size":5,"sha256":"00"}`, "vulndb.sqlite", "hello"))
+	f.Add(tarGz(f, "manifest.json", `{"format":"vigil-vulndb-bundle","schema":2,"size":99999999999}`))
+	f.Add(tarGz(f, "vulndb.sqlite", "SQLite format 3\x00", "manifest.json", "{}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dst := newDB(t)
+		importOSV(t, dst, "osv/PyPI", fixture(t, "PYSEC-2021-59.json"))
+		p := filepath.Join(t.TempDir(), "bundle")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m, err := dst.Import(ctx, p)
+		if err != nil {
+			if advs, _ := dst.Lookup(ctx, "PyPI", "urllib3"); len(advs) != 1 {
+				t.Fatalf("refused bundle (%v) damaged the current database", err)
+			}
+			return
+		}
+		if _, v, err := dst.Lineage(ctx); err != nil || v != m.Version {
+			t.Fatalf("imported bundle reads as version %d (%v), its manifest says %d", v, err, m.Version)
+		}
+	})
 }
