@@ -24,6 +24,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -192,6 +193,9 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer func() { b.stop() }()
+	if err := b.loadState(); err != nil {
+		return err
+	}
 
 	phases := []struct {
 		name string
@@ -229,6 +233,41 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 	return nil
+}
+
+// runState is what a sustained phase changed in the fleet: each host's generation and the hosts it
+// added. A later run on the same directory starts from it, so that its changed inventories are
+// changed and its new hosts new (not the earlier run's, which the store already holds).
+type runState struct {
+	Gens  []int `json:"gens"`
+	Extra int64 `json:"extra"`
+}
+
+func (b *bench) statePath() string { return filepath.Join(b.cfg.dir, "fleetload-state.json") }
+
+func (b *bench) loadState() error {
+	data, err := os.ReadFile(b.statePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var st runState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("%s: %w", b.statePath(), err)
+	}
+	copy(b.gen, st.Gens)
+	b.extra.Store(st.Extra)
+	return nil
+}
+
+func (b *bench) saveState() error {
+	data, err := json.Marshal(runState{Gens: b.gen, Extra: b.extra.Load()})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(b.statePath(), data, 0o600)
 }
 
 // buildVulnDB imports the corpus's advisories as two sources, osv (PyPI and npm) and debian,
@@ -487,6 +526,9 @@ func (b *bench) sustained(ctx context.Context, name string, share float64) error
 		return err
 	}
 	wall, cpu := time.Since(t0), cpuTime()-c0
+	if err := b.saveState(); err != nil {
+		return err
+	}
 	d := b.tm.take(name)
 	// The load generator's own share: building and encoding a body (its TLS is not counted here).
 	g0 := cpuTime()
