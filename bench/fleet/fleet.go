@@ -186,9 +186,13 @@ func Load(ctx context.Context) (*Corpus, error) {
 		}
 		// Newest first, at most 12; hosts favour the newest (see Inventory), so old releases form a
 		// long tail held by few hosts.
+		// Spellings PEP 440 holds equal (1.0, 1.0.0) are ordered by text: the corpus must be the
+		// same in every process, or a host's inventory differs between two runs.
 		sort.Slice(vs, func(i, j int) bool {
-			c, _ := version.Compare(scheme, vs[i], vs[j])
-			return c > 0
+			if c, _ := version.Compare(scheme, vs[i], vs[j]); c != 0 {
+				return c > 0
+			}
+			return vs[i] > vs[j]
 		})
 		vs = vs[:min(12, len(vs))]
 		c.PyPI = append(c.PyPI, Pool{Name: n, Ecosystem: "PyPI", Versions: vs})
