@@ -429,7 +429,7 @@ func (b *bench) firstLoad(ctx context.Context) error {
 	t0, c0 := time.Now(), cpuTime()
 	step := max(1, b.cfg.hosts/10)
 	n, err := b.parallel(b.cfg.hosts, time.Time{}, func(i int) error {
-		r, err := b.submit(ctx, "new", i, 0)
+		r, err := b.submit(ctx, "new", i, b.gen[i]) // a reused directory: its hosts as stored
 		created.Add(int64(r.Created))
 		if (i+1)%step == 0 {
 			fmt.Fprintf(os.Stderr, "  loaded %d hosts in %s\n", i+1, time.Since(t0).Round(time.Second))
