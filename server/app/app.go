@@ -162,7 +162,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
 	}
 	// Processes on other hosts may have published a newer database (or this one is the first).
-	if _, err := s.syncVulnDB(ctx); err != nil {
+	if _, err := s.syncVulnDB(ctx, adoptOrPublish); err != nil {
 		s.Close()
 		return nil, err
 	}

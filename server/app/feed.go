@@ -40,7 +40,7 @@ type FeedResult struct {
 // findings already current and write nothing, so each change's events are written once.
 func (s *Server) ApplyFeedUpdate(ctx context.Context) (FeedResult, error) {
 	// The version another host's process imported and published, before any lock is taken.
-	if err := s.followPublished(ctx); err != nil {
+	if err := s.followPublished(ctx, adoptOnly); err != nil {
 		return FeedResult{}, err
 	}
 	s.submitMu.Lock()
@@ -341,7 +341,7 @@ func (s *Server) catchUp(ctx context.Context) error {
 	// A version another host's process published is adopted first (one small read when none is).
 	// Failing that, submissions go on with this process's database; the watcher and the next
 	// feed pass try again.
-	if err := s.followPublished(ctx); err != nil && ctx.Err() == nil {
+	if err := s.followPublished(ctx, adoptOnly); err != nil && ctx.Err() == nil {
 		s.log.Error("adopting the published vulnerability database", "error", err)
 	}
 	v, err := s.VulnDB.Version(ctx)

@@ -245,7 +245,7 @@ func (s *Server) runFeedUpdate(ctx context.Context, req FeedUpdateRequest) error
 	}
 	// Import on top of the fleet's newest database, not behind it (another host's process may have
 	// published one since this process last looked).
-	if err := s.followPublished(ctx); err != nil {
+	if err := s.followPublished(ctx, adoptOrPublish); err != nil {
 		return err
 	}
 	before, err := s.VulnDB.Version(ctx)
@@ -266,7 +266,7 @@ func (s *Server) runFeedUpdate(ctx context.Context, req FeedUpdateRequest) error
 	}
 	if after != before {
 		// The other hosts' processes adopt it before they apply it.
-		if err := s.followPublished(context.WithoutCancel(ctx)); err != nil {
+		if err := s.followPublished(context.WithoutCancel(ctx), adoptOrPublish); err != nil {
 			return fmt.Errorf("publishing the updated vulnerability database: %w", err)
 		}
 		if _, err := s.enqueueReevaluation(context.WithoutCancel(ctx)); err != nil {
@@ -385,7 +385,7 @@ func (s *Server) watchLoop(ctx context.Context) {
 }
 
 func (s *Server) followFeed(ctx context.Context) error {
-	if err := s.followPublished(ctx); err != nil {
+	if err := s.followPublished(ctx, adoptOrPublish); err != nil {
 		return err
 	}
 	v, err := s.VulnDB.Version(ctx)

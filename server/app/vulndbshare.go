@@ -19,12 +19,20 @@ import (
 // another lineage (its own first start, say) adopts the published one. Processes sharing one file
 // on one host work as before: their file is the published one.
 
+// How a sync treats a file ahead of the published one.
+type shareMode int
+
+const (
+	adoptOnly      shareMode = iota // feed passes and submissions: a publication (an export) must not lengthen them
+	adoptOrPublish                  // start, feed update jobs, the watcher
+)
+
 // syncVulnDB brings this process's vulnerability database and the published one together
-// (PostgreSQL only; one SQLite process has nothing to share with): it publishes its file when it
-// is ahead of the published one (or none is published), and adopts the published one when its
-// file is behind or of another lineage. newLineage reports an adopted file of another lineage than
-// the process had (the caller's engine must then start over).
-func (s *Server) syncVulnDB(ctx context.Context) (newLineage bool, err error) {
+// (PostgreSQL only; one SQLite process has nothing to share with): it adopts the published one
+// when its file is behind or of another lineage, and (adoptOrPublish) publishes its file when it
+// is ahead of the published one or none is published. newLineage reports an adopted file of
+// another lineage than the process had (the caller's engine must then start over).
+func (s *Server) syncVulnDB(ctx context.Context, mode shareMode) (newLineage bool, err error) {
 	if s.Store.Dialect() != store.Postgres {
 		return false, nil
 	}
@@ -45,6 +53,9 @@ func (s *Server) syncVulnDB(ctx context.Context) (newLineage bool, err error) {
 		case ok && pub.Lineage == lineage && int64(v) == pub.Version:
 			return false, nil
 		case !ok || pub.Lineage == lineage && int64(v) > pub.Version:
+			if mode == adoptOnly {
+				return false, nil
+			}
 			published, err := s.publishVulnDB(ctx, lineage, v)
 			if err != nil || published {
 				return false, err
@@ -138,8 +149,8 @@ func (s *Server) adoptVulnDB(ctx context.Context, pub store.VulnDBBundle) error 
 // process's file with one of another lineage, makes the engine start over: its version numbers
 // and per-package results belong to the old file. The next feed pass evaluates every stored
 // resource afresh and writes only what differs.
-func (s *Server) followPublished(ctx context.Context) error {
-	newLineage, err := s.syncVulnDB(ctx)
+func (s *Server) followPublished(ctx context.Context, mode shareMode) error {
+	newLineage, err := s.syncVulnDB(ctx, mode)
 	if err != nil || !newLineage {
 		return err
 	}
