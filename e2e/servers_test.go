@@ -182,7 +182,8 @@ func twoServerProcesses(t *testing.T, twoHosts bool) {
 		return n == 1
 	})
 	out, err = cli(append([]string{"db", "status"}, remote(survivorURL)...)...)
-	if err != nil || !strings.Contains(out, "last vulndb.update job") || !strings.Contains(out, "debian") {
+	if err != nil || !strings.Contains(out, "last vulndb.update job") || !strings.Contains(out, "debian") ||
+		!strings.Contains(out, "shared with the other server processes: version") {
 		t.Errorf("db status on the survivor: %v\n%s", err, out)
 	}
 }

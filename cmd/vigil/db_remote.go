@@ -127,6 +127,10 @@ func printRemoteStatus(w io.Writer, server string, st *app.FeedStatus) error {
 	if st.NextScheduledUpdate != nil {
 		fmt.Fprintf(w, "next scheduled update: %s\n", st.NextScheduledUpdate.Local().Format(time.RFC3339))
 	}
+	if p := st.Published; p != nil {
+		fmt.Fprintf(w, "shared with the other server processes: version %d, published by %s at %s (%.1f MB)\n",
+			p.Version, p.Publisher, p.PublishedAt.Local().Format(time.RFC3339), float64(p.Size)/1e6)
+	}
 	for _, m := range st.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", m)
 	}
