@@ -163,9 +163,14 @@ func (s *Server) FeedStatus(r *http.Request) (*FeedStatus, error) {
 		}
 		if ok {
 			out.Published = &pub
-			if pub.Lineage != lineage || pub.Version != int64(v) {
-				out.Warnings = append(out.Warnings, fmt.Sprintf("this server's vulnerability database (version %d) is not yet the published one "+
-					"(version %d, published by %s at %s); it adopts it at its next check", v, pub.Version, pub.Publisher, pub.PublishedAt.UTC().Format(time.RFC3339)))
+			switch {
+			case pub.Lineage == lineage && pub.Version < int64(v):
+				out.Warnings = append(out.Warnings, fmt.Sprintf("this server's vulnerability database (version %d) is newer than the one "+
+					"the server processes share (version %d); it publishes it at its next check", v, pub.Version))
+			case pub.Lineage != lineage || pub.Version != int64(v):
+				out.Warnings = append(out.Warnings, fmt.Sprintf("this server's vulnerability database (version %d) is not yet the one the "+
+					"server processes share (version %d, published by %s at %s); it adopts it at its next check", v, pub.Version,
+					pub.Publisher, pub.PublishedAt.UTC().Format(time.RFC3339)))
 			}
 		}
 	}

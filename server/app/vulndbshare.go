@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -129,9 +130,12 @@ func (s *Server) adoptVulnDB(ctx context.Context, pub store.VulnDBBundle) error 
 		return fmt.Errorf("adopting the published vulnerability database: %w", err)
 	}
 	m, err := s.VulnDB.Import(ctx, tmp.Name())
-	if err != nil {
+	if errors.Is(err, vulndb.ErrInUse) {
 		return fmt.Errorf("adopting the published vulnerability database (version %d from %s): %w; "+
-			"processes sharing one vulnerability database file must all run on its host", b.Version, b.Publisher, err)
+			"when the server processes span hosts, give each its own vulnerability database file", b.Version, b.Publisher, err)
+	}
+	if err != nil {
+		return fmt.Errorf("adopting the published vulnerability database (version %d from %s): %w", b.Version, b.Publisher, err)
 	}
 	lineage, v, err := s.VulnDB.Lineage(ctx)
 	if err != nil {
