@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vigil-sec/vigil/model"
+	"github.com/vigil-sec/vigil/vulndb"
 )
 
 // Two servers on two hosts: one PostgreSQL, a vulnerability database file each. The first to start
@@ -87,5 +88,61 @@ func TestTwoHostsShareVulnDB(t *testing.T) {
 	}
 	if fr, err := c.ApplyFeedUpdate(ctx); err != nil || fr.Events != 0 {
 		t.Errorf("C's first pass: %+v %v", fr, err)
+	}
+}
+
+// A process whose file another lineage replaces starts its engine over. A and B start with empty
+// databases (two lineages, nothing published); an administrator imports minimist's advisory into
+// A's file by hand, and A's submissions match it; then B's feed update (lodash only) is the first
+// database published. A adopts it: the version number is the same as its own file's, but the
+// contents are not, and A's engine must not keep matching minimist.
+func TestAdoptedLineageRestartsEngine(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgDSN(t)
+	mirror, byHand := t.TempDir(), t.TempDir()
+	osvZip(t, mirror, "npm", lodashGHSA)
+	osvZip(t, byHand, "npm", minimistGHSA)
+	a := newTestServer(t, Config{Postgres: dsn, FeedMirror: mirror})
+	b := newTestServer(t, Config{Postgres: dsn, FeedMirror: mirror})
+	if _, ok, _ := a.Store.PublishedVulnDB(ctx); ok {
+		t.Fatal("empty databases were published")
+	}
+	if _, err := a.VulnDB.ImportMirror(ctx, byHand, vulndb.MirrorOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ca := apiClient(t, a, a.AdminKey())
+	var sub SubmissionResult
+	if ca.do("PUT", "/v1/resources/host/web-1/inventory", InventorySubmission{Inventory: inventory("4.17.15", "1.2.0")}, &sub); sub.Created != 1 {
+		t.Fatalf("submit to A after its hand import: %+v", sub)
+	}
+
+	if _, _, err := b.EnqueueFeedUpdate(ctx, FeedUpdateRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	runJobs(t, b, "B/w1")
+	if got := findingStates(t, a.Store, "web-1"); got["CVE-2021-23337"] != model.FindingActive || got["CVE-2021-44906"] != model.FindingClosed {
+		t.Fatalf("after B's update: %v", got)
+	}
+	lineageA, vA, _ := a.VulnDB.Lineage(ctx)
+	lineageB, vB, _ := b.VulnDB.Lineage(ctx)
+	if pub, _, _ := a.Store.PublishedVulnDB(ctx); pub.Lineage != lineageB || vA != vB {
+		t.Fatalf("setup: published %+v; A %s at %d, B %s at %d", pub, lineageA, vA, lineageB, vB)
+	}
+	created := countPrefix(outbox(t, a.Store), model.EventFindingCreated)
+
+	if err := a.followFeed(ctx); err != nil { // the watcher's tick: adopt, then a pass
+		t.Fatal(err)
+	}
+	if l, _, _ := a.VulnDB.Lineage(ctx); l != lineageB {
+		t.Fatalf("A's database after its watcher ran: %s, want B's %s", l, lineageB)
+	}
+	if ca.do("PUT", "/v1/resources/host/web-2/inventory", InventorySubmission{Inventory: inventory("4.17.15", "1.2.0")}, &sub); sub.Created != 1 || sub.Findings != 1 {
+		t.Fatalf("a new host through A after the adoption: %+v (lodash's finding only)", sub)
+	}
+	if got := findingStates(t, a.Store, "web-2"); got["CVE-2021-23337"] != model.FindingActive || len(got) != 1 {
+		t.Errorf("web-2: %v", got)
+	}
+	if n := countPrefix(outbox(t, a.Store), model.EventFindingCreated); n != created+1 {
+		t.Errorf("findings created: %d, want %d (only web-2's)", n, created+1)
 	}
 }
