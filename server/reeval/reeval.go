@@ -103,9 +103,12 @@ type memoKey struct{ eco, name, ver, srcName, srcVer uint32 }
 
 type memoVal struct {
 	key1, key2 uint32
-	advs       []*model.Advisory
-	fixed      []string
-	warn       string
+	// rep is a package the match was made for: a feed delta matches the version again from it
+	// (prematch) without looking through the holders' inventories.
+	rep   rec
+	advs  []*model.Advisory
+	fixed []string
+	warn  string
 }
 
 // Submission is a resource's new inventory with the state the caller holds for it.
@@ -524,7 +527,7 @@ func (e *Engine) FeedDeltaEach(ctx context.Context, d Delta, load Loader, now ti
 			handles = append(handles, uint32(h))
 		}
 	}
-	if err := e.prematch(ctx, handles, rematch, changed); err != nil {
+	if err := e.prematch(ctx); err != nil {
 		return err
 	}
 	gc := newGroupCache()
@@ -619,25 +622,19 @@ func (e *Engine) fanOut(ctx context.Context, n int, fn func(i int) error) error 
 	return nil
 }
 
-// prematch fills the memo for every distinct package version the delta re-matches, spread over the
+// prematch fills the memo again for every package version the delta made stale, spread over the
 // workers, so that no two workers match the same version and per-resource work is lookups only.
-func (e *Engine) prematch(ctx context.Context, handles []uint32, rematch, changed []bool) error {
-	var todo []rec
-	seen := map[memoKey]bool{}
-	for _, h := range handles {
-		if !rematch[h] {
-			continue
-		}
-		for _, r := range e.entries[h].pkgs {
-			if changedRec(r, changed) {
-				mk := memoKey{r.eco, r.name, r.ver, r.srcName, r.srcVer}
-				if !seen[mk] {
-					seen[mk] = true
-					todo = append(todo, r)
-				}
-			}
-		}
+// The stale versions are those the fleet's holders of the changed keys hold (their memo entries),
+// so no holder's inventory is looked through: one advisory on a package held by thousands of hosts
+// re-matched its dozen versions after reading every holder's 500 packages (17 ms of 38 at 10,000
+// hosts). A version missing from the memo is matched by the resource that needs it.
+func (e *Engine) prematch(ctx context.Context) error {
+	e.memoMu.Lock()
+	todo := make([]rec, 0, len(e.stale))
+	for _, mv := range e.stale {
+		todo = append(todo, mv.rep)
 	}
+	e.memoMu.Unlock()
 	return e.fanOut(ctx, len(todo), func(i int) error {
 		_, err := e.memoFor(todo[i], nil)
 		return err
@@ -958,7 +955,7 @@ func (e *Engine) memoFor(r rec, p *model.Package) (*memoVal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reeval: %s %s: %w", p.Ecosystem, p.Name, err)
 	}
-	mv = &memoVal{key1: r.key1, key2: r.key2, warn: warn}
+	mv = &memoVal{key1: r.key1, key2: r.key2, rep: r, warn: warn}
 	for _, h := range hs {
 		mv.advs = append(mv.advs, h.Advisory())
 		mv.fixed = append(mv.fixed, h.Fixed())
