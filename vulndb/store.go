@@ -211,8 +211,16 @@ func New(ctx context.Context, sdb *sql.DB) (*DB, error) {
 	case v != fmt.Sprint(SchemaVersion):
 		return nil, fmt.Errorf("vulndb: schema version %s, this build reads %d", v, SchemaVersion)
 	}
-	if err := ensureLineage(ctx, sdb); err != nil {
-		return nil, err
+	// Read first: an INSERT, even one that ignores its row, takes the write lock, and every scan
+	// opens the database.
+	var lineage string
+	switch err := sdb.QueryRowContext(ctx, `SELECT value FROM vdb_meta WHERE key='lineage'`).Scan(&lineage); {
+	case errors.Is(err, sql.ErrNoRows):
+		if err := ensureLineage(ctx, sdb); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("vulndb: read meta: %w", err)
 	}
 	return &DB{db: sdb, Now: time.Now}, nil
 }

@@ -502,8 +502,7 @@ func (b *bench) sustained(ctx context.Context, name string, share float64) error
 	n, err := b.parallel(math.MaxInt32, deadline, func(i int) error {
 		u := float64(fleet.Hash32(name, strconv.Itoa(i))%10000) / 10000
 		h := int(fleet.Hash32(name, "host", strconv.Itoa(i)) % uint32(b.cfg.hosts))
-		switch {
-		case u < share+(1-share)*0.9:
+		if u < share+(1-share)*0.9 { // an existing host: unchanged or changed
 			hostMu[h%len(hostMu)].Lock()
 			defer hostMu[h%len(hostMu)].Unlock()
 		}
