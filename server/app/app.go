@@ -121,6 +121,10 @@ type Server struct {
 	// with the engine's (a read of every resource); several processes sharing PostgreSQL always
 	// compare. A failed write clears it (forgetFleet, forgetResource).
 	engineSynced atomic.Bool
+	// hashMark is where the next feed pass reads the stored inventory hashes from, and
+	// hashesReadAll when one last read them all (staleResources; guarded by submitMu).
+	hashMark      store.InventoryMark
+	hashesReadAll time.Time
 	// obs holds unchanged resubmissions' observation times until they are written together.
 	obs observations
 	// worker names this process in job rows; wake pokes its idle workers.

@@ -240,21 +240,48 @@ func (l *deltaLoader) Load(ctx context.Context, refs []reeval.Ref, needs []*reev
 	return prev, rules, nil
 }
 
+// fullHashesEvery is how often a feed pass on PostgreSQL reads every resource's inventory hash
+// instead of only those changed since its last read: the changed ones do not include resources
+// another process deleted, which the engine should let go of.
+const fullHashesEvery = 10 * time.Minute
+
 // staleResources compares the inventory hash the engine holds for each resource with the stored
-// one (one narrow read of every resource; with one process nothing differs). A resource another
-// process stored a different inventory of, or one the engine does not know, is returned (and
-// forgotten by the engine); one the store no longer has or marks removed is forgotten.
+// one. A resource another process stored a different inventory of, or one the engine does not
+// know, is returned (and forgotten by the engine); one the store no longer has or marks removed is
+// forgotten. With one process nothing differs. A synced engine reads only the resources changed
+// since its last read (the store's mark), and all of them every fullHashesEvery. Caller holds
+// submitMu exclusively.
 func (s *Server) staleResources(ctx context.Context) ([]reeval.Ref, error) {
-	stored, err := s.Store.InventoryHashes(ctx)
+	full := !s.engineSynced.Load() || s.hashMark == 0 || time.Since(s.hashesReadAll) >= fullHashesEvery
+	since := s.hashMark
+	if full {
+		since = 0
+	}
+	stored, mark, err := s.Store.InventoryHashes(ctx, since)
 	if err != nil {
 		return nil, err
 	}
-	known := s.engine.Known()
+	s.hashMark = mark
+	if full {
+		s.hashesReadAll = time.Now()
+	}
+	var known map[reeval.Ref]string // what the engine holds, for a full read
+	if full {
+		known = s.engine.Known()
+	}
 	var out []reeval.Ref
 	for _, r := range stored {
 		ref := reeval.Ref{Account: r.Account, ResourceID: r.ID}
-		h, ok := known[ref]
-		delete(known, ref)
+		var (
+			h  string
+			ok bool
+		)
+		if full {
+			h, ok = known[ref]
+			delete(known, ref)
+		} else {
+			h, ok = s.engine.Hash(ref)
+		}
 		switch {
 		case r.Removed || r.Hash == "":
 			if ok {

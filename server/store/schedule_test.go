@@ -151,13 +151,67 @@ func TestFleetLock(t *testing.T) {
 func TestInventoryHashes(t *testing.T) {
 	each(t, func(t *testing.T, e env, s *Store) {
 		seedAccounts(t, s, acctA)
-		seedResource(t, s, model.Resource{Account: acctA, ID: "h1", Type: model.ResourceHost})
-		_, err := s.PutInventory(ctx, acctA, "h1", "hash-1", nil)
+		for _, id := range []string{"h1", "h2", "h3"} {
+			seedResource(t, s, model.Resource{Account: acctA, ID: id, Type: model.ResourceHost})
+			_, err := s.PutInventory(ctx, acctA, id, "hash-"+id, nil)
+			must(t, err)
+		}
+		read := func(since InventoryMark) (map[string]ResourceHash, InventoryMark) {
+			t.Helper()
+			rs, mark, err := s.InventoryHashes(ctx, since)
+			must(t, err)
+			out := map[string]ResourceHash{}
+			for _, r := range rs {
+				out[r.ID] = r
+			}
+			return out, mark
+		}
+		all, mark := read(0)
+		if len(all) != 3 || all["h1"].Hash != "hash-h1" || all["h1"].Removed {
+			t.Fatalf("full read %+v", all)
+		}
+		if s.Dialect() == SQLite {
+			if mark != 0 {
+				t.Errorf("SQLite mark %d", mark)
+			}
+			return // no marks: every read is a full one
+		}
+		if mark == 0 {
+			t.Fatal("PostgreSQL returned the zero mark")
+		}
+
+		// h2's new hash is written by a transaction that commits only after a read that saw a later
+		// transaction's write (h3's): the read after it must still find h2. A sequence number taken
+		// at write time would have been passed over.
+		tx, err := s.db.BeginTx(ctx, nil)
 		must(t, err)
-		rs, err := s.InventoryHashes(ctx)
+		defer tx.Rollback()
+		_, err = s.exec(ctx, tx, `UPDATE resources SET inventory_hash = 'hash-h2b' WHERE account = ? AND id = 'h2'`, acctA)
 		must(t, err)
-		if len(rs) != 1 || rs[0].Hash != "hash-1" || rs[0].ID != "h1" || rs[0].Removed {
-			t.Errorf("hashes %+v", rs)
+		_, err = s.PutInventory(ctx, acctA, "h3", "hash-h3b", nil)
+		must(t, err)
+		got, mark2 := read(mark)
+		if got["h3"].Hash != "hash-h3b" || got["h2"].Hash == "hash-h2b" {
+			t.Fatalf("read during the open transaction %+v", got)
+		}
+		if _, ok := got["h1"]; ok {
+			t.Errorf("h1 did not change but was read again: %+v", got)
+		}
+		must(t, tx.Commit())
+		got, mark3 := read(mark2)
+		if got["h2"].Hash != "hash-h2b" {
+			t.Fatalf("the late commit was passed over: %+v", got)
+		}
+
+		// A removal counts as a change; nothing changed reads (next to) nothing.
+		_, err = s.exec(ctx, s.db, `UPDATE resources SET removed_at = 1 WHERE account = ? AND id = 'h1'`, acctA)
+		must(t, err)
+		got, mark4 := read(mark3)
+		if !got["h1"].Removed {
+			t.Errorf("removal not read: %+v", got)
+		}
+		if got, _ := read(mark4); len(got) > 1 {
+			t.Errorf("nothing changed, read %+v", got)
 		}
 	})
 }
