@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/vigil-sec/vigil/server/api"
@@ -73,16 +74,58 @@ func (a adminKeys) PutAdminKey(ctx context.Context, key auth.StoredKey) error {
 	return a.st.CreateAPIKey(ctx, toStoreKey(key))
 }
 
-// auditor writes the API's audit records to the store's audit log.
-type auditor struct{ st *store.Store }
+// auditLog writes the API's audit records to the store's audit log in batches: every observeFlush
+// (with the observation times), before any read of the log, and at Close. Written one
+// transaction per call, the record of every mutating call, an unchanged inventory resubmission's
+// too, waited for SQLite's single writer behind the large transactions of new inventories (and
+// cost PostgreSQL a commit). A crash loses at most observeFlush of records. Past auditMax pending
+// records a call writes them itself, so memory stays bounded when the store is slow or down.
+type auditLog struct {
+	st      *store.Store
+	mu      sync.Mutex
+	pending []store.AuditEntry
+	// flushMu orders flushes, so that records are written in the order of their calls.
+	flushMu sync.Mutex
+}
 
-func (a auditor) Audit(ctx context.Context, rec api.AuditRecord) error {
+const auditMax = 10000
+
+func (a *auditLog) Audit(ctx context.Context, rec api.AuditRecord) error {
 	if rec.Account == "" {
 		return nil // unauthenticated requests change nothing; they are logged, not audited per account
 	}
-	return a.st.AppendAudit(ctx, store.AuditEntry{Account: rec.Account, Actor: rec.KeyID,
+	a.mu.Lock()
+	full := len(a.pending) >= auditMax
+	a.mu.Unlock()
+	if full {
+		if err := a.flush(ctx); err != nil {
+			return err // the router logs the record as lost
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending = append(a.pending, store.AuditEntry{Account: rec.Account, Actor: rec.KeyID,
 		Action: fmt.Sprintf("%s -> %d", rec.Route, rec.Status), Target: rec.Target, RemoteAddr: rec.Remote,
 		Time: rec.Time.UTC().Truncate(time.Microsecond)})
+	return nil
+}
+
+// flush writes the pending records in one transaction; on failure they are kept, ahead of those
+// that arrive meanwhile, for the next attempt.
+func (a *auditLog) flush(ctx context.Context) error {
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
+	a.mu.Lock()
+	batch := a.pending
+	a.pending = nil
+	a.mu.Unlock()
+	if err := a.st.AppendAudits(ctx, batch); err != nil {
+		a.mu.Lock()
+		a.pending = append(batch, a.pending...)
+		a.mu.Unlock()
+		return fmt.Errorf("writing %d audit records (kept for the next attempt): %w", len(batch), err)
+	}
+	return nil
 }
 
 // orgDirectory answers organization relations from the store: a delegated administrator manages

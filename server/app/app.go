@@ -127,6 +127,8 @@ type Server struct {
 	hashesReadAll time.Time
 	// obs holds unchanged resubmissions' observation times until they are written together.
 	obs observations
+	// audit holds the API's audit records until they are written together (auditLog).
+	audit *auditLog
 	// worker names this process in job rows; wake pokes its idle workers.
 	worker string
 	wake   chan struct{}
@@ -159,6 +161,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
+	s.audit = &auditLog{st: s.Store}
 	s.obs.stop, s.obs.done = make(chan struct{}), make(chan struct{})
 	go s.runObserver()
 	if s.VulnDB, err = vulndb.Open(ctx, cfg.VulnDB); err != nil {
@@ -190,7 +193,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Auth:     &auth.Authenticator{Store: keyStore{s.Store}, Now: cfg.Now},
 		Org:      orgDirectory{s.Store},
 		Logger:   cfg.Logger,
-		Auditor:  auditor{s.Store},
+		Auditor:  s.audit,
 		Metrics:  s.registry,
 		Gatherer: s.registry,
 		Now:      cfg.Now,

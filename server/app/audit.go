@@ -42,6 +42,10 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	if len(errs) > 0 {
 		return api.Validation(errs...)
 	}
+	// The records of calls that completed are in the log before it is read.
+	if err := s.audit.flush(r.Context()); err != nil {
+		return err
+	}
 	page, err := s.Store.ListAudit(r.Context(), accts, aq)
 	if err != nil {
 		return storeErr(err, "audit entry")

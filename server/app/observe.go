@@ -69,7 +69,8 @@ func (s *Server) flushObserved(ctx context.Context) error {
 	return nil
 }
 
-// runObserver flushes every observeFlush until Close, then once more.
+// runObserver writes the pending observation times and audit records every observeFlush until
+// Close, then once more.
 func (s *Server) runObserver() {
 	defer close(s.obs.done)
 	t := time.NewTicker(observeFlush)
@@ -82,11 +83,17 @@ func (s *Server) runObserver() {
 			if err := s.flushObserved(ctx); err != nil {
 				s.log.Error("writing observation times at close", "error", err)
 			}
+			if err := s.audit.flush(ctx); err != nil {
+				s.log.Error("audit records lost at close", "error", err)
+			}
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			if err := s.flushObserved(ctx); err != nil {
 				s.log.Warn("writing observation times (kept for the next attempt)", "error", err)
+			}
+			if err := s.audit.flush(ctx); err != nil {
+				s.log.Warn("writing audit records", "error", err)
 			}
 			cancel()
 		}

@@ -607,6 +607,7 @@ func (f *readFleet) resources(t *testing.T) {
 	if st := f.admin.do("DELETE", "/v1/resources/image/"+imageID, nil, nil); st != 204 {
 		t.Errorf("deleting again: %d", st)
 	}
+	must(t, f.srv.audit.flush(ctx)) // the API's audit read flushes; this reads the store itself
 	audit, err := f.srv.Store.ListAudit(ctx, []string{DefaultAccount}, store.AuditQuery{})
 	if err != nil {
 		t.Fatal(err)

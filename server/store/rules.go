@@ -274,6 +274,26 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) error {
 	return s.appendAudit(ctx, s.db, e)
 }
 
+// AppendAudits appends entries, of any accounts, in one transaction: all or none.
+func (s *Store) AppendAudits(ctx context.Context, entries []AuditEntry) error {
+	for _, e := range entries {
+		if e.Account == "" {
+			return fmt.Errorf("%w: audit entry without an account", ErrInvalid)
+		}
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, e := range entries {
+			if err := s.appendAudit(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func (s *Store) appendAudit(ctx context.Context, q querier, e AuditEntry) error {
 	if e.Actor == "" || e.Action == "" {
 		return fmt.Errorf("%w: audit entry needs an actor and an action", ErrInvalid)
