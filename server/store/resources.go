@@ -258,9 +258,10 @@ func (s *Store) PutInventory(ctx context.Context, account, resourceID, hash stri
 	if hash == "" {
 		return diff, fmt.Errorf("%w: empty inventory hash", ErrInvalid)
 	}
-	// The cheap path: one indexed read, no write transaction.
-	var cur string
-	err := s.queryRow(ctx, s.db, `SELECT inventory_hash FROM resources WHERE account = ? AND id = ?`, account, resourceID).Scan(&cur)
+	// The stored hash and packages are read before the write transaction, in one statement (one
+	// snapshot): on SQLite, reading a host's 500 package rows under the write lock kept every other
+	// writer waiting for it.
+	cur, existing, err := s.storedPackages(ctx, s.db, account, resourceID, false)
 	if errors.Is(err, sql.ErrNoRows) {
 		return diff, notFound("resource", resourceID)
 	}
@@ -270,42 +271,32 @@ func (s *Store) PutInventory(ctx context.Context, account, resourceID, hash stri
 	if cur == hash {
 		return InventoryDiff{NoOp: true}, nil
 	}
+	if putInventoryRead != nil {
+		putInventoryRead()
+	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		diff = InventoryDiff{}
-		// Re-check under the write lock: a concurrent writer may have stored the same inventory. On
-		// PostgreSQL the row lock is that write lock, and it keeps the resource from being deleted
-		// under its new packages (they have no foreign key; a deletion cascades by trigger).
+		// Re-check under the write lock: a concurrent writer may have stored another inventory
+		// meanwhile (then the packages are read again). On PostgreSQL the row lock is that write
+		// lock, and it keeps the resource from being deleted under its new packages (they have no
+		// foreign key; a deletion cascades by trigger).
 		lock := ""
 		if s.dialect == Postgres {
 			lock = " FOR NO KEY UPDATE"
 		}
-		if err := s.queryRow(ctx, tx, `SELECT inventory_hash FROM resources WHERE account = ? AND id = ?`+lock, account, resourceID).Scan(&cur); err != nil {
+		var now string
+		if err := s.queryRow(ctx, tx, `SELECT inventory_hash FROM resources WHERE account = ? AND id = ?`+lock, account, resourceID).Scan(&now); err != nil {
 			return fmt.Errorf("store: put inventory %s: %w", resourceID, err)
 		}
-		if cur == hash {
+		if now == hash {
 			diff.NoOp = true
 			return nil
 		}
-		rows, err := s.query(ctx, tx, `SELECT seq, ecosystem, name, version, source_name, source_version, purl, location, layer, arch, extractor
-			FROM packages WHERE account = ? AND resource_id = ?`, account, resourceID)
-		if err != nil {
-			return fmt.Errorf("store: put inventory %s: %w", resourceID, err)
-		}
-		existing := map[packageRow][]int64{}
-		for rows.Next() {
-			var (
-				seq int64
-				r   packageRow
-			)
-			if err := rows.Scan(&seq, &r.Ecosystem, &r.Name, &r.Version, &r.SourceName, &r.SourceVersion, &r.PURL, &r.Location, &r.Layer, &r.Arch, &r.Extractor); err != nil {
-				rows.Close()
+		if now != cur {
+			var err error
+			if _, existing, err = s.storedPackages(ctx, tx, account, resourceID, true); err != nil {
 				return fmt.Errorf("store: put inventory %s: %w", resourceID, err)
 			}
-			existing[r] = append(existing[r], seq)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("store: put inventory %s: %w", resourceID, err)
 		}
 		var added []packageRow
 		for _, p := range pkgs {
@@ -347,6 +338,54 @@ func (s *Store) PutInventory(ctx context.Context, account, resourceID, hash stri
 		return nil
 	})
 	return diff, err
+}
+
+// putInventoryRead, when set (by tests), runs between PutInventory's read and its transaction.
+var putInventoryRead func()
+
+// storedPackages reads a resource's inventory hash and package rows (by identity, their sequence
+// numbers) in one statement; sql.ErrNoRows when the resource does not exist. Under the write
+// lock (locked) it reads the packages only: the caller holds the resource row.
+func (s *Store) storedPackages(ctx context.Context, q querier, account, resourceID string, locked bool) (string, map[packageRow][]int64, error) {
+	query := `SELECT r.inventory_hash, p.seq, p.ecosystem, p.name, p.version, p.source_name, p.source_version, p.purl, p.location, p.layer, p.arch, p.extractor
+		FROM resources r LEFT JOIN packages p ON p.account = r.account AND p.resource_id = r.id WHERE r.account = ? AND r.id = ?`
+	if locked {
+		query = `SELECT '', seq, ecosystem, name, version, source_name, source_version, purl, location, layer, arch, extractor
+			FROM packages WHERE account = ? AND resource_id = ?`
+	}
+	rows, err := s.query(ctx, q, query, account, resourceID)
+	if err != nil {
+		return "", nil, err
+	}
+	defer rows.Close()
+	var (
+		hash  string
+		found bool
+	)
+	existing := map[packageRow][]int64{}
+	for rows.Next() {
+		var (
+			seq sql.NullInt64
+			r   struct{ eco, name, ver, srcName, srcVer, purl, loc, layer, arch, ext sql.NullString }
+		)
+		if err := rows.Scan(&hash, &seq, &r.eco, &r.name, &r.ver, &r.srcName, &r.srcVer, &r.purl, &r.loc, &r.layer, &r.arch, &r.ext); err != nil {
+			return "", nil, err
+		}
+		found = true
+		if !seq.Valid {
+			continue // a resource without packages
+		}
+		row := packageRow{Ecosystem: r.eco.String, Name: r.name.String, Version: r.ver.String, SourceName: r.srcName.String,
+			SourceVersion: r.srcVer.String, PURL: r.purl.String, Location: r.loc.String, Layer: r.layer.String, Arch: r.arch.String, Extractor: r.ext.String}
+		existing[row] = append(existing[row], seq.Int64)
+	}
+	if err := rows.Err(); err != nil {
+		return "", nil, err
+	}
+	if !found && !locked {
+		return "", nil, sql.ErrNoRows
+	}
+	return hash, existing, nil
 }
 
 func comparePackages(a, b model.Package) int {

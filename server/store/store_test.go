@@ -294,6 +294,44 @@ func TestInventory(t *testing.T) {
 	})
 }
 
+// A writer that stores another inventory between PutInventory's read and its transaction: the
+// packages are read again under the write lock, so the result is exactly the last inventory.
+func TestPutInventoryConcurrentWriter(t *testing.T) {
+	each(t, func(t *testing.T, e env, s *Store) {
+		seedAccounts(t, s, acctA)
+		seedResource(t, s, model.Resource{Account: acctA, ID: "h1", Type: model.ResourceHost})
+		_, err := s.PutInventory(ctx, acctA, "h1", "a", debianHost())
+		must(t, err)
+		// b upgrades openssl's binaries; c keeps b's openssl and drops lodash.
+		b := debianHost()
+		for i := range b[:2] {
+			b[i].Version, b[i].SourceVersion = "3.0.13-1~deb12u1", "3.0.13-1~deb12u1"
+		}
+		c := b[:3]
+		putInventoryRead = func() {
+			putInventoryRead = nil
+			_, err := s.PutInventory(ctx, acctA, "h1", "b", b)
+			must(t, err)
+		}
+		t.Cleanup(func() { putInventoryRead = nil })
+		d, err := s.PutInventory(ctx, acctA, "h1", "c", c)
+		must(t, err)
+		if len(d.Added) != 0 || len(d.Removed) != 1 || d.Removed[0].Name != "lodash" || d.Unchanged != 3 {
+			t.Errorf("diff against the concurrent writer's inventory: %+v", d)
+		}
+		inv, err := s.Inventory(ctx, acctA, "h1")
+		must(t, err)
+		var got []string
+		for _, p := range inv {
+			got = append(got, p.Name+"@"+p.Version)
+		}
+		want := []string{"libssl3@3.0.13-1~deb12u1", "openssl@3.0.13-1~deb12u1", "zlib1g@1:1.2.13.dfsg-1"}
+		if !slices.Equal(got, want) {
+			t.Errorf("inventory %v, want %v", got, want)
+		}
+	})
+}
+
 func TestResources(t *testing.T) {
 	each(t, func(t *testing.T, e env, s *Store) {
 		seedAccounts(t, s, "111111111111", "222222222222")
