@@ -1018,6 +1018,9 @@ func (c *Changes) validate() error {
 		if e.ID == "" || e.Type == "" {
 			return fmt.Errorf("%w: event needs an ID and a type", ErrInvalid)
 		}
+		if len(e.Data) > 0 && !json.Valid(e.Data) {
+			return fmt.Errorf("%w: event %s data is not JSON", ErrInvalid, e.ID)
+		}
 		if err := foreign("event", e.ID, e.Account); err != nil {
 			return err
 		}
@@ -1040,8 +1043,13 @@ func (s *Store) ApplyChanges(ctx context.Context, c Changes) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
+	// Documents are encoded before the transaction: on SQLite every other writer waits for it.
+	ups, err := prepareUpserts(c.Upsert)
+	if err != nil {
+		return err
+	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.upsertFindings(ctx, tx, c.Account, c.Upsert, c.KeptPackages); err != nil {
+		if err := s.upsertFindings(ctx, tx, c.Account, ups, c.KeptPackages); err != nil {
 			return err
 		}
 		at, before := micros(c.ObservedAt), micros(c.ObservedAt)
@@ -1120,11 +1128,38 @@ func comparePkgKeys(a, b pkgKey) int {
 	return strings.Compare(a.layer, b.layer)
 }
 
+// upsert is a finding to write with its encoded document.
+type upsert struct {
+	f   *model.Finding
+	doc string
+}
+
+// prepareUpserts encodes the findings' documents, keeping the last version of a finding given
+// twice (a statement may not touch a row twice on PostgreSQL).
+func prepareUpserts(fs []model.Finding) ([]upsert, error) {
+	last := make(map[string]int, len(fs))
+	for i := range fs {
+		last[fs[i].ID] = i
+	}
+	out := make([]upsert, 0, len(last))
+	for i := range fs {
+		if last[fs[i].ID] != i {
+			continue
+		}
+		data, err := json.Marshal(&fs[i])
+		if err != nil {
+			return nil, fmt.Errorf("store: finding %s: %w", fs[i].ID, err)
+		}
+		out = append(out, upsert{f: &fs[i], doc: string(data)})
+	}
+	return out, nil
+}
+
 // upsertFindings writes findings with bulk statements: a resource's first inventory or a feed delta
 // writes hundreds at once. The findings' lastObservedAt goes to its column; reads take it from
 // there (ObservedAt moves it without rewriting the document). A finding's package rows are
 // rewritten only when its packages changed: a re-rated or re-observed finding keeps them.
-func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, fs []model.Finding, kept []string) error {
+func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, fs []upsert, kept []string) error {
 	if len(fs) == 0 {
 		return nil
 	}
@@ -1132,34 +1167,14 @@ func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, 
 	for _, id := range kept {
 		keptSet[id] = true
 	}
-	// A statement may not touch a row twice (PostgreSQL): the last version of a finding wins.
-	if len(fs) > 1 {
-		pos := make(map[string]int, len(fs))
-		dup := false
-		for i := range fs {
-			if _, ok := pos[fs[i].ID]; ok {
-				dup = true
-			}
-			pos[fs[i].ID] = i
-		}
-		if dup {
-			uniq := make([]model.Finding, 0, len(pos))
-			for i := range fs {
-				if pos[fs[i].ID] == i {
-					uniq = append(uniq, fs[i])
-				}
-			}
-			fs = uniq
-		}
-	}
 	// Findings carry their resource's image repository (a filter column): one read per 500
 	// resources (a feed delta's batch spans hundreds).
 	repos := map[string]string{}
 	var resIDs []string
 	for i := range fs {
-		if _, ok := repos[fs[i].ResourceID]; !ok {
-			repos[fs[i].ResourceID] = ""
-			resIDs = append(resIDs, fs[i].ResourceID)
+		if _, ok := repos[fs[i].f.ResourceID]; !ok {
+			repos[fs[i].f.ResourceID] = ""
+			resIDs = append(resIDs, fs[i].f.ResourceID)
 		}
 	}
 	for chunk := range slices.Chunk(resIDs, 500) {
@@ -1190,12 +1205,8 @@ func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, 
 	)
 	for chunk := range slices.Chunk(fs, writeChunk) {
 		ids := make([]string, 0, len(chunk))
-		for i := range chunk {
-			f := &chunk[i]
-			data, err := json.Marshal(f)
-			if err != nil {
-				return fmt.Errorf("store: finding %s: %w", f.ID, err)
-			}
+		for _, u := range chunk {
+			f := u.f
 			epss := 0.0
 			if f.EPSS != nil {
 				epss = f.EPSS.Score
@@ -1203,7 +1214,7 @@ func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, 
 			fb.add(f.Account, f.ID, f.ResourceID, f.ResourceType, f.Type, f.VulnerabilityID, f.Severity,
 				int64(severityRank[f.Severity]), f.Status, f.FixAvailable, f.ExploitAvailable, epss, f.RiskScore.Score,
 				micros(f.FirstObservedAt), micros(f.LastObservedAt), micros(f.UpdatedAt), repos[f.ResourceID])
-			db.add(f.Account, f.ID, string(data))
+			db.add(f.Account, f.ID, u.doc)
 			if !keptSet[f.ID] {
 				ids = append(ids, f.ID)
 			}
@@ -1241,8 +1252,8 @@ func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, 
 			return fmt.Errorf("store: upsert findings: packages: %w", err)
 		}
 		var stale []string
-		for i := range chunk {
-			f := &chunk[i]
+		for _, u := range chunk {
+			f := u.f
 			if keptSet[f.ID] {
 				continue
 			}
@@ -1276,7 +1287,8 @@ func (s *Store) upsertFindings(ctx context.Context, tx *sql.Tx, account string, 
 	return nil
 }
 
-// appendEvents adds events to the outbox with bulk inserts (a first inventory emits hundreds).
+// appendEvents adds validated events to the outbox with bulk inserts (a first inventory emits
+// hundreds).
 func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []model.OutboxEvent) error {
 	if len(events) == 0 {
 		return nil
@@ -1292,10 +1304,7 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []model.Out
 			}
 			data := "null"
 			if len(e.Data) > 0 {
-				if !json.Valid(e.Data) {
-					return fmt.Errorf("%w: event %s data is not JSON", ErrInvalid, e.ID)
-				}
-				data = string(e.Data)
+				data = string(e.Data) // checked by Changes.validate
 			}
 			b.add(e.ID, e.Type, e.Account, e.Subject, micros(at), data, "pending", now)
 		}

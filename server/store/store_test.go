@@ -567,6 +567,15 @@ func TestTenantIsolation(t *testing.T) {
 				t.Errorf("foreign change accepted: %v", err)
 			}
 		}
+		// An event whose data is not JSON refuses the whole change, the finding with it.
+		good := finding(acctA, "i-db", "CVE-2024-0727", "LOW")
+		if err := s.ApplyChanges(ctx, Changes{Account: acctA, Upsert: []model.Finding{good},
+			Events: []model.OutboxEvent{{ID: "e2", Type: model.EventFindingCreated, Account: acctA, Data: []byte(`{"findingId":`)}}}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("event data that is not JSON: %v", err)
+		}
+		if _, err := s.GetFinding(ctx, []string{acctA}, good.ID); !errors.Is(err, ErrNotFound) {
+			t.Errorf("the refused change wrote its finding: %v", err)
+		}
 		// Deleting B's finding ID within A's changes touches nothing.
 		must(t, s.ApplyChanges(ctx, Changes{Account: acctA, Delete: []string{fid(acctB, "i-web", "CVE-2024-0727")}}))
 		if _, err := s.GetFinding(ctx, []string{acctB}, fid(acctB, "i-web", "CVE-2024-0727")); err != nil {
