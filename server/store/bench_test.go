@@ -300,3 +300,37 @@ func BenchmarkPutInventoryNoOp(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInventoryHashesPostgres reads 10,000 resources' inventory hashes in full and from a
+// mark after 20 of them changed (what a feed pass reads on PostgreSQL).
+func BenchmarkInventoryHashesPostgres(b *testing.B) {
+	s, err := OpenPostgres(ctx, pg.Database(b), Options{})
+	must(b, err)
+	defer s.Close()
+	seedAccounts(b, s, acctA)
+	_, err = s.db.ExecContext(ctx, `INSERT INTO resources (account, id, type, created_at, inventory_hash)
+		SELECT $1, 'i-' || g, 'host', 0, md5(g::text) FROM generate_series(1, 10000) g`, acctA)
+	must(b, err)
+	_, err = s.db.ExecContext(ctx, "VACUUM ANALYZE resources")
+	must(b, err)
+	_, mark, err := s.InventoryHashes(ctx, 0)
+	must(b, err)
+	for i := range 20 {
+		_, err := s.PutInventory(ctx, acctA, fmt.Sprintf("i-%d", i*500+1), "changed", nil)
+		must(b, err)
+	}
+	for _, bc := range []struct {
+		name  string
+		since InventoryMark
+		want  int
+	}{{"full", 0, 10000}, {"since", mark, 20}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				rs, _, err := s.InventoryHashes(ctx, bc.since)
+				if err != nil || len(rs) < bc.want {
+					b.Fatalf("%d hashes, %v", len(rs), err)
+				}
+			}
+		})
+	}
+}
