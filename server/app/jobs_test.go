@@ -683,17 +683,20 @@ func refuseFindings(t *testing.T, srv *Server, dsn string, resources ...string) 
 	ctx := context.Background()
 	db := srv.Store.DB()
 	in := "('" + strings.Join(resources, "', '") + "')"
+	// Inserts and updates: SQLite's store updates an existing finding with a plain UPDATE.
 	refuse := []string{`CREATE TRIGGER refuse_findings BEFORE INSERT ON findings WHEN NEW.resource_id IN ` + in + `
+		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`,
+		`CREATE TRIGGER refuse_finding_updates BEFORE UPDATE ON findings WHEN NEW.resource_id IN ` + in + `
 		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`}
-	drop := `DROP TRIGGER refuse_findings`
+	drop := []string{`DROP TRIGGER refuse_findings`, `DROP TRIGGER refuse_finding_updates`}
 	if dsn != "" {
 		refuse = []string{`CREATE OR REPLACE FUNCTION refuse_findings() RETURNS trigger LANGUAGE plpgsql AS $$
 		 BEGIN
 		   IF NEW.resource_id IN ` + in + ` THEN RAISE EXCEPTION 'refused by the test'; END IF;
 		   RETURN NEW;
 		 END $$`,
-			`CREATE TRIGGER refuse_findings BEFORE INSERT ON findings FOR EACH ROW EXECUTE FUNCTION refuse_findings()`}
-		drop += ` ON findings`
+			`CREATE TRIGGER refuse_findings BEFORE INSERT OR UPDATE ON findings FOR EACH ROW EXECUTE FUNCTION refuse_findings()`}
+		drop = []string{`DROP TRIGGER refuse_findings ON findings`}
 	}
 	for _, stmt := range refuse {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
@@ -701,8 +704,10 @@ func refuseFindings(t *testing.T, srv *Server, dsn string, resources ...string) 
 		}
 	}
 	return func() {
-		if _, err := db.ExecContext(ctx, drop); err != nil {
-			t.Fatal(err)
+		for _, stmt := range drop {
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }
