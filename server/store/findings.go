@@ -1312,97 +1312,112 @@ func (s *Store) sqliteFindingRows(ctx context.Context, tx *sql.Tx, fb *bulkInser
 		return nil
 	}
 	account := fb.args[0].(string)
-	ids := make([]string, n)
-	for r := range ids {
-		ids[r] = fb.args[r*w+idCol].(string)
+	// New findings (a new host's hundreds) are inserted at once; the others are collected.
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO findings (`+strings.Join(findingCols, ", ")+`) VALUES (`+
+		placeholders(w)+`) ON CONFLICT (account, id) DO NOTHING`)
+	if err != nil {
+		return err
 	}
-	stored := make(map[string][]any, n)
-	for chunk := range slices.Chunk(ids, 500) {
-		rows, err := s.query(ctx, tx, `SELECT id, `+strings.Join(findingCols[firstSet:], ", ")+` FROM findings WHERE account = ? AND id IN (`+
-			placeholders(len(chunk))+`)`, append([]any{account}, anys(chunk)...)...)
+	defer ins.Close()
+	existing := map[string][]any{} // by ID: the row to write
+	var ids []string
+	for r := 0; r < n; r++ {
+		row := fb.args[r*w : (r+1)*w]
+		res, err := ins.ExecContext(ctx, row...)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var id string
-			vals := make([]any, w-firstSet)
-			ptrs := make([]any, len(vals)+1)
-			ptrs[0] = &id
-			for c := range vals {
-				switch findingTypes[firstSet+c] {
-				case colText:
-					vals[c] = new(string)
-				case colInt:
-					vals[c] = new(int64)
-				case colFloat:
-					vals[c] = new(float64)
-				}
-				ptrs[c+1] = vals[c]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				rows.Close()
-				return err
-			}
-			stored[id] = vals
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if k, err := res.RowsAffected(); err != nil {
 			return err
+		} else if k == 0 {
+			id := row[idCol].(string)
+			existing[id] = row
+			ids = append(ids, id)
 		}
 	}
-	ins := newBulk("findings", findingCols, findingTypes, "")
 	updates := map[uint32]*sql.Stmt{} // by the set of changed columns
 	defer func() {
 		for _, st := range updates {
 			st.Close()
 		}
 	}()
-	for r := 0; r < n; r++ {
-		row := fb.args[r*w : (r+1)*w]
-		have, ok := stored[ids[r]]
-		if !ok {
-			ins.add(row...)
-			continue
-		}
-		var changed uint32
-		var args []any
-		for c := firstSet; c < w; c++ {
-			var same bool
-			switch v := have[c-firstSet].(type) {
-			case *string:
-				same = *v == row[c].(string)
-			case *int64:
-				same = *v == row[c].(int64)
-			case *float64:
-				same = *v == row[c].(float64)
-			}
-			if !same {
-				changed |= 1 << c
-				args = append(args, row[c])
-			}
-		}
-		if changed == 0 {
-			continue
-		}
-		st := updates[changed]
-		if st == nil {
-			var set []string
-			for c := firstSet; c < w; c++ {
-				if changed&(1<<c) != 0 {
-					set = append(set, findingCols[c]+" = ?")
-				}
-			}
-			var err error
-			if st, err = tx.PrepareContext(ctx, `UPDATE findings SET `+strings.Join(set, ", ")+` WHERE account = ? AND id = ?`); err != nil {
-				return err
-			}
-			updates[changed] = st
-		}
-		if _, err := st.ExecContext(ctx, append(args, account, ids[r])...); err != nil {
+	for chunk := range slices.Chunk(ids, 500) {
+		rows, err := s.query(ctx, tx, `SELECT id, `+strings.Join(findingCols[firstSet:], ", ")+` FROM findings WHERE account = ? AND id IN (`+
+			placeholders(len(chunk))+`)`, append([]any{account}, anys(chunk)...)...)
+		if err != nil {
 			return err
 		}
+		type change struct {
+			id   string
+			mask uint32
+			args []any
+		}
+		var changes []change
+		for rows.Next() {
+			var id string
+			have := make([]any, w-firstSet)
+			ptrs := make([]any, len(have)+1)
+			ptrs[0] = &id
+			for c := range have {
+				switch findingTypes[firstSet+c] {
+				case colText:
+					have[c] = new(string)
+				case colInt:
+					have[c] = new(int64)
+				case colFloat:
+					have[c] = new(float64)
+				}
+				ptrs[c+1] = have[c]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				rows.Close()
+				return err
+			}
+			row := existing[id]
+			ch := change{id: id}
+			for c := firstSet; c < w; c++ {
+				var same bool
+				switch v := have[c-firstSet].(type) {
+				case *string:
+					same = *v == row[c].(string)
+				case *int64:
+					same = *v == row[c].(int64)
+				case *float64:
+					same = *v == row[c].(float64)
+				}
+				if !same {
+					ch.mask |= 1 << c
+					ch.args = append(ch.args, row[c])
+				}
+			}
+			if ch.mask != 0 {
+				changes = append(changes, ch)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, ch := range changes {
+			st := updates[ch.mask]
+			if st == nil {
+				var set []string
+				for c := firstSet; c < w; c++ {
+					if ch.mask&(1<<c) != 0 {
+						set = append(set, findingCols[c]+" = ?")
+					}
+				}
+				if st, err = tx.PrepareContext(ctx, `UPDATE findings SET `+strings.Join(set, ", ")+` WHERE account = ? AND id = ?`); err != nil {
+					return err
+				}
+				updates[ch.mask] = st
+			}
+			if _, err := st.ExecContext(ctx, append(ch.args, account, ch.id)...); err != nil {
+				return err
+			}
+		}
 	}
-	return ins.flushRows(ctx, tx)
+	return nil
 }
 
 // appendEvents adds validated events to the outbox with bulk inserts (a first inventory emits
