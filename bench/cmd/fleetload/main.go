@@ -66,6 +66,7 @@ func main() {
 	flag.StringVar(&cfg.profilePhase, "profile-phase", "", "profile only this phase: load, settle, unchanged, sustained, mix, delta, one, list, restart")
 	flag.IntVar(&cfg.rerate, "rerate-shift", 0, "shifts the severities the feed delta gives its re-rated advisories, and the ID of the one new\n"+
 		"advisory (a reused directory's delta re-rates them again, and adds another, with a new shift)")
+	flag.DurationVar(&cfg.observeEvery, "observe-every", 0, "granularity of findings' lastObservedAt (0: the server's default)")
 	flag.StringVar(&cfg.phases, "phases", "", "run only these phases, comma-separated (default all); with -dir holding an earlier run's data\n"+
 		"(its vulnerability database is then used as it is), e.g. -phases load,settle once, copy the directory, then -phases delta,one")
 	flag.Parse()
@@ -109,6 +110,7 @@ type config struct {
 	pgPidFile             string
 	phases                string
 	rerate                int
+	observeEvery          time.Duration
 }
 
 // pgPid is the postmaster whose processes' CPU time counts with ours (0: none).
@@ -308,7 +310,7 @@ func (b *bench) importAdvisories(ctx context.Context, source string, advs []mode
 func (b *bench) start(ctx context.Context) error {
 	t0, c0 := time.Now(), cpuTime()
 	srv, err := app.New(ctx, app.Config{DataDir: b.cfg.dir, Postgres: b.cfg.postgres, VulnDB: filepath.Join(b.cfg.dir, "vulndb.sqlite"),
-		Hostname: "localhost", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+		ObserveEvery: b.cfg.observeEvery, Hostname: "localhost", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
 		return err
 	}
