@@ -258,31 +258,29 @@ func (s *Store) PutInventory(ctx context.Context, account, resourceID, hash stri
 	if hash == "" {
 		return diff, fmt.Errorf("%w: empty inventory hash", ErrInvalid)
 	}
+	// stored tells from a read of the stored hash whether hash is stored already.
+	stored := func(cur string, err error) (bool, error) {
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return false, notFound("resource", resourceID)
+		case err != nil:
+			return false, fmt.Errorf("store: put inventory %s: %w", resourceID, err)
+		}
+		return cur == hash, nil
+	}
 	// The cheap path: one indexed read, no write transaction.
 	var cur string
 	err := s.queryRow(ctx, s.db, `SELECT inventory_hash FROM resources WHERE account = ? AND id = ?`, account, resourceID).Scan(&cur)
-	if errors.Is(err, sql.ErrNoRows) {
-		return diff, notFound("resource", resourceID)
-	}
-	if err != nil {
-		return diff, fmt.Errorf("store: put inventory %s: %w", resourceID, err)
-	}
-	if cur == hash {
-		return InventoryDiff{NoOp: true}, nil
+	if same, err := stored(cur, err); err != nil || same {
+		return InventoryDiff{NoOp: same}, err
 	}
 	// The stored hash and packages are read before the write transaction, in one statement (one
 	// snapshot): on SQLite, reading a host's 500 package rows under the write lock kept every other
 	// writer waiting for it.
 	var existing map[packageRow][]int64
 	cur, existing, err = s.storedPackages(ctx, s.db, account, resourceID, false)
-	if errors.Is(err, sql.ErrNoRows) {
-		return diff, notFound("resource", resourceID)
-	}
-	if err != nil {
-		return diff, fmt.Errorf("store: put inventory %s: %w", resourceID, err)
-	}
-	if cur == hash {
-		return InventoryDiff{NoOp: true}, nil
+	if same, err := stored(cur, err); err != nil || same {
+		return InventoryDiff{NoOp: same}, err
 	}
 	if putInventoryRead != nil {
 		putInventoryRead()
