@@ -7,7 +7,8 @@
 #   first load (every host new) · unchanged resubmission server time (goal <= 2 ms) ·
 #   sustained submissions/s, unchanged only and 90% unchanged / 9% changed / 1% new (goal >= 500/s) ·
 #   feed delta of 1,000 modified advisories (goal <= 2 s) · one new advisory on ~1% of hosts
-#   (goal <= 100 ms) · listing findings with filters, p99 (goal <= 50 ms) · restart time.
+#   (goal <= 100 ms) · listing findings with filters, p99 (goal <= 50 ms) · the store's floor for
+#   the delta (one bare UPDATE of the finding rows it changed, rolled back) · restart time.
 # CPU figures are the process's (server + load generator), with PostgreSQL's processes added for
 # the PostgreSQL run: on a shared machine they separate work from waiting; wall figures need an
 # idle machine.
