@@ -590,36 +590,118 @@ func (b *bench) feedDelta(ctx context.Context) error {
 	return err
 }
 
-// storeFloor times the least a store could do for the feed delta's findings: one UPDATE statement
-// changing the severity, risk score and update time of the rows the delta updated, with no reads,
-// documents or events, inside a transaction that is rolled back (so the commit's own writes are
-// not counted, and the fleet is left as it was). It runs after the listing so that its dead rows
-// do not weigh on the phases that measure the server.
+// storeFloor times the least a store could do for two of the scale figures, with bare statements
+// instead of the server's code:
+//   - the feed delta's findings: one UPDATE changing the severity, risk score and update time of the
+//     rows the delta updated, with no reads, documents or events, in a transaction that is rolled
+//     back (the commit's own writes are not counted, and the fleet is left as it was);
+//   - a new host's writes: copies of a stored host's finding rows, documents, finding packages,
+//     events and inventory rows, inserted by INSERT … SELECT in one committed transaction per host
+//     (then deleted, untimed), for 20 hosts.
+//
+// It runs after the listing so that its dead rows do not weigh on the phases that measure the server.
 func (b *bench) storeFloor(ctx context.Context) error {
-	if b.delta.from.IsZero() {
-		return fmt.Errorf("floor: run with the delta phase")
-	}
 	db := b.srv.Store.DB()
-	between := "? AND ?"
-	if b.srv.Store.Dialect() == store.Postgres {
-		between = "$1 AND $2"
+	pg := b.srv.Store.Dialect() == store.Postgres
+	bind := func(q string) string { // ? → $n on PostgreSQL
+		if !pg {
+			return q
+		}
+		var out strings.Builder
+		n := 0
+		for _, r := range q {
+			if r == '?' {
+				n++
+				fmt.Fprintf(&out, "$%d", n)
+				continue
+			}
+			out.WriteRune(r)
+		}
+		return out.String()
 	}
-	q := `UPDATE findings SET severity_rank = CASE WHEN severity_rank >= 5 THEN 1 ELSE severity_rank + 1 END,
-		risk_score = risk_score + 0.5, updated_at = updated_at + 1 WHERE updated_at BETWEEN ` + between
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+	if !b.delta.from.IsZero() {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		t0, c0 := time.Now(), cpuTime()
+		res, err := tx.ExecContext(ctx, bind(`UPDATE findings SET severity_rank = CASE WHEN severity_rank >= 5 THEN 1 ELSE severity_rank + 1 END,
+			risk_score = risk_score + 0.5, updated_at = updated_at + 1 WHERE updated_at BETWEEN ? AND ?`), b.delta.from.UnixMicro(), b.delta.to.UnixMicro())
+		wall, cpu := time.Since(t0), cpuTime()-c0
+		if rerr := tx.Rollback(); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		fmt.Printf("store floor for the feed delta: one UPDATE of the %d finding rows it updated (severity, risk score, update time; no reads, documents or events), rolled back: %s wall, %s CPU\n",
+			n, wall.Round(time.Millisecond), cpu.Round(time.Millisecond))
 	}
-	defer tx.Rollback()
-	t0, c0 := time.Now(), cpuTime()
-	res, err := tx.ExecContext(ctx, q, b.delta.from.UnixMicro(), b.delta.to.UnixMicro())
-	if err != nil {
-		return fmt.Errorf("floor: %w", err)
+
+	const hosts = 20
+	const cols = `resource_type, type, vulnerability_id, severity, severity_rank, status, fix_available, exploit_available, epss, risk_score, first_observed, last_observed, updated_at, image_repository`
+	const pkgCols = `ecosystem, name, version, source_name, source_version, purl, location, layer, arch, extractor`
+	steps := []string{
+		`INSERT INTO findings (account, id, resource_id, ` + cols + `) SELECT account, id || '-floor', resource_id, ` + cols + ` FROM findings WHERE account = ? AND resource_id = ?`,
+		`INSERT INTO finding_data (account, id, data) SELECT d.account, d.id || '-floor', d.data FROM findings f JOIN finding_data d ON d.account = f.account AND d.id = f.id
+			WHERE f.account = ? AND f.resource_id = ? AND f.id NOT LIKE '%-floor'`,
+		`INSERT INTO finding_packages (account, finding_id, name, version, ecosystem, layer) SELECT p.account, p.finding_id || '-floor', p.name, p.version, p.ecosystem, p.layer
+			FROM findings f JOIN finding_packages p ON p.account = f.account AND p.finding_id = f.id WHERE f.account = ? AND f.resource_id = ? AND f.id NOT LIKE '%-floor'`,
+		`INSERT INTO outbox (event_id, type, account, subject, event_time, data, state, next_attempt_at, delivered_at)
+			SELECT 'floor-' || d.id, 'vigil.finding.created', d.account, d.id, 0, d.data, 'delivered', 0, 0
+			FROM findings f JOIN finding_data d ON d.account = f.account AND d.id = f.id WHERE f.account = ? AND f.resource_id = ? AND f.id NOT LIKE '%-floor'`,
+		`INSERT INTO packages (account, resource_id, ` + pkgCols + `) SELECT account, resource_id, ` + pkgCols + ` FROM packages WHERE account = ? AND resource_id = ?`,
 	}
-	wall, cpu := time.Since(t0), cpuTime()-c0
-	n, _ := res.RowsAffected()
-	fmt.Printf("store floor for the feed delta: one UPDATE of the %d finding rows it updated (severity, risk score, update time; no reads, documents or events), rolled back: %s wall, %s CPU in this process\n",
-		n, wall.Round(time.Millisecond), cpu.Round(time.Millisecond))
+	var (
+		total, totalCPU time.Duration
+		rows            [5]int64 // per step
+	)
+	for i := 0; i < hosts; i++ {
+		rid := fmt.Sprintf("i-%08x", (i*b.cfg.hosts/hosts+7)%b.cfg.hosts)
+		var maxPkg, maxEvent int64
+		if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM packages`).Scan(&maxPkg); err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+		if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM outbox`).Scan(&maxEvent); err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+		t0, c0 := time.Now(), cpuTime()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for j, q := range steps {
+			res, err := tx.ExecContext(ctx, bind(q), app.DefaultAccount, rid)
+			if err != nil {
+				tx.Rollback()
+				return fmt.Errorf("floor: new host %s: %w", rid, err)
+			}
+			n, _ := res.RowsAffected()
+			rows[j] += n
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("floor: new host %s: %w", rid, err)
+		}
+		total += time.Since(t0)
+		totalCPU += cpuTime() - c0
+		cleanup := []struct {
+			q    string
+			args []any
+		}{
+			{`DELETE FROM findings WHERE account = ? AND resource_id = ? AND id LIKE '%-floor'`, []any{app.DefaultAccount, rid}},
+			{`DELETE FROM packages WHERE account = ? AND resource_id = ? AND seq > ?`, []any{app.DefaultAccount, rid, maxPkg}},
+			{`DELETE FROM outbox WHERE seq > ? AND event_id LIKE 'floor-%'`, []any{maxEvent}},
+		}
+		for _, c := range cleanup {
+			if _, err := db.ExecContext(ctx, bind(c.q), c.args...); err != nil {
+				return fmt.Errorf("floor: clean up %s: %w", rid, err)
+			}
+		}
+	}
+	fmt.Printf("store floor for a new host: its finding rows, documents, finding packages, events and inventory rows copied from a stored host by INSERT … SELECT, one committed transaction per host: %s wall, %s CPU per host (%d hosts; rows per host: %d findings, %d documents, %d finding packages, %d events, %d packages)\n",
+		(total / hosts).Round(100*time.Microsecond), (totalCPU / hosts).Round(100*time.Microsecond), hosts,
+		rows[0]/hosts, rows[1]/hosts, rows[2]/hosts, rows[3]/hosts, rows[4]/hosts)
 	return nil
 }
 
