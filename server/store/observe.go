@@ -20,6 +20,11 @@ type ResourceState struct {
 	Coverage *model.Coverage
 }
 
+// resourceStateQuery reads a resource's open-finding figures from findings_resource alone (it
+// carries status and last_observed): every submission runs it.
+const resourceStateQuery = `SELECT COALESCE(SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), 0),
+	MIN(CASE WHEN status <> ? THEN last_observed END) FROM findings WHERE account = ? AND resource_id = ?`
+
 // ResourceState reads a resource's open-finding figures and its coverage of one scan type: two
 // indexed reads, no transaction.
 func (s *Store) ResourceState(ctx context.Context, account, resourceID, scanType string) (ResourceState, error) {
@@ -27,9 +32,7 @@ func (s *Store) ResourceState(ctx context.Context, account, resourceID, scanType
 		st     ResourceState
 		oldest sql.NullInt64
 	)
-	err := s.queryRow(ctx, s.db, `SELECT COALESCE(SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), 0),
-		MIN(CASE WHEN status <> ? THEN last_observed END) FROM findings WHERE account = ? AND resource_id = ?`,
-		model.FindingActive, model.FindingClosed, account, resourceID).Scan(&st.ActiveFindings, &oldest)
+	err := s.queryRow(ctx, s.db, resourceStateQuery, model.FindingActive, model.FindingClosed, account, resourceID).Scan(&st.ActiveFindings, &oldest)
 	if err != nil {
 		return st, fmt.Errorf("store: resource state %s: %w", resourceID, err)
 	}
