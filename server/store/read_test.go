@@ -2,8 +2,10 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/vigil-sec/vigil/model"
@@ -158,6 +160,45 @@ func FuzzAggregateToken(f *testing.F) {
 		}
 		if err == nil && len(p.Rows) > 6 {
 			t.Fatalf("token %q: %d groups of 6", tok, len(p.Rows))
+		}
+	})
+}
+
+// TestPreparedStatementsKept: SQLite reads outside transactions reuse one prepared statement per
+// text, up to a bound past which they run unprepared, and a bad text still reports its error.
+func TestPreparedStatementsKept(t *testing.T) {
+	each(t, func(t *testing.T, e env, s *Store) {
+		seedAccounts(t, s, acctA)
+		seedResource(t, s, model.Resource{Account: acctA, ID: "i-1", Type: model.ResourceHost})
+		for i := 0; i < 3; i++ {
+			if _, err := s.GetResource(ctx, acctA, "i-1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kept := int(s.nstmts.Load())
+		if e.name == "postgres" {
+			if kept != 0 {
+				t.Fatalf("PostgreSQL kept %d statements; its driver caches them", kept)
+			}
+			return
+		}
+		if kept == 0 {
+			t.Fatal("no statement kept")
+		}
+		if _, err := s.GetResource(ctx, acctA, "i-1"); err != nil || int(s.nstmts.Load()) != kept {
+			t.Fatalf("a repeated read prepared again: %d statements kept, then %d (err %v)", kept, s.nstmts.Load(), err)
+		}
+		var n int
+		if err := s.queryRow(ctx, s.db, `SELECT nonexistent FROM resources`).Scan(&n); err == nil || !strings.Contains(err.Error(), "nonexistent") {
+			t.Fatalf("a bad query's error = %v", err)
+		}
+		for i := 0; i < maxStmts+10; i++ {
+			if err := s.queryRow(ctx, s.db, fmt.Sprintf(`SELECT %d + count(*) FROM resources WHERE account = ?`, i), acctA).Scan(&n); err != nil || n != i+1 {
+				t.Fatalf("query %d: %d, %v", i, n, err)
+			}
+		}
+		if got := int(s.nstmts.Load()); got != maxStmts {
+			t.Fatalf("%d statements kept, bound %d", got, maxStmts)
 		}
 	})
 }

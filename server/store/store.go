@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -76,6 +77,11 @@ type Store struct {
 	dialect Dialect
 	now     func() time.Time
 	backoff func(int) time.Duration
+	// stmts holds SQLite statements prepared once for reads outside transactions (query text →
+	// *sql.Stmt): modernc's driver prepares a statement anew on every call, a twentieth of an
+	// unchanged submission's CPU. PostgreSQL's driver keeps its own per-connection cache.
+	stmts  sync.Map
+	nstmts atomic.Int32
 	// writeMu queues this process's SQLite transactions in Go: SQLite has one writer, and its busy
 	// handler (sleep and retry) is unfair enough under many concurrent writers that one can wait
 	// past busy_timeout and fail with SQLITE_BUSY.
@@ -220,7 +226,13 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the pool.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.Range(func(_, v any) bool {
+		v.(*sql.Stmt).Close()
+		return true
+	})
+	return s.db.Close()
+}
 
 // rebind turns the '?' placeholders used throughout the package into PostgreSQL's $n. Store SQL never
 // contains a literal question mark.
@@ -261,11 +273,49 @@ func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) 
 }
 
 func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
+	if st := s.prepared(ctx, q, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return q.QueryContext(ctx, s.rebind(query), args...)
 }
 
 func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
+	if st := s.prepared(ctx, q, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return q.QueryRowContext(ctx, s.rebind(query), args...)
+}
+
+// Statements kept prepared: at most maxStmts, of at most maxStmtLen bytes (longer texts are the
+// IN lists of batches, one text per batch size).
+const (
+	maxStmts   = 256
+	maxStmtLen = 4096
+)
+
+// prepared returns the kept statement for a read of query on the pool (not in a transaction) on
+// SQLite, preparing it on first use; nil to run the query unprepared (other dialect, a
+// transaction, a long or unpreparable text, or a full cache).
+func (s *Store) prepared(ctx context.Context, q querier, query string) *sql.Stmt {
+	if s.dialect != SQLite || q != querier(s.db) || len(query) > maxStmtLen {
+		return nil
+	}
+	if v, ok := s.stmts.Load(query); ok {
+		return v.(*sql.Stmt)
+	}
+	if s.nstmts.Load() >= maxStmts {
+		return nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // the unprepared call reports the error
+	}
+	if v, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt)
+	}
+	s.nstmts.Add(1)
+	return st
 }
 
 // inTx runs fn in a transaction, committing when it returns nil and rolling back otherwise.
