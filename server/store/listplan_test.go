@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -238,23 +239,9 @@ func TestSortIndexFiltersInIndex(t *testing.T) {
 			if e.name == "sqlite" {
 				from += " INDEXED BY " + index
 			}
-			rows, err := conn.QueryContext(ctx, explain+` SELECT f.id FROM `+from+` WHERE f.account = '`+acctA+`'
+			text := planText(t, conn, explain+` SELECT f.id FROM `+from+` WHERE f.account = '`+acctA+`'
 				AND f.severity_rank IN (5) AND f.fix_available IN ('NO') AND f.status IN ('ACTIVE')
 				ORDER BY f.`+col+` DESC, f.id DESC LIMIT 50`)
-			must(t, err)
-			cols, err := rows.Columns()
-			must(t, err)
-			var plan []string
-			for rows.Next() {
-				vals := make([]any, len(cols))
-				for i := range vals {
-					vals[i] = new(any)
-				}
-				must(t, rows.Scan(vals...))
-				plan = append(plan, fmt.Sprint(*vals[len(vals)-1].(*any)))
-			}
-			must(t, rows.Err())
-			text := strings.Join(plan, "\n")
 			switch e.name {
 			case "postgres":
 				if !strings.Contains(text, index) || strings.Contains(text, "Filter:") {
@@ -298,21 +285,7 @@ func TestResourceStateReadsIndexOnly(t *testing.T) {
 			defer conn.ExecContext(ctx, `RESET ALL`)
 			explain, want = `EXPLAIN `, "Index Only Scan using findings_resource"
 		}
-		rows, err := conn.QueryContext(ctx, explain+s.rebind(resourceStateQuery), model.FindingActive, model.FindingClosed, acctA, "i-2")
-		must(t, err)
-		cols, err := rows.Columns()
-		must(t, err)
-		var plan []string
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			for i := range vals {
-				vals[i] = new(any)
-			}
-			must(t, rows.Scan(vals...))
-			plan = append(plan, fmt.Sprint(*vals[len(vals)-1].(*any)))
-		}
-		must(t, rows.Err())
-		if text := strings.Join(plan, "\n"); !strings.Contains(text, want) {
+		if text := planText(t, conn, explain+s.rebind(resourceStateQuery), model.FindingActive, model.FindingClosed, acctA, "i-2"); !strings.Contains(text, want) {
 			t.Errorf("the resource state is not read from the index alone:\n%s", text)
 		}
 		st, err := s.ResourceState(ctx, acctA, "i-2", model.ScanPackage)
@@ -321,4 +294,26 @@ func TestResourceStateReadsIndexOnly(t *testing.T) {
 			t.Errorf("active findings = %d, want 300", st.ActiveFindings)
 		}
 	})
+}
+
+// planText runs an EXPLAIN on conn and returns its plan's lines (the last column of each row:
+// SQLite's detail, PostgreSQL's only column).
+func planText(t *testing.T, conn *sql.Conn, explain string, args ...any) string {
+	t.Helper()
+	rows, err := conn.QueryContext(ctx, explain, args...)
+	must(t, err)
+	defer rows.Close()
+	cols, err := rows.Columns()
+	must(t, err)
+	var plan []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		for i := range vals {
+			vals[i] = new(any)
+		}
+		must(t, rows.Scan(vals...))
+		plan = append(plan, fmt.Sprint(*vals[len(vals)-1].(*any)))
+	}
+	must(t, rows.Err())
+	return strings.Join(plan, "\n")
 }
