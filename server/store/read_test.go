@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vigil-sec/vigil/model"
@@ -192,13 +193,31 @@ func TestPreparedStatementsKept(t *testing.T) {
 		if err := s.queryRow(ctx, s.db, `SELECT nonexistent FROM resources`).Scan(&n); err == nil || !strings.Contains(err.Error(), "nonexistent") {
 			t.Fatalf("a bad query's error = %v", err)
 		}
-		for i := 0; i < maxStmts+10; i++ {
-			if err := s.queryRow(ctx, s.db, fmt.Sprintf(`SELECT %d + count(*) FROM resources WHERE account = ?`, i), acctA).Scan(&n); err != nil || n != i+1 {
-				t.Fatalf("query %d: %d, %v", i, n, err)
-			}
+		// Distinct texts from concurrent readers fill the cache to its bound exactly, and every
+		// one of them still answers.
+		var wg sync.WaitGroup
+		errs := make(chan error, maxStmts+50)
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < maxStmts+50; i += 8 {
+					var n int
+					if err := s.queryRow(ctx, s.db, fmt.Sprintf(`SELECT %d + count(*) FROM resources WHERE account = ?`, i), acctA).Scan(&n); err != nil || n != i+1 {
+						errs <- fmt.Errorf("query %d: %d, %v", i, n, err)
+					}
+				}
+			}()
 		}
-		if got := int(s.nstmts.Load()); got != maxStmts {
-			t.Fatalf("%d statements kept, bound %d", got, maxStmts)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		entries := 0
+		s.stmts.Range(func(_, _ any) bool { entries++; return true })
+		if got := int(s.nstmts.Load()); got != maxStmts || entries != maxStmts {
+			t.Fatalf("%d statements counted, %d kept, bound %d", got, entries, maxStmts)
 		}
 	})
 }

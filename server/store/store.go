@@ -303,18 +303,20 @@ func (s *Store) prepared(ctx context.Context, q querier, query string) *sql.Stmt
 	if v, ok := s.stmts.Load(query); ok {
 		return v.(*sql.Stmt)
 	}
-	if s.nstmts.Load() >= maxStmts {
+	if s.nstmts.Add(1) > maxStmts { // a slot is taken before preparing, so the bound holds
+		s.nstmts.Add(-1)
 		return nil
 	}
 	st, err := s.db.PrepareContext(ctx, query)
 	if err != nil {
+		s.nstmts.Add(-1)
 		return nil // the unprepared call reports the error
 	}
 	if v, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		s.nstmts.Add(-1)
 		st.Close()
 		return v.(*sql.Stmt)
 	}
-	s.nstmts.Add(1)
 	return st
 }
 
