@@ -234,6 +234,10 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
+// Rebind writes SQL in the store's dialect for callers running their own statements on DB (the
+// benchmarks): '?' placeholders become PostgreSQL's $n.
+func (s *Store) Rebind(q string) string { return s.rebind(q) }
+
 // rebind turns the '?' placeholders used throughout the package into PostgreSQL's $n. Store SQL never
 // contains a literal question mark.
 func (s *Store) rebind(q string) string {

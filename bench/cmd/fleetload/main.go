@@ -373,7 +373,7 @@ func (b *bench) submit(ctx context.Context, kind string, h, gen int) (app.Submis
 	if err != nil {
 		return out, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/v1/resources/host/i-%08x/inventory", b.base, h), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/v1/resources/host/%s/inventory", b.base, hostID(h)), bytes.NewReader(body))
 	if err != nil {
 		return out, err
 	}
@@ -590,6 +590,9 @@ func (b *bench) feedDelta(ctx context.Context) error {
 	return err
 }
 
+// hostID is the resource ID fleetload gives host h.
+func hostID(h int) string { return fmt.Sprintf("i-%08x", h) }
+
 // storeFloor times the least a store could do for two of the scale figures, with bare statements
 // instead of the server's code:
 //   - the feed delta's findings: one UPDATE changing the severity, risk score and update time of the
@@ -602,23 +605,7 @@ func (b *bench) feedDelta(ctx context.Context) error {
 // It runs after the listing so that its dead rows do not weigh on the phases that measure the server.
 func (b *bench) storeFloor(ctx context.Context) error {
 	db := b.srv.Store.DB()
-	pg := b.srv.Store.Dialect() == store.Postgres
-	bind := func(q string) string { // ? → $n on PostgreSQL
-		if !pg {
-			return q
-		}
-		var out strings.Builder
-		n := 0
-		for _, r := range q {
-			if r == '?' {
-				n++
-				fmt.Fprintf(&out, "$%d", n)
-				continue
-			}
-			out.WriteRune(r)
-		}
-		return out.String()
-	}
+	bind := b.srv.Store.Rebind
 	if !b.delta.from.IsZero() {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
@@ -658,7 +645,7 @@ func (b *bench) storeFloor(ctx context.Context) error {
 		rows            [5]int64 // per step
 	)
 	for i := 0; i < hosts; i++ {
-		rid := fmt.Sprintf("i-%08x", (i*b.cfg.hosts/hosts+7)%b.cfg.hosts)
+		rid := hostID((i*b.cfg.hosts/hosts + 7) % b.cfg.hosts)
 		var maxPkg, maxEvent int64
 		if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM packages`).Scan(&maxPkg); err != nil {
 			return fmt.Errorf("floor: %w", err)
